@@ -1,0 +1,245 @@
+"""Face detection (facenet-pytorch MTCNN), one face track per video, and square face crops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import polars as pl
+
+#: MTCNN's five landmarks, in its order (image left/right).
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+@dataclass
+class FaceTrack:
+    """One face per frame: boxes (T, 4) x0 y0 x1 y1, probs (T,), landmarks (T, 5, 2).
+
+    Frames without a detection have found=False and NaN geometry until `interpolate()`.
+    """
+
+    boxes: np.ndarray
+    probs: np.ndarray
+    landmarks: np.ndarray
+    found: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @property
+    def missing_fraction(self) -> float:
+        return float(1.0 - self.found.mean()) if len(self) else 1.0
+
+    def interpolate(self) -> FaceTrack:
+        """Fill frames without a face linearly from their neighbours (edges hold the nearest)."""
+        if not self.found.any():
+            raise ValueError("no face found in any frame")
+        t = np.arange(len(self))
+        known = np.flatnonzero(self.found)
+
+        def fill(values: np.ndarray) -> np.ndarray:
+            flat = values.reshape(len(self), -1).copy()
+            for col in range(flat.shape[1]):
+                flat[:, col] = np.interp(t, known, flat[known, col])
+            return flat.reshape(values.shape)
+
+        probs = np.where(self.found, self.probs, 0.0)
+        return FaceTrack(fill(self.boxes), probs, fill(self.landmarks), self.found.copy())
+
+    def to_frame(self) -> pl.DataFrame:
+        cols: dict[str, np.ndarray] = {
+            "frame": np.arange(len(self), dtype=np.int32),
+            "found": self.found.astype(bool),
+            "prob": self.probs.astype(np.float32),
+        }
+        for i, name in enumerate(("x0", "y0", "x1", "y1")):
+            cols[name] = self.boxes[:, i].astype(np.float32)
+        for i, name in enumerate(LANDMARKS):
+            cols[f"{name}_x"] = self.landmarks[:, i, 0].astype(np.float32)
+            cols[f"{name}_y"] = self.landmarks[:, i, 1].astype(np.float32)
+        return pl.DataFrame(cols)
+
+    @classmethod
+    def from_frame(cls, df: pl.DataFrame) -> FaceTrack:
+        boxes = df.select(["x0", "y0", "x1", "y1"]).to_numpy().astype(np.float64)
+        lms = np.stack(
+            [df.select([f"{n}_x", f"{n}_y"]).to_numpy() for n in LANDMARKS], axis=1
+        ).astype(np.float64)
+        return cls(boxes, df["prob"].to_numpy().astype(np.float64), lms, df["found"].to_numpy())
+
+
+class FaceDetector:
+    """Batched MTCNN. Frames are downscaled to `detect_max_side` for detection only."""
+
+    def __init__(
+        self,
+        device: str = "cpu",
+        batch_size: int = 16,
+        min_face_size: int = 40,
+        detect_max_side: int = 640,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+    ) -> None:
+        import torch
+        from facenet_pytorch import MTCNN
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+        self.batch_size = max(1, int(batch_size))
+        self.detect_max_side = int(detect_max_side)
+        self.min_face_size = int(min_face_size)
+        self._mtcnn = MTCNN(
+            keep_all=True,
+            min_face_size=self.min_face_size,
+            thresholds=list(thresholds),
+            device=torch.device(device),
+            post_process=False,
+        )
+
+    def _scale_for(self, frames: np.ndarray) -> float:
+        h, w = frames.shape[1:3]
+        return min(1.0, self.detect_max_side / max(h, w))
+
+    def detect(self, frames: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """All faces per frame: (boxes (n, 4), probs (n,), landmarks (n, 5, 2)), n may be 0."""
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        scale = self._scale_for(frames)
+        results = []
+        for start in range(0, len(frames), self.batch_size):
+            batch = frames[start : start + self.batch_size]
+            if scale < 1.0:
+                h, w = batch.shape[1:3]
+                size = (max(1, round(w * scale)), max(1, round(h * scale)))
+                batch = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in batch])
+            boxes, probs, points = self._mtcnn.detect(np.ascontiguousarray(batch), landmarks=True)
+            for b, p, lm in zip(boxes, probs, points, strict=True):
+                if b is None:
+                    results.append((np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))))
+                    continue
+                b = np.asarray(b, dtype=float).reshape(-1, 4) / scale
+                p = np.asarray(p, dtype=float).reshape(-1)
+                lm = np.asarray(lm, dtype=float).reshape(-1, 5, 2) / scale
+                results.append((b, p, lm))
+        return results
+
+    def track(self, frames: np.ndarray, min_prob: float = 0.9) -> FaceTrack:
+        """One face per frame: the largest face, then the one that best continues the track."""
+        detections = self.detect(frames)
+        return track_from_detections(detections, min_prob=min_prob)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x0 = np.maximum(a[0], b[:, 0])
+    y0 = np.maximum(a[1], b[:, 1])
+    x1 = np.minimum(a[2], b[:, 2])
+    y1 = np.minimum(a[3], b[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
+def track_from_detections(
+    detections: list[tuple[np.ndarray, np.ndarray, np.ndarray]], min_prob: float = 0.9
+) -> FaceTrack:
+    """Follow one face: start from the largest confident face; later pick the best-overlapping one."""
+    n = len(detections)
+    boxes = np.full((n, 4), np.nan)
+    probs = np.zeros(n)
+    lms = np.full((n, 5, 2), np.nan)
+    found = np.zeros(n, dtype=bool)
+    areas = [
+        ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) * (p >= min_prob)) if len(b) else np.zeros(0)
+        for b, p, _ in detections
+    ]
+    # Anchor on the frame holding the largest confident face, then grow the track both ways.
+    best_area = [a.max() if len(a) else 0.0 for a in areas]
+    anchor = int(np.argmax(best_area)) if n else 0
+    if n == 0 or best_area[anchor] <= 0:
+        return FaceTrack(boxes, probs, lms, found)
+    order = list(range(anchor, n)) + list(range(anchor - 1, -1, -1))
+    last: np.ndarray | None = None
+    for t in order:
+        if t == anchor - 1:
+            last = boxes[anchor]
+        b, p, lm = detections[t]
+        keep = p >= min_prob if len(b) else np.zeros(0, dtype=bool)
+        if not keep.any():
+            continue
+        b, p, lm = b[keep], p[keep], lm[keep]
+        if last is None:
+            i = int(np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))
+        else:
+            overlap = _iou(last, b)
+            i = int(np.argmax(overlap))
+            if overlap[i] < 0.2:
+                continue
+        boxes[t], probs[t], lms[t], found[t] = b[i], p[i], lm[i], True
+        last = b[i]
+    return FaceTrack(boxes, probs, lms, found)
+
+
+def crop_windows(
+    track: FaceTrack, margin: float = 0.4, smooth_window: int = 9
+) -> np.ndarray:
+    """Square crop windows (T, 3): centre x, centre y, side; smoothed over time.
+
+    `margin` widens the detector box by that fraction on each side (VoxCeleb-like framing).
+    """
+    filled = track.interpolate()
+    b = filled.boxes
+    cx = (b[:, 0] + b[:, 2]) / 2
+    cy = (b[:, 1] + b[:, 3]) / 2
+    side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * (1 + 2 * margin)
+    windows = np.stack([cx, cy, side], axis=1)
+    return smooth_series(windows, smooth_window)
+
+
+def smooth_series(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average along axis 0 with edge padding; window 1 returns a copy."""
+    window = int(window)
+    if window <= 1 or len(values) < 2:
+        return values.astype(float).copy()
+    window = min(window, len(values) if len(values) % 2 else len(values) - 1)
+    window = max(window, 1)
+    pad = window // 2
+    padded = np.pad(values.astype(float), ((pad, pad), (0, 0)), mode="edge")
+    kernel = np.ones(window) / window
+    return np.stack(
+        [np.convolve(padded[:, c], kernel, mode="valid") for c in range(values.shape[1])], axis=1
+    )
+
+
+def crop_affine(window: np.ndarray, size: int) -> np.ndarray:
+    """The 2x3 affine matrix taking frame coordinates into a `size` crop of the window."""
+    cx, cy, side = window
+    s = size / side
+    return np.array([[s, 0.0, size / 2 - s * cx], [0.0, s, size / 2 - s * cy]])
+
+
+def crop_frames(
+    frames: np.ndarray, windows: np.ndarray, size: int = 256
+) -> np.ndarray:
+    """Crop and resize each frame's window to size x size; outside the frame is edge-padded."""
+    out = np.empty((len(frames), size, size, 3), dtype=np.uint8)
+    for t, (frame, window) in enumerate(zip(frames, windows, strict=True)):
+        out[t] = cv2.warpAffine(
+            frame, crop_affine(window, size), (size, size),
+            flags=cv2.INTER_AREA if window[2] > size else cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+    return out
+
+
+def transform_track(track: FaceTrack, windows: np.ndarray, size: int) -> FaceTrack:
+    """Map a track's boxes and landmarks into crop coordinates."""
+    boxes = track.boxes.copy()
+    lms = track.landmarks.copy()
+    for t, window in enumerate(windows):
+        m = crop_affine(window, size)
+        s, tx, ty = m[0, 0], m[0, 2], m[1, 2]
+        boxes[t] = boxes[t] * s + np.array([tx, ty, tx, ty])
+        lms[t] = lms[t] * s + np.array([tx, ty])
+    return FaceTrack(boxes, track.probs.copy(), lms, track.found.copy())
