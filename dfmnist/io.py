@@ -50,6 +50,7 @@ class VideoInfo:
     fps: float
     rotation: int
     codec: str
+    duration: float
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -62,6 +63,7 @@ class VideoInfo:
 _STREAM_RE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
 _FPS_RE = re.compile(r"([\d.]+) (?:fps|tbr)")
 _ROTATION_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -81,12 +83,15 @@ def probe_video(path: str | Path) -> VideoInfo:
     fps_match = _FPS_RE.search(stream_line)
     rot_match = _ROTATION_RE.search(text)
     rotation = int(round(float(rot_match.group(1)))) % 360 if rot_match else 0
+    dur = _DURATION_RE.search(text)
+    duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
     return VideoInfo(
         width=int(stream.group(2)),
         height=int(stream.group(3)),
         fps=float(fps_match.group(1)) if fps_match else 0.0,
         rotation=rotation,
         codec=stream.group(1),
+        duration=duration,
     )
 
 

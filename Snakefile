@@ -1,0 +1,28 @@
+# dfmnist: DeepFake MNIST+-style facial-animation datasets, end to end.
+# Stages (one rules/*.smk each): demo -> sources -> driving -> plan -> generate -> liveness
+# -> compress -> targets. See README.md for the DAG and the config reference.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/sources.smk"
+include: "rules/driving.smk"
+include: "rules/plan.smk"
+include: "rules/generate.smk"
+include: "rules/liveness.smk"
+include: "rules/compress.smk"
+include: "rules/targets.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/dataset/dataset.parquet",
+        f"{RESULTS}/liveness/spoof_rates.csv",
+    default_target: True

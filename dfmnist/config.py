@@ -1,0 +1,115 @@
+"""Configuration checks beyond the JSON schema, and the input layout the config implies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded as one line that names the key."""
+
+
+def schema_error_line(error: Exception) -> str:
+    """One line from a jsonschema ValidationError: 'config: <key path>: <message>'."""
+    path = ".".join(str(p) for p in getattr(error, "absolute_path", [])) or "(top level)"
+    message = getattr(error, "message", str(error)).splitlines()[0]
+    return f"config error at {path}: {message}"
+
+
+def check_config(config: dict) -> None:
+    """Cross-key checks the schema cannot express. Raises ConfigError."""
+    actions = config["actions"]
+    policy = config["liveness"].get("policy", {})
+    missing = [a for a in actions if a not in policy]
+    if missing:
+        raise ConfigError(f"config error at liveness.policy: no providers for {', '.join(missing)}")
+    splits = config["targets"]["splits"]
+    total = sum(splits.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ConfigError(f"config error at targets.splits: fractions sum to {total:g}, not 1")
+    if not config["demo"]["enabled"]:
+        for key in ("sources_dir", "driving_dir"):
+            value = config["data"].get(key, "")
+            if not value:
+                raise ConfigError(f"config error at data.{key}: required when demo.enabled is false")
+            if not Path(value).is_dir():
+                raise ConfigError(f"config error at data.{key}: directory not found: {value}")
+    else:
+        for identity, spec in config["demo"]["photos"].items():
+            _check_photo_spec(f"demo.photos.{identity}", spec)
+        _check_photo_spec("demo.driving_performer", config["demo"]["driving_performer"])
+
+
+def _check_photo_spec(key: str, spec: str) -> None:
+    from dfmnist.demo import BUILTIN_PHOTOS
+
+    if spec.startswith("builtin:"):
+        name = spec.split(":", 1)[1]
+        if name not in BUILTIN_PHOTOS:
+            known = ", ".join(BUILTIN_PHOTOS)
+            raise ConfigError(f"config error at {key}: unknown built-in photo {name!r} ({known})")
+    elif not Path(spec).is_file():
+        raise ConfigError(f"config error at {key}: photo file not found: {spec}")
+
+
+def demo_clip_relpaths(config: dict, identity: str) -> list[str]:
+    """VoxCeleb-style relative paths of one demo identity's clips."""
+    demo = config["demo"]
+    return [
+        f"{identity}/demo{v:02d}/{c + 1:05d}.mp4"
+        for v in range(demo["videos_per_identity"])
+        for c in range(demo["clips_per_video"])
+    ]
+
+
+def sources_dir(config: dict) -> Path:
+    if config["demo"]["enabled"]:
+        return Path(config["results_dir"]) / "demo" / "voxceleb"
+    return Path(config["data"]["sources_dir"])
+
+
+def driving_dir(config: dict) -> Path:
+    if config["demo"]["enabled"]:
+        return Path(config["results_dir"]) / "demo" / "driving"
+    return Path(config["data"]["driving_dir"])
+
+
+def source_clips(config: dict) -> dict[str, Path]:
+    """clip id ('identity/video/clip') -> path, for the demo or a VoxCeleb-style tree."""
+    root = sources_dir(config)
+    if config["demo"]["enabled"]:
+        rel = [r for ident in config["demo"]["photos"] for r in demo_clip_relpaths(config, ident)]
+    else:
+        rel = sorted(
+            str(p.relative_to(root))
+            for p in root.glob("*/*/*")
+            if p.suffix.lower() in VIDEO_SUFFIXES
+        )
+        if not rel:
+            raise ConfigError(
+                f"config error at data.sources_dir: no {{identity}}/{{video}}/{{clip}} videos in {root}"
+            )
+    return {r.rsplit(".", 1)[0]: root / r for r in rel}
+
+
+def driving_takes(config: dict) -> dict[str, dict[str, Path]]:
+    """action -> take id -> raw driving video path."""
+    root = driving_dir(config)
+    takes: dict[str, dict[str, Path]] = {}
+    for action in config["actions"]:
+        if config["demo"]["enabled"]:
+            n = config["demo"]["takes_per_action"]
+            takes[action] = {f"take{k:02d}": root / action / f"take{k:02d}.mp4" for k in range(n)}
+            continue
+        found = sorted(
+            p for p in (root / action).glob("*") if p.suffix.lower() in VIDEO_SUFFIXES
+        )
+        if not found:
+            raise ConfigError(
+                f"config error at data.driving_dir: no driving videos for action {action!r} "
+                f"in {root / action}"
+            )
+        takes[action] = {p.stem: p for p in found}
+    return takes

@@ -1,0 +1,71 @@
+"""Pairing sources with driving takes: a seeded, stable plan of candidate fakes with content keys."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import polars as pl
+
+from dfmnist.store import content_key
+
+
+def stable_int(*parts: object) -> int:
+    """A process-independent integer hash (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
+
+
+def shard_of(candidate_id: str, shards: int) -> int:
+    return stable_int("shard", candidate_id) % shards
+
+
+def build_plan(
+    sources: pl.DataFrame,
+    driving: pl.DataFrame,
+    actions: list[str],
+    per_action: int,
+    oversample: float,
+    seed: int,
+    generator: dict,
+    shards: int,
+) -> pl.DataFrame:
+    """Candidates per action: seeded source order, driving takes round robin.
+
+    `sources`: selected sources (clip_id, identity, image_path, image_sha256, landmarks).
+    `driving`: one row per cropped take (action, take, video_path, video_sha256, track_path,
+    track_sha256). `generator`: {name, weights_sha256, params}, all part of the content key.
+    Pairing depends on ids only, never on file contents, so replacing a photo changes the
+    keys of exactly the candidates that use it and nothing else.
+    """
+    src = sources.sort("clip_id")
+    rows = []
+    for action in actions:
+        takes = driving.filter(pl.col("action") == action).sort("take")
+        if takes.height == 0 or src.height == 0:
+            continue
+        wanted = math.ceil(per_action * oversample)
+        n = min(wanted, src.height * takes.height)
+        order = np.random.default_rng(stable_int(seed, action)).permutation(src.height)
+        for rank in range(n):
+            s = src.row(int(order[rank % src.height]), named=True)
+            d = takes.row((rank + rank // src.height) % takes.height, named=True)
+            candidate = f"{action}/{s['clip_id']}/{d['take']}"
+            key = content_key("fake", s["image_sha256"], d["video_sha256"], d["track_sha256"],
+                              generator)
+            rows.append({
+                "candidate_id": candidate, "action": action, "rank": rank,
+                "source_id": s["clip_id"], "identity": s["identity"],
+                "source_image": s["image_path"], "source_sha256": s["image_sha256"],
+                "source_landmarks": s["landmarks"], "take": d["take"],
+                "driving_video": d["video_path"], "driving_sha256": d["video_sha256"],
+                "driving_track": d["track_path"], "generator": generator["name"],
+                "key": key, "shard": shard_of(candidate, shards),
+            })
+    schema = {"candidate_id": pl.String, "action": pl.String, "rank": pl.Int64,
+              "source_id": pl.String, "identity": pl.String, "source_image": pl.String,
+              "source_sha256": pl.String, "source_landmarks": pl.List(pl.Float64),
+              "take": pl.String, "driving_video": pl.String, "driving_sha256": pl.String,
+              "driving_track": pl.String, "generator": pl.String, "key": pl.String,
+              "shard": pl.Int64}
+    return pl.DataFrame(rows, schema=schema)

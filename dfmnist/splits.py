@@ -1,0 +1,42 @@
+"""Identity-disjoint train/val/test splits, balanced per action."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+
+def assign_splits(videos: pl.DataFrame, fractions: dict[str, float], seed: int) -> dict[str, str]:
+    """Map each identity to a split so that every video of an identity shares it.
+
+    `videos` has columns identity and action (reals use action 'real'). Identities are
+    visited largest first (ties in seeded order); each goes to the split whose per-action
+    counts are furthest below their targets. With at least as many identities as splits,
+    every split with a positive fraction gets one.
+    """
+    splits = [s for s, f in sorted(fractions.items(), key=lambda kv: -kv[1]) if f > 0]
+    counts = videos.group_by(["identity", "action"]).len()
+    identities = sorted(counts["identity"].unique().to_list())
+    rng = np.random.default_rng(seed)
+    rng.shuffle(identities)
+    size = dict(counts.group_by("identity").agg(pl.col("len").sum()).iter_rows())
+    identities.sort(key=lambda i: -size[i])  # stable: the seeded order breaks ties
+    actions = sorted(counts["action"].unique().to_list())
+    per_identity = {
+        i: np.array([counts.filter((pl.col("identity") == i) & (pl.col("action") == a))["len"]
+                     .sum() for a in actions], dtype=float)
+        for i in identities
+    }
+    totals = sum(per_identity.values(), np.zeros(len(actions)))
+    current = {s: np.zeros(len(actions)) for s in splits}
+    assignment: dict[str, str] = {}
+    for n, identity in enumerate(identities):
+        if n < len(splits) and len(identities) >= len(splits):
+            choice = splits[n]
+        else:
+            deficit = {s: float(((fractions[s] * totals - current[s]) * per_identity[identity]).sum())
+                       for s in splits}
+            choice = max(splits, key=lambda s: deficit[s])
+        assignment[identity] = choice
+        current[choice] += per_identity[identity]
+    return assignment

@@ -1,0 +1,44 @@
+"""Glue shared by the workflow scripts: logging to the rule's log file, detectors, the store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from dfmnist.store import Store
+
+
+def setup_logging(log_path: str | None) -> logging.Logger:
+    """Log to the rule's log file (and stderr), with timestamps."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return logging.getLogger("dfmnist")
+
+
+def limit_threads(threads: int) -> None:
+    """Keep torch and OpenCV within the threads Snakemake gave the job."""
+    import cv2
+    import torch
+
+    threads = max(1, int(threads))
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def make_detector(faces: dict):
+    from dfmnist.faces import FaceDetector
+
+    return FaceDetector(device=faces["device"], batch_size=faces["batch_size"],
+                        min_face_size=faces["min_face_size"],
+                        detect_max_side=faces["detect_max_side"])
+
+
+def open_store(config: dict) -> Store:
+    return Store(Path(config["results_dir"]) / "store")

@@ -1,0 +1,62 @@
+# Helpers shared by every stage: config validation, the input layout, sharding.
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from dfmnist.config import (
+    ConfigError,
+    check_config,
+    demo_clip_relpaths,
+    driving_takes,
+    schema_error_line,
+    source_clips,
+)
+from dfmnist.plan import shard_of
+
+try:
+    validate(config, "../schemas/config.schema.yaml")
+    check_config(config)
+except WorkflowError as exc:
+    cause = next((a for a in exc.args if hasattr(a, "absolute_path")), exc)
+    sys.exit(schema_error_line(cause))
+except ConfigError as exc:
+    sys.exit(str(exc))
+
+RESULTS = config["results_dir"]
+ACTIONS = config["actions"]
+try:
+    SOURCE_CLIPS = source_clips(config)  # clip id -> path
+    DRIVING = driving_takes(config)  # action -> take -> path
+except ConfigError as exc:
+    sys.exit(str(exc))
+
+SOURCE_SHARDS = range(config["sources"]["shards"])
+GENERATE_SHARDS = range(config["generate"]["shards"])
+COMPRESS_SHARDS = range(config["compress"]["shards"])
+VARIANTS = list(config["compress"]["variants"])
+PROVIDERS = sorted({p for a in ACTIONS for p in config["liveness"]["policy"][a]})
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    action="|".join(ACTIONS),
+    take=r"[^/]+",
+    identity=r"[^/]+",
+    variant="|".join(VARIANTS),
+    provider="|".join(PROVIDERS),
+
+
+def clips_in_shard(shard):
+    """Clip id -> path for one scoring shard."""
+    n = config["sources"]["shards"]
+    return {c: str(p) for c, p in SOURCE_CLIPS.items() if shard_of(c, n) == int(shard)}
+
+
+def driving_outputs():
+    return [
+        f"{RESULTS}/driving/{action}/{take}.{kind}"
+        for action, takes in DRIVING.items()
+        for take in takes
+        for kind in ("mp4", "landmarks.parquet")
+    ]

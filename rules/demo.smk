@@ -1,0 +1,44 @@
+# The embedded demo: real photos that ship inside installed packages, turned into
+# VoxCeleb1-style source clips and phone-like driving videos of the ten actions.
+# It stands in for VoxCeleb1 and the volunteers' videos; off when demo.enabled is false.
+
+
+def demo_photo_input(spec):
+    return [] if spec.startswith("builtin:") else [spec]
+
+
+rule demo_source_clips:
+    input:
+        lambda w: demo_photo_input(config["demo"]["photos"][w.identity]),
+    output:
+        [
+            f"{RESULTS}/demo/voxceleb/{{identity}}/{rel.split('/', 1)[1]}"
+            for rel in demo_clip_relpaths(config, "_")
+        ],
+    params:
+        spec=lambda w: config["demo"]["photos"][w.identity],
+        demo=config["demo"],
+        faces=config["faces"],
+        out_dir=f"{RESULTS}/demo/voxceleb",
+    log:
+        f"{RESULTS}/logs/demo_source_clips/{{identity}}.log",
+    conda:
+        "../envs/faces.yaml"
+    script:
+        "../workflow_scripts/demo_source_clips.py"
+
+
+rule demo_driving_video:
+    input:
+        demo_photo_input(config["demo"]["driving_performer"]),
+    output:
+        f"{RESULTS}/demo/driving/{{action}}/{{take}}.mp4",
+    params:
+        demo=config["demo"],
+        faces=config["faces"],
+    log:
+        f"{RESULTS}/logs/demo_driving_video/{{action}}/{{take}}.log",
+    conda:
+        "../envs/faces.yaml"
+    script:
+        "../workflow_scripts/demo_driving_video.py"

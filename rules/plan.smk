@@ -1,0 +1,20 @@
+# Stage 3: pair selected sources with driving takes per action (seeded); every candidate
+# gets a content key over its inputs and the generator, and a generation shard.
+
+
+rule plan:
+    input:
+        sources=f"{RESULTS}/manifests/sources.parquet",
+        driving=f"{RESULTS}/manifests/driving.parquet",
+    output:
+        f"{RESULTS}/plan/plan.parquet",
+    params:
+        actions=ACTIONS,
+        plan=config["plan"],
+        generate=config["generate"],
+    log:
+        f"{RESULTS}/logs/plan.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/plan.py"

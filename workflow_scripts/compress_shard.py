@@ -1,0 +1,25 @@
+"""Stage 6: encode one shard of reals and accepted fakes into one variant."""
+
+import polars as pl
+
+from dfmnist.compress import compress_shard, encoding_for
+from dfmnist.dataset import video_table
+from dfmnist.io import atomic_path
+from dfmnist.plan import shard_of
+from dfmnist.store import Store
+from dfmnist.workflow import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821
+params = snakemake.params  # noqa: F821
+shard = int(snakemake.wildcards.shard)  # noqa: F821
+reals = pl.read_parquet(snakemake.input.sources).filter("selected")  # noqa: F821
+videos = video_table(reals, pl.read_parquet(snakemake.input.accepted))  # noqa: F821
+videos = videos.filter(
+    pl.col("video_id").map_elements(lambda v: shard_of(v, params.shards), pl.Int64) == shard
+)
+table = compress_shard(videos, snakemake.wildcards.variant,  # noqa: F821
+                       encoding_for(params.variant), Store(f"{params.results}/store"))
+log.info("%d videos, %d encoded, %d reused", table.height, table["computed"].sum(),
+         (~table["computed"]).sum())
+with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+    table.write_parquet(tmp)

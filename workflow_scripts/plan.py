@@ -1,0 +1,22 @@
+"""Stage 3: the plan of candidate fakes with content keys and shards."""
+
+import polars as pl
+
+from dfmnist.generation import generator_identity
+from dfmnist.generators import make_generator
+from dfmnist.io import atomic_path
+from dfmnist.plan import build_plan
+from dfmnist.workflow import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821
+params = snakemake.params  # noqa: F821
+gen_cfg = params.generate
+generator = make_generator(gen_cfg["generator"], **gen_cfg.get(gen_cfg["generator"], {}))
+sources = pl.read_parquet(snakemake.input.sources).filter("selected")  # noqa: F821
+driving = pl.read_parquet(snakemake.input.driving)  # noqa: F821
+plan = build_plan(sources, driving, params.actions, params.plan["per_action"],
+                  params.plan["oversample"], params.plan["seed"], generator_identity(generator),
+                  gen_cfg["shards"])
+log.info("planned %d candidates over %d actions", plan.height, plan["action"].n_unique())
+with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+    plan.write_parquet(tmp)
