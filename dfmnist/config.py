@@ -33,7 +33,9 @@ def check_config(config: dict) -> None:
         for key in ("sources_dir", "driving_dir"):
             value = config["data"].get(key, "")
             if not value:
-                raise ConfigError(f"config error at data.{key}: required when demo.enabled is false")
+                raise ConfigError(
+                    f"config error at data.{key}: required when demo.enabled is false"
+                )
             if not Path(value).is_dir():
                 raise ConfigError(f"config error at data.{key}: directory not found: {value}")
     else:
@@ -89,7 +91,8 @@ def source_clips(config: dict) -> dict[str, Path]:
         )
         if not rel:
             raise ConfigError(
-                f"config error at data.sources_dir: no {{identity}}/{{video}}/{{clip}} videos in {root}"
+                f"config error at data.sources_dir: no {{identity}}/{{video}}/{{clip}} videos "
+                f"in {root}"
             )
     return {r.rsplit(".", 1)[0]: root / r for r in rel}
 

@@ -24,7 +24,7 @@ class VideoError(RuntimeError):
 
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """The ffmpeg binary: $DFMNIST_FFMPEG, else ffmpeg on PATH, else the one imageio-ffmpeg ships."""
+    """The ffmpeg binary: $DFMNIST_FFMPEG, else ffmpeg on PATH, else imageio-ffmpeg's."""
     override = os.environ.get("DFMNIST_FFMPEG")
     if override:
         return override
@@ -84,7 +84,9 @@ def probe_video(path: str | Path) -> VideoInfo:
     rot_match = _ROTATION_RE.search(text)
     rotation = int(round(float(rot_match.group(1)))) % 360 if rot_match else 0
     dur = _DURATION_RE.search(text)
-    duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+    duration = 0.0
+    if dur:
+        duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))
     return VideoInfo(
         width=int(stream.group(2)),
         height=int(stream.group(3)),
@@ -184,7 +186,8 @@ def write_video(
         try:
             cmd.run(cmd=ffmpeg_exe(), input=frames.tobytes(), capture_stderr=True)
         except ffmpeg.Error as exc:
-            raise VideoError(f"cannot encode {path}: {exc.stderr.decode(errors='replace')}") from exc
+            detail = exc.stderr.decode(errors="replace")
+            raise VideoError(f"cannot encode {path}: {detail}") from exc
     return path
 
 
@@ -202,7 +205,8 @@ def transcode(src: str | Path, dst: str | Path, encoding: Encoding) -> list[str]
         try:
             cmd.run(cmd=ffmpeg_exe(), capture_stderr=True)
         except ffmpeg.Error as exc:
-            raise VideoError(f"cannot transcode {src}: {exc.stderr.decode(errors='replace')}") from exc
+            detail = exc.stderr.decode(errors="replace")
+            raise VideoError(f"cannot transcode {src}: {detail}") from exc
     return [a if a != str(tmp) else str(dst) for a in args]
 
 

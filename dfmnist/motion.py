@@ -50,9 +50,8 @@ def pitch_proxy(lms: np.ndarray) -> np.ndarray:
 
 def mouth_width(lms: np.ndarray) -> np.ndarray:
     """Mouth-corner distance in inter-ocular units (grows with a smile)."""
-    return np.linalg.norm(lms[..., MOUTH_RIGHT, :] - lms[..., MOUTH_LEFT, :], axis=-1) / interocular(
-        lms
-    )
+    width = np.linalg.norm(lms[..., MOUTH_RIGHT, :] - lms[..., MOUTH_LEFT, :], axis=-1)
+    return width / interocular(lms)
 
 
 def face_height(lms: np.ndarray) -> np.ndarray:
@@ -90,3 +89,148 @@ def pose_table(lms: np.ndarray) -> dict[str, np.ndarray]:
         "mouth_width": mouth_width(lms),
         "face_height": face_height(lms),
     }
+
+
+# --- Eye and mouth openness: image measures at the landmarks ------------------------------------
+#
+# Five MTCNN points do not move when the eyes close or the jaw drops, so openness is read from
+# the image: small patches are resampled in a face-aligned frame (x along the eye line, y down,
+# unit = inter-ocular distance), and the fraction of "dark" pixels is counted. A pixel is dark
+# when its red-channel value is below `dark_ratio` times the skin level, the median of a patch on
+# the nose bridge. The red channel keeps lips and skin close while pupils, lashes and the mouth
+# cavity stay dark. Both measures are scale-free, roll-invariant and insensitive to a global
+# brightness factor.
+
+#: Eye patch half-size (x, y) around each eye landmark, in inter-ocular units.
+EYE_PATCH = (0.12, 0.13)
+#: Mouth patch: x spans this fraction of the corner-to-corner half-width; y from -up to +down.
+MOUTH_PATCH = (0.75, 0.12, 0.22)
+#: Skin reference patch half-size, centred halfway between the eye midpoint and the nose.
+SKIN_PATCH = 0.12
+#: A pixel is dark below this fraction of the skin level.
+DARK_RATIO = 0.5
+_PATCH_PX = 24
+
+
+def _as_track(frames: np.ndarray, lms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    frames = np.asarray(frames)
+    lms = np.asarray(lms, dtype=np.float64)
+    if frames.ndim in (2, 3) and lms.shape == (5, 2):
+        frames, lms = frames[None], lms[None]
+    if frames.ndim == 3:  # (T, H, W) grey
+        frames = frames[..., None]
+    if frames.ndim != 4 or lms.ndim != 3 or lms.shape[1:] != (5, 2):
+        raise ValueError(f"expected frames (T, H, W[, C]) and landmarks (T, 5, 2), "
+                         f"got {frames.shape} and {lms.shape}")
+    if len(frames) != len(lms):
+        raise ValueError(f"{len(frames)} frames but {len(lms)} landmark sets")
+    return frames, lms
+
+
+def _luma(patch: np.ndarray) -> np.ndarray:
+    """The channel used for darkness: red for colour images (lips ~ skin), else the grey."""
+    if patch.ndim == 3 and patch.shape[-1] >= 3:
+        return patch[..., 0].astype(np.float32)
+    return patch.reshape(patch.shape[:2]).astype(np.float32)
+
+
+def _patch(frame: np.ndarray, centre: np.ndarray, ux: np.ndarray, uy: np.ndarray,
+           half: tuple[float, float], px: int = _PATCH_PX) -> np.ndarray:
+    """Resample the rectangle centre +- half[0]*ux +- half[1]*uy to a (h, px) luma patch."""
+    hx, hy = half
+    h = max(2, int(round(px * hy / hx)))
+    # Patch pixel (i, j) -> image point centre + ((i+0.5)/px*2-1)*hx*ux + ((j+0.5)/h*2-1)*hy*uy.
+    ax = ux * (2 * hx / px)
+    ay = uy * (2 * hy / h)
+    origin = centre - hx * ux - hy * uy + 0.5 * ax + 0.5 * ay
+    m = np.array([[ax[0], ay[0], origin[0]], [ax[1], ay[1], origin[1]]], dtype=np.float64)
+    img = frame if frame.shape[-1] in (1, 3) else np.ascontiguousarray(frame[..., :3])
+    out = cv2.warpAffine(img, m, (px, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REPLICATE)
+    return _luma(out)
+
+
+def face_axes(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Unit x along the eye line, unit y perpendicular (image-down), and the inter-ocular size."""
+    d = lm[RIGHT_EYE] - lm[LEFT_EYE]
+    iod = float(np.hypot(*d))
+    ux = d / max(iod, 1e-9)
+    uy = np.array([-ux[1], ux[0]])
+    return ux, uy, iod
+
+
+def _skin_level(frame: np.ndarray, lm: np.ndarray, ux: np.ndarray, uy: np.ndarray,
+                iod: float) -> float:
+    centre = ((lm[LEFT_EYE] + lm[RIGHT_EYE]) / 2 + lm[NOSE]) / 2
+    patch = _patch(frame, centre, ux * iod, uy * iod, (SKIN_PATCH, SKIN_PATCH), px=16)
+    return float(np.median(patch))
+
+
+def _dark_fraction(patch: np.ndarray, skin: float, dark_ratio: float) -> float:
+    return float(np.mean(patch < dark_ratio * max(skin, 1.0)))
+
+
+def eye_openness(
+    frames: np.ndarray, lms: np.ndarray, dark_ratio: float = DARK_RATIO
+) -> np.ndarray:
+    """Per-frame eye openness (T,): dark fraction in patches around both eyes, averaged.
+
+    Each patch is `EYE_PATCH` inter-ocular units around the eye landmark, aligned with the eye
+    line; it drops when lids close over the iris and rises when the eyes widen. NaN where the
+    landmarks are not finite.
+    """
+    frames, lms = _as_track(frames, lms)
+    out = np.full(len(frames), np.nan)
+    for t, (frame, lm) in enumerate(zip(frames, lms, strict=True)):
+        if not np.isfinite(lm).all():
+            continue
+        ux, uy, iod = face_axes(lm)
+        if iod < 1e-6:
+            continue
+        skin = _skin_level(frame, lm, ux, uy, iod)
+        vals = [
+            _dark_fraction(_patch(frame, lm[i], ux * iod, uy * iod, EYE_PATCH), skin, dark_ratio)
+            for i in (LEFT_EYE, RIGHT_EYE)
+        ]
+        out[t] = float(np.mean(vals))
+    return out
+
+
+def mouth_openness(
+    frames: np.ndarray, lms: np.ndarray, dark_ratio: float = DARK_RATIO
+) -> np.ndarray:
+    """Per-frame mouth openness (T,): dark fraction in the region between the mouth corners.
+
+    The region spans the inner part of the corner-to-corner segment and extends `MOUTH_PATCH`
+    inter-ocular units above and below it (more below: the jaw drops); an open mouth shows a
+    dark cavity there. NaN where the landmarks are not finite.
+    """
+    frames, lms = _as_track(frames, lms)
+    frac, up, down = MOUTH_PATCH
+    out = np.full(len(frames), np.nan)
+    for t, (frame, lm) in enumerate(zip(frames, lms, strict=True)):
+        if not np.isfinite(lm).all():
+            continue
+        ux, uy, iod = face_axes(lm)
+        if iod < 1e-6:
+            continue
+        skin = _skin_level(frame, lm, ux, uy, iod)
+        corners = lm[MOUTH_RIGHT] - lm[MOUTH_LEFT]
+        width = float(np.hypot(*corners))
+        mx = corners / max(width, 1e-9)
+        my = np.array([-mx[1], mx[0]])
+        half_w = max(frac * width / 2, 0.05 * iod)
+        centre = (lm[MOUTH_LEFT] + lm[MOUTH_RIGHT]) / 2 + my * (down - up) / 2 * iod
+        half_h = (up + down) / 2 * iod
+        patch = _patch(frame, centre, mx, my, (half_w, half_h))
+        out[t] = _dark_fraction(patch, skin, dark_ratio)
+    return out
+
+
+def motion_features(frames: np.ndarray, lms: np.ndarray) -> dict[str, np.ndarray]:
+    """`pose_table` plus `eye_open` and `mouth_open` for a (T, 5, 2) track and its frames."""
+    frames, lms = _as_track(frames, lms)
+    table = pose_table(lms)
+    table["eye_open"] = eye_openness(frames, lms)
+    table["mouth_open"] = mouth_openness(frames, lms)
+    return table

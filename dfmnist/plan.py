@@ -1,4 +1,4 @@
-"""Pairing sources with driving takes: a seeded, stable plan of candidate fakes with content keys."""
+"""Pairing sources with driving takes: a seeded, stable plan of candidates with content keys."""
 
 from __future__ import annotations
 

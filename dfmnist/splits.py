@@ -34,7 +34,8 @@ def assign_splits(videos: pl.DataFrame, fractions: dict[str, float], seed: int) 
         if n < len(splits) and len(identities) >= len(splits):
             choice = splits[n]
         else:
-            deficit = {s: float(((fractions[s] * totals - current[s]) * per_identity[identity]).sum())
+            weight = per_identity[identity]
+            deficit = {s: float(((fractions[s] * totals - current[s]) * weight).sum())
                        for s in splits}
             choice = max(splits, key=lambda s: deficit[s])
         assignment[identity] = choice

@@ -8,7 +8,7 @@ rule extract_frames:
     output:
         f"{RESULTS}/frames/{{variant}}/{{shard}}.parquet",
     params:
-        count=config["targets"]["frames_per_video"],
+        frames_per_video=config["targets"]["frames_per_video"],
         results=RESULTS,
     log:
         f"{RESULTS}/logs/extract_frames/{{variant}}/{{shard}}.log",

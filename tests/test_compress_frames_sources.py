@@ -63,7 +63,8 @@ def test_score_clip_picks_a_face_frame(tmp_path: Path, real_clip: Path, detector
 
 def test_selection_is_balanced_over_identities():
     rows = [{"clip_id": f"{i}/v/{c}", "identity": i, "faces_found": 1, "score": s}
-            for i, n in (("a", 5), ("b", 1), ("c", 3)) for c, s in zip(range(n), np.linspace(1, 0, n))]
+            for i, n in (("a", 5), ("b", 1), ("c", 3))
+            for c, s in zip(range(n), np.linspace(1, 0, n), strict=True)]
     table = select_sources(pl.DataFrame(rows), count=5, seed=0)
     chosen = table.filter("selected")
     assert chosen.height == 5

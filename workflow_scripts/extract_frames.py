@@ -10,6 +10,6 @@ from dfmnist.workflow import setup_logging
 log = setup_logging(snakemake.log[0])  # noqa: F821
 params = snakemake.params  # noqa: F821
 videos = pl.read_parquet(snakemake.input[0])  # noqa: F821
-table = extract_shard(videos, params.count, Store(f"{params.results}/store"))
+table = extract_shard(videos, params.frames_per_video, Store(f"{params.results}/store"))
 with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
     table.write_parquet(tmp)

@@ -4,8 +4,8 @@ import polars as pl
 
 from dfmnist.io import atomic_path
 from dfmnist.sources import score_clip
-from dfmnist.workflow import limit_threads, make_detector, setup_logging
 from dfmnist.store import Store
+from dfmnist.workflow import limit_threads, make_detector, setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821
 limit_threads(snakemake.threads)  # noqa: F821

@@ -1,0 +1,26 @@
+"""Face-animation generators and their registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dfmnist.generators.base import Generator, check_inputs
+from dfmnist.generators.landmark_warp import LandmarkWarpGenerator
+
+#: Generator classes by registry name.
+GENERATORS: dict[str, type[Generator]] = {
+    LandmarkWarpGenerator.name: LandmarkWarpGenerator,
+}
+
+
+def make_generator(name: str, **options: Any) -> Generator:
+    """Build the generator registered as `name` with its constructor `options`."""
+    try:
+        cls = GENERATORS[name]
+    except KeyError:
+        known = ", ".join(sorted(GENERATORS))
+        raise ValueError(f"unknown generator {name!r}; known generators: {known}") from None
+    return cls(**options)
+
+
+__all__ = ["GENERATORS", "Generator", "LandmarkWarpGenerator", "check_inputs", "make_generator"]

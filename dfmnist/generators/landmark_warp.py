@@ -1,0 +1,286 @@
+"""A weight-free generator: MTCNN landmark motion transferred with a thin-plate-spline warp.
+
+The driving clip's motion is taken relative to its first frame (like FOMM's relative mode) and
+replayed on the source face:
+
+* a similarity A fitted from driving frame 0's landmarks onto the source's maps driving
+  displacements into source coordinates: ``lms_t = source_lms + L (d_t - d_0)``, where L is A's
+  linear part (rotation and scale with ``adapt_scale``, rotation only without);
+* a ring of points around the face follows the similarity part of the driving motion (so the
+  head, hair and jaw move together), border anchors pin the background;
+* points above and below each eye follow the driving's ``eye_openness`` ratio to frame 0
+  (blinks and widening), points around the mouth follow the change of ``mouth_openness``
+  (jaw drop); an opening mouth gets a dark cavity painted between the lips.
+
+Everything is plain numpy/OpenCV and deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from dfmnist import motion
+from dfmnist.faces import smooth_series
+from dfmnist.generators.base import Generator, check_inputs
+from dfmnist.tps import GridWarper, border_anchors
+
+#: Bump when the rendering changes, so content keys change with it.
+ALGORITHM_VERSION = 1
+
+LEFT_EYE, RIGHT_EYE, NOSE, MOUTH_LEFT, MOUTH_RIGHT = range(5)
+
+# Local control offsets, in source inter-ocular units along the face axes (x right, y down).
+_EYE_LID = motion.EYE_PATCH[1]  # lid points sit on the edge of the openness patch
+_EYE_FIXED = ((0.0, -0.38), (0.0, 0.34), (-0.24, 0.0), (0.24, 0.0))  # brow, cheek, corners
+_LIP = 0.08  # upper/lower lip points from the mouth-corner line
+_CHIN = 0.5  # jaw point below the mouth
+_JAW_SHARE = 0.7  # fraction of the lower-lip drop that the jaw point follows
+_CAVITY_HALF_WIDTH = 0.3  # painted cavity half-width, as a fraction of the mouth width
+_OPENNESS_EPS = 0.03  # keeps eye-openness ratios finite for dark-free eye patches
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[complex, complex]:
+    """Least-squares similarity z -> a z + b (complex a: rotation and scale) taking src to dst."""
+    zs = src[:, 0] + 1j * src[:, 1]
+    zd = dst[:, 0] + 1j * dst[:, 1]
+    ms, md = zs.mean(), zd.mean()
+    cs, cd = zs - ms, zd - md
+    denom = float(np.sum(np.abs(cs) ** 2))
+    a = complex(np.sum(np.conj(cs) * cd) / denom) if denom > 1e-12 else 1.0 + 0j
+    return a, complex(md - a * ms)
+
+
+def _c(points: np.ndarray) -> np.ndarray:
+    return points[..., 0] + 1j * points[..., 1]
+
+
+def _xy(z: np.ndarray) -> np.ndarray:
+    return np.stack([z.real, z.imag], axis=-1)
+
+
+class LandmarkWarpGenerator(Generator):
+    """Relative landmark-motion transfer rendered with a thin-plate-spline warp (no weights).
+
+    Options: `relative` (displacements from driving frame 0, else absolute driving landmarks
+    mapped by the frame-0 similarity), `adapt_scale` (scale displacements by the face-size
+    ratio), `smooth_window` (frames: centred moving average of the landmarks, running median
+    of the openness signals),
+    `grid_step` (TPS evaluation grid, pixels), `ring_points`/`ring_scale` (rigid ring around
+    the face), `eye_gain`/`mouth_gain` (strength of the openness transfer), `deadband`
+    (openness changes smaller than this are ignored: measurement noise), `paint_mouth`.
+    Eye and mouth openness always act relative to driving frame 0, also in absolute mode.
+    """
+
+    name = "landmark_warp"
+    weights_sha256 = None
+
+    def __init__(
+        self,
+        relative: bool = True,
+        adapt_scale: bool = True,
+        smooth_window: int = 3,
+        grid_step: int = 4,
+        ring_points: int = 12,
+        ring_scale: float = 1.1,
+        eye_gain: float = 1.25,
+        mouth_gain: float = 1.0,
+        deadband: float = 0.05,
+        paint_mouth: bool = True,
+    ) -> None:
+        if smooth_window < 1 or grid_step < 1 or ring_points < 4 or ring_scale <= 0:
+            raise ValueError("smooth_window and grid_step must be >= 1, ring_points >= 4, "
+                             "ring_scale > 0")
+        self.relative = bool(relative)
+        self.adapt_scale = bool(adapt_scale)
+        self.smooth_window = int(smooth_window)
+        self.grid_step = int(grid_step)
+        self.ring_points = int(ring_points)
+        self.ring_scale = float(ring_scale)
+        self.eye_gain = float(eye_gain)
+        self.mouth_gain = float(mouth_gain)
+        self.deadband = float(deadband)
+        self.paint_mouth = bool(paint_mouth)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "version": ALGORITHM_VERSION,
+            "relative": self.relative,
+            "adapt_scale": self.adapt_scale,
+            "smooth_window": self.smooth_window,
+            "grid_step": self.grid_step,
+            "ring_points": self.ring_points,
+            "ring_scale": self.ring_scale,
+            "eye_gain": self.eye_gain,
+            "mouth_gain": self.mouth_gain,
+            "deadband": self.deadband,
+            "paint_mouth": self.paint_mouth,
+        }
+
+    # -- driving signals -------------------------------------------------------------------
+
+    def driving_signals(
+        self, driving: np.ndarray, driving_landmarks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Smoothed landmarks (T, 5, 2), eye-lid scale (T,) and mouth-openness change (T,)."""
+        t = len(driving)
+        lms = smooth_series(driving_landmarks.reshape(t, 10), self.smooth_window).reshape(t, 5, 2)
+        eye = motion.eye_openness(driving, driving_landmarks)
+        mouth = motion.mouth_openness(driving, driving_landmarks)
+        signals = np.stack([eye, mouth], axis=1)
+        signals = np.where(np.isfinite(signals), signals, np.nanmedian(signals, axis=0))
+        eye, mouth = median_series(signals, self.smooth_window).T
+        ratio = (eye + _OPENNESS_EPS) / (eye[0] + _OPENNESS_EPS)
+        lid = np.clip(1.0 - self.eye_gain * _dead(1.0 - ratio, self.deadband), 0.1, 1.6)
+        opening = self.mouth_gain * _dead(mouth - mouth[0], self.deadband / 2)
+        return lms, lid, opening
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def animate(
+        self,
+        source: np.ndarray,
+        source_landmarks: np.ndarray,
+        driving: np.ndarray,
+        driving_landmarks: np.ndarray,
+    ) -> np.ndarray:
+        """Render the source once per driving frame: (T, H, W, 3) uint8, deterministic.
+
+        In relative mode frame 0 is the source itself (no motion yet). Raises ValueError for
+        malformed inputs (see `check_inputs`).
+        """
+        source, src_lms, driving, drv_lms = check_inputs(
+            source, source_landmarks, driving, driving_landmarks
+        )
+        h, w = source.shape[:2]
+        d, lid, opening = self.driving_signals(driving, drv_lms)
+
+        s = _c(src_lms)
+        ux, uy, iod = motion.face_axes(src_lms)
+        fx, fy = complex(*ux), complex(*uy)  # source face axes as complex unit vectors
+        a_map, b_map = fit_similarity(d[0], src_lms)
+        lin = a_map if self.adapt_scale else a_map / abs(a_map)
+
+        # Control points on the source (complex): rigid ring + fixed border.
+        centre = s.mean()
+        ang = np.linspace(0, 2 * np.pi, self.ring_points, endpoint=False)
+        ring = centre + iod * self.ring_scale * (1.15 * np.cos(ang) * fx + 1.45 * np.sin(ang) * fy)
+        margin = 0.06 * min(w, h)
+        ring = np.clip(ring.real, margin, w - 1 - margin) + 1j * np.clip(
+            ring.imag, margin, h - 1 - margin
+        )
+        border = _c(border_anchors(w, h))
+        eye_fixed = np.array([complex(x, y) for x, y in _EYE_FIXED])
+        eye_fixed_off = iod * (eye_fixed.real * fx + eye_fixed.imag * fy)
+        lid_off = iod * _EYE_LID * fy * np.array([-1.0, 1.0])
+        mouth_c = (s[MOUTH_LEFT] + s[MOUTH_RIGHT]) / 2
+        mouth_w = abs(s[MOUTH_RIGHT] - s[MOUTH_LEFT])
+
+        sources = np.concatenate([
+            s, ring, border,
+            s[LEFT_EYE] + eye_fixed_off, s[RIGHT_EYE] + eye_fixed_off,
+            s[LEFT_EYE] + lid_off, s[RIGHT_EYE] + lid_off,
+            mouth_c + iod * fy * np.array([-_LIP, _LIP, _CHIN]),
+        ])
+        src_xy = _xy(sources)
+
+        # Opening in source pixels: the cavity that adds `opening` to the patch's dark fraction.
+        frac, up, down = motion.MOUTH_PATCH
+        patch_area = frac * mouth_w * (up + down) * iod
+        cavity_hw = _CAVITY_HALF_WIDTH * mouth_w
+        drop = np.clip(opening * patch_area / (np.pi * cavity_hw / 2), -0.05 * iod, 0.5 * iod)
+        cavity_colour = 0.22 * _skin_colour(source, src_lms)
+
+        warper = GridWarper(w, h, self.grid_step)
+        d0 = _c(d[0])
+        out = np.empty((len(d),) + source.shape, dtype=np.uint8)
+        for t in range(len(d)):
+            dt = _c(d[t])
+            a_t, b_t = fit_similarity(d[0], d[t])
+            if self.relative:
+                lms_t = s + lin * (dt - d0)
+                q = (ring - b_map) / a_map
+                ring_t = ring + lin * ((a_t - 1) * q + b_t)
+            else:
+                lms_t = a_map * dt + b_map
+                ring_t = a_map * (a_t * ((ring - b_map) / a_map) + b_t) + b_map
+            rot = a_t  # the driving's own rotation and scale change, applied to local offsets
+            mouth_t = (lms_t[MOUTH_LEFT] + lms_t[MOUTH_RIGHT]) / 2
+            lids = lid_off * lid[t]
+            lips = iod * fy * np.array([-_LIP, _LIP, _CHIN])
+            lips = lips + fy * np.array([0.0, drop[t], _JAW_SHARE * drop[t]])
+            targets = np.concatenate([
+                lms_t, ring_t, border,
+                lms_t[LEFT_EYE] + rot * eye_fixed_off, lms_t[RIGHT_EYE] + rot * eye_fixed_off,
+                lms_t[LEFT_EYE] + rot * lids, lms_t[RIGHT_EYE] + rot * lids,
+                mouth_t + rot * lips,
+            ])
+            tgt_xy = _xy(targets)
+            if np.abs(tgt_xy - src_xy).max() < 1e-6:
+                out[t] = source
+                continue
+            frame = warper.warp(source, tgt_xy, src_xy)
+            if self.paint_mouth and drop[t] > 0.5:
+                centre_t = mouth_t + rot * fy * (drop[t] / 2)
+                axis = lms_t[MOUTH_RIGHT] - lms_t[MOUTH_LEFT]
+                _paint_cavity(frame, centre_t, axis, abs(rot) * cavity_hw,
+                              abs(rot) * drop[t] / 2, cavity_colour)
+            out[t] = frame
+        return out
+
+
+def median_series(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred running median along axis 0 (edge-padded): removes spikes, keeps steps."""
+    window = int(window)
+    if window <= 1 or len(values) < 2:
+        return values.astype(float).copy()
+    pad = window // 2
+    padded = np.pad(values.astype(float), [(pad, pad)] + [(0, 0)] * (values.ndim - 1), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
+    return np.median(windows, axis=-1)[: len(values)]
+
+
+def _dead(x: np.ndarray, width: float) -> np.ndarray:
+    """Soft deadband: values within +-width become 0, larger ones shrink towards 0 by width."""
+    return np.sign(x) * np.maximum(np.abs(x) - width, 0.0)
+
+
+def _skin_colour(image: np.ndarray, lms: np.ndarray) -> np.ndarray:
+    """Median RGB of the nose-bridge patch (the openness measures' skin reference)."""
+    iod = float(motion.interocular(lms))
+    centre = ((lms[LEFT_EYE] + lms[RIGHT_EYE]) / 2 + lms[NOSE]) / 2
+    half = motion.SKIN_PATCH * iod
+    x0, x1 = int(max(0, centre[0] - half)), int(min(image.shape[1], centre[0] + half + 1))
+    y0, y1 = int(max(0, centre[1] - half)), int(min(image.shape[0], centre[1] + half + 1))
+    patch = image[y0:y1, x0:x1].reshape(-1, 3)
+    if len(patch) == 0:
+        return np.full(3, 128.0)
+    return np.median(patch, axis=0).astype(np.float64)
+
+
+def _paint_cavity(
+    frame: np.ndarray, centre: complex, axis: complex, half_w: float, half_h: float,
+    colour: np.ndarray,
+) -> None:
+    """Blend a soft dark ellipse (the open mouth's cavity) into `frame` in place."""
+    pad = int(np.ceil(max(half_w, half_h))) + 3
+    cx, cy = int(round(centre.real)), int(round(centre.imag))
+    x0, x1 = max(0, cx - pad), min(frame.shape[1], cx + pad + 1)
+    y0, y1 = max(0, cy - pad), min(frame.shape[0], cy + pad + 1)
+    if x0 >= x1 or y0 >= y1:
+        return
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
+    angle = float(np.degrees(np.angle(axis)))
+    shift = 4  # sub-pixel precision for cv2.ellipse
+    cv2.ellipse(
+        mask,
+        (int(round((centre.real - x0) * 2**shift)), int(round((centre.imag - y0) * 2**shift))),
+        (int(round(half_w * 2**shift)), int(round(half_h * 2**shift))),
+        angle, 0, 360, 1.0, thickness=-1, lineType=cv2.LINE_AA, shift=shift,
+    )
+    mask = cv2.GaussianBlur(mask, (3, 3), 0)[..., None]
+    roi = frame[y0:y1, x0:x1].astype(np.float32)
+    blended = roi * (1 - mask) + colour.astype(np.float32) * mask
+    frame[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)

@@ -1,0 +1,26 @@
+"""Liveness providers (checkers that filter generated videos) and their registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dfmnist.liveness.base import LivenessProvider, Verdict
+from dfmnist.liveness.local import LocalProvider
+
+#: Provider classes by registry name.
+PROVIDERS: dict[str, type[LivenessProvider]] = {
+    LocalProvider.name: LocalProvider,
+}
+
+
+def make_provider(name: str, **options: Any) -> LivenessProvider:
+    """Build the provider registered as `name` with its constructor `options`."""
+    try:
+        cls = PROVIDERS[name]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ValueError(f"unknown liveness provider {name!r}; known providers: {known}") from None
+    return cls(**options)
+
+
+__all__ = ["PROVIDERS", "LivenessProvider", "LocalProvider", "Verdict", "make_provider"]

