@@ -17,17 +17,16 @@ right), y perpendicular to it (image down), unit = the inter-ocular distance (IO
 
 from __future__ import annotations
 
-import ctypes
 import os
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from dfmnist import ACTIONS
 from dfmnist.faces import FaceDetector, crop_affine, crop_frames, crop_windows
@@ -59,52 +58,15 @@ JAW_OPEN = 0.35
 # --- BLAS threads ---------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _openblas() -> tuple[Callable[[], int], Callable[[int], None]] | None:
-    """get/set of the thread count of the OpenBLAS numpy loaded, or None where there is none."""
-    try:
-        with open("/proc/self/maps") as maps:
-            libs = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()
-                           and ".so" in line})
-    except OSError:
-        return None
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for get_name, set_name in (
-            ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-            ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
-            ("openblas_get_num_threads", "openblas_set_num_threads"),
-        ):
-            if hasattr(lib, get_name) and hasattr(lib, set_name):
-                getter, setter = getattr(lib, get_name), getattr(lib, set_name)
-                getter.restype = ctypes.c_int
-                setter.argtypes = [ctypes.c_int]
-                return getter, setter
-    return None
-
-
 @contextmanager
 def single_blas_thread() -> Iterator[None]:
-    """Run numpy's OpenBLAS on one thread inside the block.
+    """Run numpy's BLAS on one thread inside the block.
 
-    Every frame solves a small thin-plate-spline system (numpy.linalg.lstsq, ~200 points). With
-    several OpenBLAS threads on busy cores (parallel Snakemake jobs, MTCNN) each solve is
-    ~25x slower than on one thread; one thread is also what the frame loop needs.
+    Every frame solves a small thin-plate-spline system; with several BLAS threads on busy
+    cores (parallel Snakemake jobs, MTCNN) each solve is many times slower than on one thread.
     """
-    blas = _openblas()
-    if blas is None:
+    with threadpool_limits(limits=1, user_api="blas"):
         yield
-        return
-    getter, setter = blas
-    before = max(1, int(getter()))
-    setter(1)
-    try:
-        yield
-    finally:
-        setter(before)
 
 
 # --- Photos --------------------------------------------------------------------------------------

@@ -22,14 +22,20 @@ def setup_logging(log_path: str | None) -> logging.Logger:
 
 
 def limit_threads(threads: int) -> None:
-    """Keep torch and OpenCV within the threads Snakemake gave the job."""
+    """Keep torch, OpenCV and BLAS within the threads Snakemake gave the job.
+
+    Parallel jobs that each start one thread per core thrash the CPU (MTCNN runs many times
+    slower), so every job stays inside its own `threads:` budget.
+    """
     import cv2
     import torch
+    from threadpoolctl import threadpool_limits
 
     threads = max(1, int(threads))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    threadpool_limits(limits=threads)
 
 
 def make_detector(faces: dict):

@@ -7,9 +7,10 @@ from dfmnist.dataset import video_table
 from dfmnist.io import atomic_path
 from dfmnist.plan import shard_of
 from dfmnist.store import Store
-from dfmnist.workflow import setup_logging
+from dfmnist.workflow import limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821
+limit_threads(snakemake.threads)  # noqa: F821
 params = snakemake.params  # noqa: F821
 shard = int(snakemake.wildcards.shard)  # noqa: F821
 reals = pl.read_parquet(snakemake.input.sources).filter("selected")  # noqa: F821

@@ -2,9 +2,10 @@
 
 from dfmnist import demo
 from dfmnist.plan import stable_int
-from dfmnist.workflow import make_detector, setup_logging
+from dfmnist.workflow import limit_threads, make_detector, setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821
+limit_threads(snakemake.threads)  # noqa: F821
 cfg = snakemake.params.demo  # noqa: F821
 w = snakemake.wildcards  # noqa: F821
 photo = demo.load_photo(cfg["driving_performer"])
