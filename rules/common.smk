@@ -18,7 +18,8 @@ try:
     validate(config, "../schemas/config.schema.yaml")
     check_config(config)
 except WorkflowError as exc:
-    cause = next((a for a in exc.args if hasattr(a, "absolute_path")), exc)
+    # snakemake wraps the jsonschema ValidationError; report that one, in one line
+    cause = exc.__cause__ or exc.__context__ or exc
     sys.exit(schema_error_line(cause))
 except ConfigError as exc:
     sys.exit(str(exc))

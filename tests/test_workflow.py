@@ -88,7 +88,8 @@ def test_demo_builds_a_consistent_dataset(built: Path):
     assert (per_identity["split"] == 1).all()
     assert (reals["target"] == 1).all() and (fakes["target"] == 0).all()
     for row in dataset.iter_rows(named=True):
-        assert Path(row["path"]).is_file() and row["n_frames"] == 3
+        # paths are relative to the workflow directory, so a dataset can be moved whole
+        assert (built / row["path"]).is_file() and row["n_frames"] == 3
     # c40 is smaller than raw for every video
     wide = dataset.pivot(on="variant", index="video_id", values="size_bytes")
     assert (wide["c40"] < wide["raw"]).all()
