@@ -1,5 +1,6 @@
 # Helpers shared by every stage: config validation, the input layout, sharding.
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -25,6 +26,7 @@ except ConfigError as exc:
     sys.exit(str(exc))
 
 RESULTS = config["results_dir"]
+STORE = f"{RESULTS}/store"  # content-addressed items (see dfmnist.store)
 ACTIONS = config["actions"]
 try:
     SOURCE_CLIPS = source_clips(config)  # clip id -> path
@@ -54,10 +56,9 @@ def clips_in_shard(shard):
     return {c: str(p) for c, p in SOURCE_CLIPS.items() if shard_of(c, n) == int(shard)}
 
 
-def driving_outputs():
-    return [
-        f"{RESULTS}/driving/{action}/{take}.{kind}"
-        for action, takes in DRIVING.items()
-        for take in takes
-        for kind in ("mp4", "landmarks.parquet")
-    ]
+DRIVING_TAKES = [(action, take) for action, takes in DRIVING.items() for take in takes]
+
+
+def demo_photo_input(spec):
+    """A demo photo given as a file is an input (replacing it rebuilds what derives from it)."""
+    return [] if spec.startswith("builtin:") else [spec]

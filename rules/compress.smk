@@ -10,7 +10,7 @@ rule compress_shard:
     params:
         variant=lambda w: config["compress"]["variants"][w.variant],
         shards=config["compress"]["shards"],
-        results=RESULTS,
+        store=STORE,
     threads: 1
     log:
         f"{RESULTS}/logs/compress_shard/{{variant}}/{{shard}}.log",

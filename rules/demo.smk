@@ -3,10 +3,6 @@
 # It stands in for VoxCeleb1 and the volunteers' videos; off when demo.enabled is false.
 
 
-def demo_photo_input(spec):
-    return [] if spec.startswith("builtin:") else [spec]
-
-
 rule demo_source_clips:
     input:
         lambda w: demo_photo_input(config["demo"]["photos"][w.identity]),
@@ -19,7 +15,7 @@ rule demo_source_clips:
         spec=lambda w: config["demo"]["photos"][w.identity],
         demo=config["demo"],
         faces=config["faces"],
-        out_dir=f"{RESULTS}/demo/voxceleb",
+        out_dir=lambda w, output: str(Path(output[0]).parents[2]),
     log:
         f"{RESULTS}/logs/demo_source_clips/{{identity}}.log",
     conda:

@@ -22,12 +22,12 @@ rule crop_driving:
 
 rule driving_manifest:
     input:
-        driving_outputs(),
+        videos=[f"{RESULTS}/driving/{a}/{t}.mp4" for a, t in DRIVING_TAKES],
+        tracks=[f"{RESULTS}/driving/{a}/{t}.landmarks.parquet" for a, t in DRIVING_TAKES],
     output:
         f"{RESULTS}/manifests/driving.parquet",
     params:
-        takes={a: list(t) for a, t in DRIVING.items()},
-        results=RESULTS,
+        takes=DRIVING_TAKES,
     log:
         f"{RESULTS}/logs/driving_manifest.log",
     conda:

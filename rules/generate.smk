@@ -11,7 +11,7 @@ rule generate_shard:
         f"{RESULTS}/fake/raw/shards/{{shard}}.parquet",
     params:
         generate=config["generate"],
-        results=RESULTS,
+        store=STORE,
     resources:
         gpu=GENERATOR_GPUS,
     threads: 1

@@ -11,7 +11,7 @@ rule score_sources:
         clips=lambda w: clips_in_shard(w.shard),
         faces=config["faces"],
         sources=config["sources"],
-        results=RESULTS,
+        store=STORE,
     threads: 2
     log:
         f"{RESULTS}/logs/score_sources/{{shard}}.log",

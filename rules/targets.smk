@@ -9,7 +9,7 @@ rule extract_frames:
         f"{RESULTS}/frames/{{variant}}/{{shard}}.parquet",
     params:
         frames_per_video=config["targets"]["frames_per_video"],
-        results=RESULTS,
+        store=STORE,
     log:
         f"{RESULTS}/logs/extract_frames/{{variant}}/{{shard}}.log",
     conda:

@@ -19,7 +19,7 @@ videos = videos.filter(
     pl.col("video_id").map_elements(lambda v: shard_of(v, params.shards), pl.Int64) == shard
 )
 table = compress_shard(videos, snakemake.wildcards.variant,  # noqa: F821
-                       encoding_for(params.variant), Store(f"{params.results}/store"))
+                       encoding_for(params.variant), Store(params.store))
 log.info("%d videos, %d encoded, %d reused", table.height, table["computed"].sum(),
          (~table["computed"]).sum())
 with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821

@@ -6,16 +6,13 @@ from dfmnist.io import atomic_path, sha256_file
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821
-params = snakemake.params  # noqa: F821
+inp = snakemake.input  # noqa: F821
+takes = snakemake.params.takes  # noqa: F821
 rows = []
-for action, takes in params.takes.items():
-    for take in takes:
-        video = f"{params.results}/driving/{action}/{take}.mp4"
-        track = f"{params.results}/driving/{action}/{take}.landmarks.parquet"
-        rows.append({"action": action, "take": take, "video_path": video,
-                     "video_sha256": sha256_file(video), "track_path": track,
-                     "track_sha256": sha256_file(track),
-                     "frames": pl.read_parquet(track).height})
+for (action, take), video, track in zip(takes, inp.videos, inp.tracks, strict=True):
+    rows.append({"action": action, "take": take, "video_path": video,
+                 "video_sha256": sha256_file(video), "track_path": track,
+                 "track_sha256": sha256_file(track), "frames": pl.read_parquet(track).height})
 table = pl.DataFrame(rows)
 log.info("%d driving takes", table.height)
 with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821

@@ -15,7 +15,7 @@ cfg = params.generate
 shard = int(snakemake.wildcards.shard)  # noqa: F821
 generator = make_generator(cfg["generator"], **cfg.get(cfg["generator"], {}))
 plan = pl.read_parquet(snakemake.input[0]).filter(pl.col("shard") == shard)  # noqa: F821
-table = generate_shard(plan, generator, Store(f"{params.results}/store"))
+table = generate_shard(plan, generator, Store(params.store))
 log.info("shard %d: %d computed, %d reused", shard, table["computed"].sum(),
          (~table["computed"]).sum())
 with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821

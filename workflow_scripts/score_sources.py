@@ -11,7 +11,7 @@ log = setup_logging(snakemake.log[0])  # noqa: F821
 limit_threads(snakemake.threads)  # noqa: F821
 params = snakemake.params  # noqa: F821
 detector = make_detector(params.faces)
-store = Store(f"{params.results}/store")
+store = Store(params.store)
 records = []
 for i, (clip_id, path) in enumerate(sorted(params.clips.items()), start=1):
     record = score_clip(clip_id, path, detector, params.sources["frames_per_clip"],
