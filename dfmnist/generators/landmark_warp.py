@@ -10,7 +10,15 @@ replayed on the source face:
   head, hair and jaw move together), border anchors pin the background;
 * points above and below each eye follow the driving's ``eye_openness`` ratio to frame 0
   (blinks and widening), points around the mouth follow the change of ``mouth_openness``
-  (jaw drop); an opening mouth gets a dark cavity painted between the lips.
+  (jaw drop); an opening mouth gets a dark cavity painted between the lips;
+* head turns (yaw) get a 3D-ish parallax: the driving's yaw angle relative to frame 0 is read
+  off the change of its ``yaw_proxy`` through a small head model (an ellipsoidal cap inside the
+  ring, plus a nose ridge), and every control point on the face, including a grid over the
+  face interior, shifts along the source face's horizontal axis by its depth times sin(yaw)
+  (the nose most, the ring not at all; the side turning away is compressed). The similarity
+  that the turn itself induces on the driving landmarks is taken out of the driving motion, so
+  the ring (outline, hair) stays while the face turns inside it. Five MTCNN points alone cannot
+  show a turn: MTCNN finds the nose by appearance, so the whole inner face has to move.
 
 Everything is plain numpy/OpenCV and deterministic.
 """
@@ -28,7 +36,7 @@ from dfmnist.generators.base import Generator, check_inputs
 from dfmnist.tps import GridWarper, border_anchors
 
 #: Bump when the rendering changes, so content keys change with it.
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2
 
 LEFT_EYE, RIGHT_EYE, NOSE, MOUTH_LEFT, MOUTH_RIGHT = range(5)
 
@@ -40,6 +48,16 @@ _CHIN = 0.5  # jaw point below the mouth
 _JAW_SHARE = 0.7  # fraction of the lower-lip drop that the jaw point follows
 _CAVITY_HALF_WIDTH = 0.3  # painted cavity half-width, as a fraction of the mouth width
 _OPENNESS_EPS = 0.03  # keeps eye-openness ratios finite for dark-free eye patches
+
+# Yaw parallax head model, in face units: an ellipsoidal cap over the ring (depth 0 on the ring,
+# _HEAD_DEPTH at its centre) plus a nose ridge (height, sigma across, sigma along; centred
+# _NOSE_RISE above the nose landmark, so the bridge rises too).
+_HEAD_DEPTH = 1.0
+_NOSE_BUMP = (0.5, 0.2, 0.3)
+_NOSE_RISE = 0.1
+_YAW_MAX_DEG = 45.0  # the parallax never turns the head further than this
+_YAW_TABLE = np.radians(np.linspace(-60.0, 60.0, 121))  # angles for inverting yaw_proxy
+_INTERIOR_GAP = 0.12  # interior points closer than this to another control point are dropped
 
 
 def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[complex, complex]:
@@ -61,6 +79,88 @@ def _xy(z: np.ndarray) -> np.ndarray:
     return np.stack([z.real, z.imag], axis=-1)
 
 
+class HeadModel:
+    """A rough head for yaw parallax, built from one face's five landmarks (image pixels).
+
+    Face units: origin at the eye midpoint, x along the eye line, y down, 1 = inter-ocular
+    distance. Depth is an ellipsoidal cap whose rim is the ring ellipse (centred on the
+    landmark centroid, semi-axes `ring_scale` * (1.15, 1.45): the generator's rigid ring) plus
+    a ridge along the nose. Turning by yaw angle theta moves a point along the face x axis by
+    ``(cos theta - 1) * x * cap + sin theta * depth`` (x from the ring centre): the centre of
+    the face moves most, the rim not at all, the side turning away is compressed.
+    """
+
+    def __init__(self, landmarks: np.ndarray, ring_scale: float) -> None:
+        lm = _c(np.asarray(landmarks, dtype=np.float64))
+        ux, _, iod = motion.face_axes(np.asarray(landmarks, dtype=np.float64))
+        self.origin = (lm[LEFT_EYE] + lm[RIGHT_EYE]) / 2
+        self.frame = max(iod, 1e-6) * complex(*ux)  # face unit vector x, in image pixels
+        local = self.local(lm)
+        self.centre = complex(local.mean())
+        self.axes = (ring_scale * 1.15, ring_scale * 1.45)
+        self.nose = complex(local[NOSE] - 1j * _NOSE_RISE)
+        self.landmarks = lm
+
+    def local(self, z: np.ndarray) -> np.ndarray:
+        """Image points (complex) in face units (complex)."""
+        return (np.asarray(z) - self.origin) / self.frame
+
+    def depth(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The cap (0 on the ring, 1 at its centre) and the depth (face units) at image points."""
+        w = self.local(z)
+        rel = w - self.centre
+        cap = np.sqrt(np.clip(1.0 - (rel.real / self.axes[0]) ** 2
+                              - (rel.imag / self.axes[1]) ** 2, 0.0, None))
+        height, sx, sy = _NOSE_BUMP
+        d = w - self.nose
+        ridge = height * np.exp(-0.5 * ((d.real / sx) ** 2 + (d.imag / sy) ** 2))
+        return cap, _HEAD_DEPTH * cap + ridge * np.clip(cap / 0.5, 0.0, 1.0)
+
+    def shift(self, z: np.ndarray, theta: float | np.ndarray) -> np.ndarray:
+        """Image displacement (complex, pixels) of points `z` when the head yaws by `theta`
+        radians (positive: the nose toward the image right); `theta` broadcasts over a
+        leading axis when it is an array."""
+        cap, depth = self.depth(z)
+        x = (self.local(z) - self.centre).real
+        theta = np.asarray(theta, dtype=np.float64)[..., None] if np.ndim(theta) else theta
+        return self.frame * ((np.cos(theta) - 1.0) * x * cap + np.sin(theta) * depth)
+
+    def yaw_angle(self, yaw_change: np.ndarray) -> np.ndarray:
+        """Yaw angles (radians) whose parallax changes this face's `motion.yaw_proxy` by
+        `yaw_change` (clipped to +-_YAW_MAX_DEG)."""
+        moved = self.landmarks[None, :] + self.shift(self.landmarks, _YAW_TABLE)
+        curve = motion.yaw_proxy(_xy(moved)) - motion.yaw_proxy(_xy(self.landmarks))
+        curve = np.maximum.accumulate(curve)  # monotone, for the inverse
+        limit = np.radians(_YAW_MAX_DEG)
+        return np.clip(np.interp(yaw_change, curve, _YAW_TABLE), -limit, limit)
+
+
+def _interior_points(s: np.ndarray, fx: complex, fy: complex, iod: float) -> np.ndarray:
+    """Control points over the face interior (complex): forehead, nose bridge and sides, under
+    the nose, cheeks, temples and jaw, placed from the source landmarks."""
+    eyes = (s[LEFT_EYE] + s[RIGHT_EYE]) / 2
+    mouth = (s[MOUTH_LEFT] + s[MOUTH_RIGHT]) / 2
+    nose = s[NOSE]
+    # nose height below the eye line, and the mouth's, in face units along fy
+    ny = max(((nose - eyes) / fy).real / iod, 0.25)
+    my = max(((mouth - eyes) / fy).real / iod, ny + 0.2)
+    pts = [
+        eyes + iod * fy * -0.5, eyes + iod * fy * -0.85,
+        eyes + iod * (-0.45 * fx - 0.75 * fy), eyes + iod * (0.45 * fx - 0.75 * fy),
+        eyes + iod * fy * 0.02, (eyes + nose) / 2,
+        nose - 0.2 * iod * fx, nose + 0.2 * iod * fx, (nose + mouth) / 2,
+    ]
+    for side in (-1.0, 1.0):
+        pts += [
+            eyes + iod * (side * 0.95 * fx - 0.2 * fy),  # temple
+            eyes + iod * (side * 0.85 * fx + ny * fy),  # cheek, nose height
+            eyes + iod * (side * 0.8 * fx + (ny + my) / 2 * fy),  # lower cheek
+            mouth + iod * (side * 0.7 * fx + 0.05 * fy),  # beside the mouth
+            mouth + iod * (side * 0.45 * fx + 0.4 * fy),  # jaw
+        ]
+    return np.array(pts)
+
+
 class LandmarkWarpGenerator(Generator):
     """Relative landmark-motion transfer rendered with a thin-plate-spline warp (no weights).
 
@@ -70,8 +170,12 @@ class LandmarkWarpGenerator(Generator):
     of the openness signals),
     `grid_step` (TPS evaluation grid, pixels), `ring_points`/`ring_scale` (rigid ring around
     the face), `eye_gain`/`mouth_gain` (strength of the openness transfer), `deadband`
-    (openness changes smaller than this are ignored: measurement noise), `paint_mouth`.
-    Eye and mouth openness always act relative to driving frame 0, also in absolute mode.
+    (openness changes smaller than this are ignored: measurement noise), `paint_mouth`,
+    `yaw_gain` (the source turns until its yaw_proxy has changed by this times the driving's;
+    0 turns the parallax off), `yaw_deadband` (yaw_proxy changes smaller than this are
+    ignored).
+    Eye and mouth openness and yaw always act relative to driving frame 0, also in absolute
+    mode.
     """
 
     name = "landmark_warp"
@@ -89,10 +193,14 @@ class LandmarkWarpGenerator(Generator):
         mouth_gain: float = 1.0,
         deadband: float = 0.05,
         paint_mouth: bool = True,
+        yaw_gain: float = 1.5,
+        yaw_deadband: float = 0.02,
     ) -> None:
         if smooth_window < 1 or grid_step < 1 or ring_points < 4 or ring_scale <= 0:
             raise ValueError("smooth_window and grid_step must be >= 1, ring_points >= 4, "
                              "ring_scale > 0")
+        if yaw_gain < 0 or yaw_deadband < 0:
+            raise ValueError("yaw_gain and yaw_deadband must be >= 0")
         self.relative = bool(relative)
         self.adapt_scale = bool(adapt_scale)
         self.smooth_window = int(smooth_window)
@@ -103,6 +211,8 @@ class LandmarkWarpGenerator(Generator):
         self.mouth_gain = float(mouth_gain)
         self.deadband = float(deadband)
         self.paint_mouth = bool(paint_mouth)
+        self.yaw_gain = float(yaw_gain)
+        self.yaw_deadband = float(yaw_deadband)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -117,6 +227,8 @@ class LandmarkWarpGenerator(Generator):
             "mouth_gain": self.mouth_gain,
             "deadband": self.deadband,
             "paint_mouth": self.paint_mouth,
+            "yaw_gain": self.yaw_gain,
+            "yaw_deadband": self.yaw_deadband,
         }
 
     # -- driving signals -------------------------------------------------------------------
@@ -136,6 +248,13 @@ class LandmarkWarpGenerator(Generator):
         lid = np.clip(1.0 - self.eye_gain * _dead(1.0 - ratio, self.deadband), 0.1, 1.6)
         opening = self.mouth_gain * _dead(mouth - mouth[0], self.deadband / 2)
         return lms, lid, opening
+
+    def driving_yaw(self, lms: np.ndarray) -> np.ndarray:
+        """The change of `motion.yaw_proxy` since frame 0 (T,) of smoothed driving landmarks:
+        running median against detector spikes, soft deadband against jitter (0 at frame 0)."""
+        yaw = motion.yaw_proxy(lms)
+        yaw = median_series((yaw - yaw[0])[:, None], self.smooth_window)[:, 0]
+        return _dead(yaw - yaw[0], self.yaw_deadband)
 
     # -- rendering -------------------------------------------------------------------------
 
@@ -177,14 +296,26 @@ class LandmarkWarpGenerator(Generator):
         lid_off = iod * _EYE_LID * fy * np.array([-1.0, 1.0])
         mouth_c = (s[MOUTH_LEFT] + s[MOUTH_RIGHT]) / 2
         mouth_w = abs(s[MOUTH_RIGHT] - s[MOUTH_LEFT])
+        lip_off = iod * fy * np.array([-_LIP, _LIP, _CHIN])
 
-        sources = np.concatenate([
-            s, ring, border,
-            s[LEFT_EYE] + eye_fixed_off, s[RIGHT_EYE] + eye_fixed_off,
-            s[LEFT_EYE] + lid_off, s[RIGHT_EYE] + lid_off,
-            mouth_c + iod * fy * np.array([-_LIP, _LIP, _CHIN]),
-        ])
+        eye_pts = np.concatenate([s[LEFT_EYE] + eye_fixed_off, s[RIGHT_EYE] + eye_fixed_off,
+                                  s[LEFT_EYE] + lid_off, s[RIGHT_EYE] + lid_off])
+        eye_idx = np.repeat([LEFT_EYE, RIGHT_EYE, LEFT_EYE, RIGHT_EYE],
+                            [len(eye_fixed_off)] * 2 + [len(lid_off)] * 2)
+        lip_pts = mouth_c + lip_off
+        fixed = np.concatenate([s, ring, border, eye_pts, lip_pts])
+        interior = _keep_apart(_interior_points(s, fx, fy, iod), fixed, _INTERIOR_GAP * iod)
+        sources = np.concatenate([fixed, interior])
         src_xy = _xy(sources)
+
+        # Yaw parallax: the driving's yaw angle (for taking its parallax out of its motion) and
+        # the source's (for putting the turn, times yaw_gain, back in).
+        yaw = self.driving_yaw(d)
+        src_head = HeadModel(src_lms, self.ring_scale)
+        drv_head = HeadModel(d[0], self.ring_scale)
+        theta_drv = drv_head.yaw_angle(yaw)
+        theta_src = src_head.yaw_angle(self.yaw_gain * yaw)
+        head_pts = np.concatenate([s, eye_pts, lip_pts, interior])  # the points that turn
 
         # Opening in source pixels: the cavity that adds `opening` to the patch's dark fraction.
         frac, up, down = motion.MOUTH_PATCH
@@ -195,27 +326,39 @@ class LandmarkWarpGenerator(Generator):
 
         warper = GridWarper(w, h, self.grid_step)
         d0 = _c(d[0])
+        n_eye = len(eye_pts)
         out = np.empty((len(d),) + source.shape, dtype=np.uint8)
         for t in range(len(d)):
             dt = _c(d[t])
-            a_t, b_t = fit_similarity(d[0], d[t])
+            # The driving's parallax at its landmarks, and the source's at its control points
+            # (exactly 0 without a turn).
+            drv_par = drv_head.shift(d0, theta_drv[t])
+            par = src_head.shift(head_pts, theta_src[t])
+            par_lms, par_eye = par[:5], par[5:5 + n_eye]
+            par_lip, par_in = par[5 + n_eye:8 + n_eye], par[8 + n_eye:]
+            # The driving's similarity motion once its own turn is taken out.
+            a_t, b_t = fit_similarity(_xy(d0 + drv_par), d[t])
             if self.relative:
-                lms_t = s + lin * (dt - d0)
-                q = (ring - b_map) / a_map
-                ring_t = ring + lin * ((a_t - 1) * q + b_t)
+                lms_t = s + lin * (dt - d0 - a_t * drv_par) + a_t * par_lms
+
+                def rigid(p: np.ndarray, a=a_t, b=b_t) -> np.ndarray:
+                    return p + lin * ((a - 1) * ((p - b_map) / a_map) + b)
             else:
-                lms_t = a_map * dt + b_map
-                ring_t = a_map * (a_t * ((ring - b_map) / a_map) + b_t) + b_map
+                lms_t = a_map * (dt - a_t * drv_par) + b_map + a_t * par_lms
+
+                def rigid(p: np.ndarray, a=a_t, b=b_t) -> np.ndarray:
+                    return a_map * (a * ((p - b_map) / a_map) + b) + b_map
             rot = a_t  # the driving's own rotation and scale change, applied to local offsets
             mouth_t = (lms_t[MOUTH_LEFT] + lms_t[MOUTH_RIGHT]) / 2
+            par_mouth = (par_lms[MOUTH_LEFT] + par_lms[MOUTH_RIGHT]) / 2
             lids = lid_off * lid[t]
-            lips = iod * fy * np.array([-_LIP, _LIP, _CHIN])
-            lips = lips + fy * np.array([0.0, drop[t], _JAW_SHARE * drop[t]])
+            eye_off = np.concatenate([eye_fixed_off, eye_fixed_off, lids, lids])
+            lips = lip_off + fy * np.array([0.0, drop[t], _JAW_SHARE * drop[t]])
             targets = np.concatenate([
-                lms_t, ring_t, border,
-                lms_t[LEFT_EYE] + rot * eye_fixed_off, lms_t[RIGHT_EYE] + rot * eye_fixed_off,
-                lms_t[LEFT_EYE] + rot * lids, lms_t[RIGHT_EYE] + rot * lids,
-                mouth_t + rot * lips,
+                lms_t, rigid(ring), border,
+                lms_t[eye_idx] + rot * (eye_off + par_eye - par_lms[eye_idx]),
+                mouth_t + rot * (lips + par_lip - par_mouth),
+                rigid(interior) + rot * par_in,
             ])
             tgt_xy = _xy(targets)
             if np.abs(tgt_xy - src_xy).max() < 1e-6:
@@ -240,6 +383,16 @@ def median_series(values: np.ndarray, window: int) -> np.ndarray:
     padded = np.pad(values.astype(float), [(pad, pad)] + [(0, 0)] * (values.ndim - 1), mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)
     return np.median(windows, axis=-1)[: len(values)]
+
+
+def _keep_apart(points: np.ndarray, others: np.ndarray, gap: float) -> np.ndarray:
+    """The `points` (complex) at least `gap` from every point of `others` and from each other
+    (earlier points win)."""
+    kept: list[complex] = []
+    for p in points:
+        if np.min(np.abs(others - p)) >= gap and all(abs(p - k) >= gap for k in kept):
+            kept.append(complex(p))
+    return np.array(kept, dtype=complex)
 
 
 def _dead(x: np.ndarray, width: float) -> np.ndarray:
