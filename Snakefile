@@ -25,4 +25,6 @@ rule all:
     input:
         f"{RESULTS}/dataset/dataset.parquet",
         f"{RESULTS}/liveness/spoof_rates.csv",
+        f"{RESULTS}/dataset/deepfakebench.json",
+        f"{RESULTS}/dataset/README.md",
     default_target: True

@@ -192,7 +192,10 @@ def write_video(
 
 
 def transcode(src: str | Path, dst: str | Path, encoding: Encoding) -> list[str]:
-    """Re-encode `src` into `dst` (file to file, no Python decode). Returns the ffmpeg arguments."""
+    """Re-encode `src` into `dst` (file to file, no Python decode).
+
+    Returns the ffmpeg arguments with the paths as {input} and {output}, for provenance.
+    """
     dst = Path(dst)
     with atomic_path(dst) as tmp:
         cmd = (
@@ -207,7 +210,8 @@ def transcode(src: str | Path, dst: str | Path, encoding: Encoding) -> list[str]
         except ffmpeg.Error as exc:
             detail = exc.stderr.decode(errors="replace")
             raise VideoError(f"cannot transcode {src}: {detail}") from exc
-    return [a if a != str(tmp) else str(dst) for a in args]
+    names = {str(src): "{input}", str(tmp): "{output}"}
+    return [names.get(a, a) for a in args]
 
 
 def _container(path: Path) -> str:

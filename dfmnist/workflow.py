@@ -48,3 +48,13 @@ def make_detector(faces: dict):
 
 def open_store(config: dict) -> Store:
     return Store(Path(config["results_dir"]) / "store")
+
+
+def fakes_generator(fake_manifests: list[str], store: Store) -> dict:
+    """The generator identity (name, weights sha256, params) recorded with the fakes."""
+    import polars as pl
+
+    keys = pl.concat([pl.read_parquet(p).select("key") for p in fake_manifests])["key"]
+    if keys.len() == 0:
+        return {"name": None, "weights_sha256": None, "params": {}}
+    return store.meta("fake", keys[0])["generator"]

@@ -13,6 +13,7 @@ from dfmnist.config import (
     schema_error_line,
     source_clips,
 )
+from dfmnist.compress import variants_from_config
 from dfmnist.plan import shard_of
 
 try:
@@ -37,7 +38,8 @@ except ConfigError as exc:
 SOURCE_SHARDS = range(config["sources"]["shards"])
 GENERATE_SHARDS = range(config["generate"]["shards"])
 COMPRESS_SHARDS = range(config["compress"]["shards"])
-VARIANTS = list(config["compress"]["variants"])
+VARIANTS_CONFIG = variants_from_config(config["compress"])
+VARIANTS = list(VARIANTS_CONFIG)
 PROVIDERS = sorted({p for a in ACTIONS for p in config["liveness"]["policy"][a]})
 
 

@@ -8,7 +8,7 @@ rule compress_shard:
     output:
         f"{RESULTS}/compress/{{variant}}/{{shard}}.parquet",
     params:
-        variant=lambda w: config["compress"]["variants"][w.variant],
+        variant=lambda w: VARIANTS_CONFIG[w.variant],
         shards=config["compress"]["shards"],
         store=STORE,
     threads: 1

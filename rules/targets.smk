@@ -1,5 +1,5 @@
-# Stage 7: training targets: frames per video and variant, identity-disjoint splits, and
-# the dataset manifest.
+# Stage 7: training targets: frames per video and variant, identity-disjoint splits, the
+# dataset manifest, a DeepfakeBench-style JSON and a dataset card.
 
 
 rule extract_frames:
@@ -8,7 +8,7 @@ rule extract_frames:
     output:
         f"{RESULTS}/frames/{{variant}}/{{shard}}.parquet",
     params:
-        frames_per_video=config["targets"]["frames_per_video"],
+        sampling=config["targets"]["frames"],
         store=STORE,
     log:
         f"{RESULTS}/logs/extract_frames/{{variant}}/{{shard}}.log",
@@ -49,13 +49,43 @@ rule dataset_manifest:
             variant=VARIANTS,
             shard=COMPRESS_SHARDS,
         ),
+        verdicts=expand(
+            f"{RESULTS}/liveness/{{provider}}/{{shard}}.parquet",
+            provider=PROVIDERS,
+            shard=GENERATE_SHARDS,
+        ),
+        fakes=expand(f"{RESULTS}/fake/raw/shards/{{shard}}.parquet", shard=GENERATE_SHARDS),
     output:
         f"{RESULTS}/dataset/dataset.parquet",
     params:
-        generator=config["generate"]["generator"],
+        store=STORE,
     log:
         f"{RESULTS}/logs/dataset_manifest.log",
     conda:
         "../envs/core.yaml"
     script:
         "../workflow_scripts/dataset_manifest.py"
+
+
+rule dataset_exports:
+    input:
+        manifest=f"{RESULTS}/dataset/dataset.parquet",
+        rates=f"{RESULTS}/liveness/spoof_rates.csv",
+        compressed=expand(
+            f"{RESULTS}/compress/{{variant}}/{{shard}}.parquet",
+            variant=VARIANTS,
+            shard=COMPRESS_SHARDS,
+        ),
+        fakes=expand(f"{RESULTS}/fake/raw/shards/{{shard}}.parquet", shard=GENERATE_SHARDS),
+    output:
+        json=f"{RESULTS}/dataset/deepfakebench.json",
+        card=f"{RESULTS}/dataset/README.md",
+    params:
+        config=config,
+        store=STORE,
+    log:
+        f"{RESULTS}/logs/dataset_exports.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/dataset_exports.py"

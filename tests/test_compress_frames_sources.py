@@ -2,12 +2,19 @@
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import polars as pl
 import pytest
 
-from dfmnist.compress import compress_shard, encoding_for
-from dfmnist.frames import extract_shard, uniform_indices
+from dfmnist.compress import (
+    PRESETS,
+    compress_shard,
+    encoding_for,
+    quality_against,
+    variants_from_config,
+)
+from dfmnist.frames import extract_shard, frame_paths, sample_indices, uniform_indices
 from dfmnist.io import Encoding, read_video, sha256_file, write_video
 from dfmnist.sources import score_clip, select_sources
 from dfmnist.store import Store
@@ -25,27 +32,53 @@ def test_variants_lower_bitrate_and_are_reused(tmp_path: Path, real_clip: Path):
     store = Store(tmp_path)
     videos = pl.DataFrame({"video_id": ["real/a"], "label": ["real"], "path": [str(real_clip)],
                            "sha256": [sha256_file(real_clip)]})
-    rates = {}
+    rates, psnr, ssim = {}, {}, {}
     for name, crf in (("raw", 0), ("c23", 23), ("c40", 40)):
         table = compress_shard(videos, name, encoding_for({"crf": crf}), store)
         assert table["computed"].to_list() == [True]
-        rates[name] = table["bitrate_kbps"][0]
+        rates[name], psnr[name], ssim[name] = table.select("bitrate_kbps", "psnr_db", "ssim").row(0)
         decoded = read_video(table["path"][0])
         assert decoded.frames.shape == (30, 144, 144, 3)
+        assert f"-crf {crf} " in table["ffmpeg_args"][0] + " "
+        assert "{input}" in table["ffmpeg_args"][0] and table["ffmpeg_version"][0].startswith(
+            "ffmpeg version")
     assert rates["raw"] > rates["c23"] > rates["c40"] > 0
+    assert psnr["raw"] > psnr["c23"] > psnr["c40"] > 20
+    assert ssim["raw"] >= ssim["c23"] > ssim["c40"] > 0.5
     again = compress_shard(videos, "c23", encoding_for({"crf": 23}), store)
     assert again["computed"].to_list() == [False]
     assert len(store.keys("compressed")) == 3
 
 
-def test_frames_are_uniform_and_integer_named(tmp_path: Path, real_clip: Path):
+def test_presets_and_identical_video_quality(real_clip: Path):
+    assert list(variants_from_config({"preset": "dfdm", "variants": {}})) == [
+        "crf0", "crf10", "crf23"]
+    assert variants_from_config({"preset": "paper"}) == PRESETS["paper"]
+    mine = {"x": {"crf": 30}}
+    assert variants_from_config({"preset": "dfdm", "variants": mine}) == mine
+    psnr, ssim = quality_against(real_clip, real_clip)
+    assert psnr == float("inf") and ssim == pytest.approx(1.0)
+
+
+def test_frames_are_sampled_resized_and_integer_named(tmp_path: Path, real_clip: Path):
     assert uniform_indices(30, 4).tolist() == [0, 10, 19, 29]
     assert uniform_indices(3, 8).tolist() == [0, 1, 2]
+    assert sample_indices(30, {"sampling": "every_k", "k": 7}).tolist() == [0, 7, 14, 21, 28]
     videos = pl.DataFrame({"video_id": ["real/a"], "variant": ["raw"], "path": [str(real_clip)],
                            "sha256": [sha256_file(real_clip)]})
-    table = extract_shard(videos, 4, Store(tmp_path))
-    names = [Path(p).name for p in table["frame_paths"][0]]
-    assert names == ["0000.png", "0010.png", "0019.png", "0029.png"]
+    sampling = {"sampling": "uniform", "count": 4, "k": 5, "sizes": [144, 64]}
+    table = extract_shard(videos, sampling, Store(tmp_path))
+    indices = table["frame_indices"][0].to_list()
+    assert indices == [0, 10, 19, 29]
+    for size in (144, 64):
+        paths = frame_paths(table["frames_dir"][0], indices, size)
+        assert [Path(p).name for p in paths] == ["0000.png", "0010.png", "0019.png", "0029.png"]
+        assert all(cv2.imread(p).shape == (size, size, 3) for p in paths)
+    # the full-size frame is the decoded frame itself (lossless PNG)
+    decoded = read_video(real_clip).frames[10]
+    first = cv2.cvtColor(cv2.imread(frame_paths(table["frames_dir"][0], [10], 144)[0]),
+                         cv2.COLOR_BGR2RGB)
+    assert np.array_equal(first, decoded)
 
 
 def test_score_clip_picks_a_face_frame(tmp_path: Path, real_clip: Path, detector):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,6 +14,8 @@ import polars as pl
 import pytest
 import yaml
 
+from dfmnist.data import FrameDataset
+from dfmnist.io import read_video
 from dfmnist.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +37,7 @@ def tiny_config(workdir: Path, photos: dict[str, str]) -> dict:
     config["liveness"]["policy"] = {a: ["local"] for a in config["actions"]}
     config["liveness"]["cache"] = str(workdir / "cache" / "liveness.sqlite")
     config["compress"]["variants"] = {"raw": {"crf": 0}, "c40": {"crf": 40}}
-    config["targets"]["frames_per_video"] = 3
+    config["targets"]["frames"].update(count=3, sizes=[256, 224])
     return config
 
 
@@ -90,6 +93,7 @@ def test_demo_builds_a_consistent_dataset(built: Path):
     for row in dataset.iter_rows(named=True):
         # paths are relative to the workflow directory, so a dataset can be moved whole
         assert (built / row["path"]).is_file() and row["n_frames"] == 3
+        assert (built / row["frames_dir"] / "224" / f"{row['frame_indices'][0]:04d}.png").is_file()
     # c40 is smaller than raw for every video
     wide = dataset.pivot(on="variant", index="video_id", values="size_bytes")
     assert (wide["c40"] < wide["raw"]).all()
@@ -100,6 +104,39 @@ def test_demo_builds_a_consistent_dataset(built: Path):
     assert (results / "logs" / "generate_shard" / "0.log").stat().st_size > 0
     rates = pl.read_csv(results / "liveness" / "spoof_rates.csv")
     assert set(rates["action"]) == set(config["actions"])
+    # decoded videos keep their frame count through compression
+    for row in dataset.filter(pl.col("variant") == "c40").head(3).iter_rows(named=True):
+        raw = read_video(built / row["raw_path"])
+        assert len(read_video(built / row["path"])) == len(raw)
+    # fakes carry their liveness verdicts and generator
+    assert fakes["liveness_passed"].all() and fakes["generator"].eq("landmark_warp").all()
+
+
+def test_exports_agree_with_the_manifest(built: Path):
+    results = built / "results"
+    dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
+    tree = json.loads((results / "dataset" / "deepfakebench.json").read_text())
+    (name,) = tree
+    flat = {(label, split, variant, video): entry
+            for label, splits in tree[name].items() for split, variants in splits.items()
+            for variant, videos in variants.items() for video, entry in videos.items()}
+    assert len(flat) == dataset.height
+    for row in dataset.iter_rows(named=True):
+        label = f"{name}_{'Real' if row['label'] == 'real' else 'Fake'}"
+        entry = flat[(label, row["split"], row["variant"], row["video_id"])]
+        assert entry["label"] == label and len(entry["frames"]) == row["n_frames"]
+        assert all((built / f).is_file() for f in entry["frames"])
+    card = (results / "dataset" / "README.md").read_text()
+    assert "real = 1" in card and "config sha256" in card
+    reals = dataset.filter((pl.col("label") == "real") & (pl.col("variant") == "raw")).height
+    assert f"{reals} real" in card
+    # the PyTorch dataset reads the frames with the paper's labels
+    train = FrameDataset(dataset, split="train", variants="c40", size=224, root=built)
+    image, target, _ = train[0]
+    assert image.shape == (3, 224, 224) and 0 <= float(image.min()) < float(image.max()) <= 1
+    expected = dataset.filter((pl.col("split") == "train") & (pl.col("variant") == "c40"))
+    assert len(train) == expected["n_frames"].sum()
+    assert sorted({t for _, t, _ in train.items}) == sorted(set(expected["target"]))
 
 
 def test_second_run_has_nothing_to_do(built: Path):

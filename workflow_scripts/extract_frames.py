@@ -11,6 +11,6 @@ log = setup_logging(snakemake.log[0])  # noqa: F821
 limit_threads(snakemake.threads)  # noqa: F821
 params = snakemake.params  # noqa: F821
 videos = pl.read_parquet(snakemake.input[0])  # noqa: F821
-table = extract_shard(videos, params.frames_per_video, Store(params.store))
+table = extract_shard(videos, params.sampling, Store(params.store))
 with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
     table.write_parquet(tmp)
