@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from dfmnist.generators.base import Generator, check_inputs
+from dfmnist.generators.fomm import FommGenerator
 from dfmnist.generators.landmark_warp import LandmarkWarpGenerator
 
 #: Generator classes by registry name.
 GENERATORS: dict[str, type[Generator]] = {
     LandmarkWarpGenerator.name: LandmarkWarpGenerator,
+    FommGenerator.name: FommGenerator,
 }
 
 

@@ -1,0 +1,425 @@
+"""`FommGenerator`: the First Order Motion Model (Siarohin et al., NeurIPS 2019) as a
+`dfmnist` generator, inference as in the original ``demo.py``.
+
+The source keypoints are detected once; each driving frame's keypoints are taken relative to
+the first driving frame (``relative``): ``kp = kp_src + s (kp_drv - kp_drv0)`` and
+``J = J_drv J_drv0^-1 J_src``, with ``s`` the square root of the ratio of the keypoints'
+convex-hull areas (source over first driving frame) when ``adapt_scale``, else 1. Frames are
+rendered in batches under ``torch.inference_mode``; the source is encoded once and shared by
+every frame (the original re-encodes it per frame: same result, more work).
+
+Sizes: the model works at its config's frame size (256 for vox-256). Inputs of another size
+are resized to it (OpenCV, area interpolation when shrinking, bicubic when enlarging) and the
+frames come back at the source's size; ``resize=False`` turns this into an error instead.
+The driving clip may have any size (it is resized on its own). Landmarks are ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from dfmnist.generators.base import Generator, check_inputs
+from dfmnist.generators.fomm.blocks import fold_batch_norms, full_precision
+from dfmnist.generators.fomm.checkpoint import (
+    CheckpointError,
+    FommConfig,
+    checkpoint_missing_message,
+    file_sha256,
+    get_config,
+    load_checkpoint,
+)
+from dfmnist.generators.fomm.generator import OcclusionAwareGenerator
+from dfmnist.generators.fomm.keypoint_detector import KeypointDetector, Keypoints
+
+__all__ = [
+    "FommGenerator",
+    "adapt_movement_scale",
+    "hull_area",
+    "relative_keypoints",
+    "state_sha256",
+]
+
+#: Bump when the rendering changes, so content keys change with it.
+ALGORITHM_VERSION = 1
+
+#: Autocast dtype per precision ('tf32' and 'fp32' run float32 with/without TF32 math).
+PRECISIONS = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def state_sha256(*modules: torch.nn.Module) -> str:
+    """sha256 over the modules' state dicts (key names, dtypes, shapes and bytes, in order)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for key, value in module.state_dict().items():
+            tensor = value.detach().cpu().contiguous()
+            digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def hull_area(points: np.ndarray) -> float:
+    """Area of the 2D convex hull of `points` (N, 2) (Andrew's monotone chain; 0 if flat)."""
+    pts = sorted({(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float64)})
+    if len(pts) < 3:
+        return 0.0
+
+    def cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    def chain(seq: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        out: list[tuple[float, float]] = []
+        for p in seq:
+            while len(out) >= 2 and cross(out[-2], out[-1], p) <= 0:
+                out.pop()
+            out.append(p)
+        return out
+
+    hull = chain(pts)[:-1] + chain(pts[::-1])[:-1]
+    area = 0.0
+    for (x0, y0), (x1, y1) in zip(hull, hull[1:] + hull[:1], strict=True):
+        area += x0 * y1 - x1 * y0
+    return abs(area) / 2.0
+
+
+def adapt_movement_scale(kp_source: np.ndarray, kp_driving_initial: np.ndarray) -> float:
+    """sqrt(source hull area / initial driving hull area) of two keypoint sets (K, 2); 1.0 if
+    the driving keypoints are degenerate (zero area)."""
+    driving = hull_area(kp_driving_initial)
+    if driving <= 1e-12:
+        return 1.0
+    return math.sqrt(hull_area(kp_source)) / math.sqrt(driving)
+
+
+def relative_keypoints(
+    kp_source: Keypoints,
+    kp_driving: Keypoints,
+    kp_initial: Keypoints,
+    relative: bool = True,
+    scale: float = 1.0,
+) -> Keypoints:
+    """The driving keypoints moved onto the source (the original ``normalize_kp``).
+
+    Relative: ``value = kp_source + scale * (kp_driving - kp_initial)`` and
+    ``jacobian = (J_driving @ inv(J_initial)) @ J_source``; absolute: `kp_driving` unchanged.
+    Batch-1 `kp_source`/`kp_initial` broadcast over `kp_driving`'s batch. Float32 math.
+    """
+    if not relative:
+        return kp_driving
+    kp_source, kp_driving, kp_initial = kp_source.float(), kp_driving.float(), kp_initial.float()
+    value = kp_source.value + (kp_driving.value - kp_initial.value) * scale
+    jac = kp_driving.jacobian
+    if jac is not None and kp_initial.jacobian is not None and kp_source.jacobian is not None:
+        jac = (jac @ torch.linalg.inv(kp_initial.jacobian)) @ kp_source.jacobian
+    return Keypoints(value, jac)
+
+
+@contextmanager
+def tf32_mode(enabled: bool) -> Iterator[None]:
+    """Allow (or forbid) TF32 in CUDA convolutions and matmuls inside the block; restores the
+    previous settings afterwards. PyTorch allows TF32 in cuDNN convolutions by default."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):  # PyTorch >= 2.9 API
+        mode = "tf32" if enabled else "ieee"
+        targets = [(conv, "fp32_precision", mode),
+                   (torch.backends.cuda.matmul, "fp32_precision", mode)]
+    else:
+        targets = [(torch.backends.cudnn, "allow_tf32", enabled),
+                   (torch.backends.cuda.matmul, "allow_tf32", enabled)]
+    saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in targets]
+    try:
+        for obj, attr, value in targets:
+            setattr(obj, attr, value)
+        yield
+    finally:
+        for obj, attr, value in saved:
+            setattr(obj, attr, value)
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` (H, W, 3) uint8 resized to `size` = (height, width)."""
+    h, w = image.shape[:2]
+    if (h, w) == size:
+        return image
+    shrink = size[0] * size[1] < h * w
+    return cv2.resize(image, (size[1], size[0]),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+class FommGenerator(Generator):
+    """First Order Motion Model animation with a checkpoint in the original format.
+
+    Options:
+
+    * `checkpoint`: path to the original ``vox-cpk.pth.tar`` or a file of the same layout
+      (required; the weights are loaded on first use); `sha256`: its expected hash
+      (checked); `config`: 'vox-256' or 'small'; `networks`: (kp_detector, generator)
+      already in memory instead of a checkpoint (used and modified in place; see
+      `from_networks`);
+    * `relative`, `adapt_scale`: the demo's ``--relative --adapt_scale``;
+    * `precision`: 'fp32' (true float32, TF32 off); CUDA only: 'tf32' (float32 with TF32
+      convolutions), 'bf16'/'fp16' (autocast of the generator; the keypoint detector, flows
+      and sampling stay float32);
+    * `align_corners`: grid-sampling convention; True reproduces PyTorch < 1.3, under which
+      the published model was trained;
+    * `resize`: resize inputs of another size (else raise);
+    * `device` ('cpu', 'cuda', 'cuda:N'), `batch_size` (frames per forward pass),
+      `channels_last` (memory format of the convolutions; default: on for CPU and for
+      CUDA bf16/fp16, where it was measured faster, off for CUDA fp32/tf32), `fold_bn`
+      (fold the batch norms that follow convolutions into them: fewer passes over memory),
+      `cudnn_benchmark` (let cuDNN time its convolution algorithms per shape while
+      rendering), `threads`
+      (``torch.set_num_threads`` before rendering: set it to the cores the job really has;
+      more threads than free cores makes PyTorch's CPU kernels dramatically slower),
+      `unsafe_load` (full unpickling, for a trusted checkpoint only). These do not change
+      the output (up to float rounding) and are not in `params()`.
+    """
+
+    name = "fomm"
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        *,
+        config: str = "vox-256",
+        sha256: str | None = None,
+        device: str = "cpu",
+        batch_size: int = 8,
+        precision: str = "fp32",
+        relative: bool = True,
+        adapt_scale: bool = True,
+        align_corners: bool = True,
+        resize: bool = True,
+        channels_last: bool | None = None,
+        fold_bn: bool = True,
+        cudnn_benchmark: bool = True,
+        threads: int | None = None,
+        unsafe_load: bool = False,
+        networks: tuple[KeypointDetector, OcclusionAwareGenerator] | None = None,
+    ) -> None:
+        if networks is not None:
+            if checkpoint is not None or sha256 is not None:
+                raise ValueError("pass either checkpoint= or networks=, not both")
+        elif checkpoint is None:
+            raise ValueError("FommGenerator needs checkpoint=<path>: "
+                             + checkpoint_missing_message("(none given)").split(". ", 1)[1])
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        if self.checkpoint is not None and not self.checkpoint.is_file():
+            raise FileNotFoundError(checkpoint_missing_message(self.checkpoint))
+        self.config: FommConfig = get_config(config)
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {precision!r}")
+        self.device = torch.device(device)
+        if precision != "fp32" and self.device.type != "cuda":
+            raise ValueError(f"precision={precision!r} is only supported on CUDA devices, "
+                             f"got device={device!r}; use precision='fp32'")
+        self.batch_size = int(batch_size)
+        self.precision = precision
+        self.relative = bool(relative)
+        self.adapt_scale = bool(adapt_scale)
+        self.align_corners = bool(align_corners)
+        self.resize = bool(resize)
+        if channels_last is None:  # measured: faster on CPU and for CUDA bf16/fp16 only
+            channels_last = self.device.type == "cpu" or precision in ("bf16", "fp16")
+        self.channels_last = bool(channels_last)
+        self.fold_bn = bool(fold_bn)
+        self.cudnn_benchmark = bool(cudnn_benchmark)
+        if threads is not None and int(threads) < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = None if threads is None else int(threads)
+        self.unsafe_load = bool(unsafe_load)
+        self._nets: tuple[KeypointDetector, OcclusionAwareGenerator] | None = None
+        if networks is not None:
+            self.weights_sha256 = state_sha256(*networks)
+            self._nets = self._place(*networks)
+            return
+        self.weights_sha256 = self._hash_checkpoint(self.checkpoint)
+        if sha256 is not None and sha256.lower() != self.weights_sha256:
+            raise CheckpointError(f"checkpoint {self.checkpoint} has sha256 "
+                                  f"{self.weights_sha256}, expected {sha256.lower()}")
+
+    @classmethod
+    def from_networks(
+        cls, kp_detector: KeypointDetector, generator: OcclusionAwareGenerator, **options: Any
+    ) -> FommGenerator:
+        """A generator around networks already in memory (benchmarks, experiments); its
+        `weights_sha256` hashes their state dicts (not a checkpoint file). The networks are
+        copied, not modified."""
+        return cls(networks=(copy.deepcopy(kp_detector), copy.deepcopy(generator)), **options)
+
+    @staticmethod
+    def _hash_checkpoint(path: Path) -> str:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _SHA_CACHE:
+            _SHA_CACHE[key] = file_sha256(path)
+        return _SHA_CACHE[key]
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "version": ALGORITHM_VERSION,
+            "config": self.config.name,
+            "relative": self.relative,
+            "adapt_scale": self.adapt_scale,
+            "precision": self.precision,
+            "align_corners": self.align_corners,
+            "resize": self.resize,
+        }
+
+    @property
+    def frame_size(self) -> int:
+        """The model's square frame side in pixels."""
+        return self.config.frame_size
+
+    def networks(self) -> tuple[KeypointDetector, OcclusionAwareGenerator]:
+        """The loaded (kp_detector, generator), in eval mode on `device` (loaded on first use)."""
+        if self._nets is None:
+            assert self.checkpoint is not None
+            self._nets = self._place(*load_checkpoint(
+                self.checkpoint, self.config, unsafe_load=self.unsafe_load,
+                align_corners=self.align_corners,
+            ))
+        return self._nets
+
+    def _place(
+        self, kp_detector: KeypointDetector, generator: OcclusionAwareGenerator
+    ) -> tuple[KeypointDetector, OcclusionAwareGenerator]:
+        """The networks in eval mode on the device, in the chosen memory format, batch norms
+        folded with `fold_bn` (modifies them)."""
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device={str(self.device)!r} requested but CUDA is not "
+                               f"available")
+        for net in (kp_detector, generator):
+            for module in net.modules():  # the grid convention is an option of ours
+                if hasattr(module, "align_corners"):
+                    module.align_corners = self.align_corners
+        kp_detector, generator = kp_detector.eval(), generator.eval()
+        if self.fold_bn:
+            fold_batch_norms(kp_detector)
+            fold_batch_norms(generator)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        kp_detector = kp_detector.to(self.device, memory_format=fmt)
+        generator = generator.to(self.device, memory_format=fmt)
+        return kp_detector, generator
+
+    def _autocast(self) -> Any:
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    @contextmanager
+    def _math_mode(self) -> Iterator[None]:
+        if self.device.type != "cuda":
+            yield
+            return
+        saved = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        try:
+            with tf32_mode(self.precision == "tf32"):
+                yield
+        finally:
+            torch.backends.cudnn.benchmark = saved
+
+    def _to_tensor(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1] on the device."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return x.contiguous(memory_format=fmt)
+
+    def _check_size(self, label: str, shape: tuple[int, ...]) -> None:
+        size = self.frame_size
+        if not self.resize and tuple(shape[:2]) != (size, size):
+            raise ValueError(f"{label} frames are {shape[1]}x{shape[0]} but the FOMM "
+                             f"{self.config.name!r} model works at {size}x{size} "
+                             f"(resize=False)")
+
+    def render(
+        self,
+        source: np.ndarray,
+        driving: np.ndarray,
+        sink: Callable[[int, torch.Tensor], None] | None = None,
+    ) -> np.ndarray | None:
+        """Animate at the model's resolution: float32 frames (T, S, S, 3) in [0, 1].
+
+        `source` (H, W, 3) and `driving` (T, H', W', 3) are uint8. With `sink`, each batch of
+        frames (N, 3, S, S), a float tensor on the device, is passed to ``sink(start, frames)``
+        instead and None is returned.
+        """
+        size = (self.frame_size, self.frame_size)
+        self._check_size("source", source.shape)
+        self._check_size("driving", driving.shape[1:])
+        kp_detector, generator = self.networks()
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        out = None if sink is not None else np.empty((len(driving), *size, 3), np.float32)
+        src = self._to_tensor(_resize(source, size)[None])
+
+        def keypoints(images: torch.Tensor) -> Keypoints:
+            # always float32: the temperature-0.1 softmax amplifies logit errors 10x
+            with full_precision(images):
+                return kp_detector(images).float()
+
+        with torch.inference_mode(), self._math_mode(), self._autocast():
+            kp_source = keypoints(src)
+            encoding = generator.encode_source(src)
+            kp_initial = None
+            scale = 1.0
+            for start in range(0, len(driving), self.batch_size):
+                chunk = driving[start:start + self.batch_size]
+                frames = self._to_tensor(np.stack([_resize(f, size) for f in chunk]))
+                kp_driving = keypoints(frames)
+                if kp_initial is None:
+                    kp_initial = kp_driving.select(0)
+                    if self.relative and self.adapt_scale:
+                        scale = adapt_movement_scale(kp_source.value[0].cpu().numpy(),
+                                                     kp_initial.value[0].cpu().numpy())
+                kp_norm = relative_keypoints(kp_source, kp_driving, kp_initial,
+                                             relative=self.relative, scale=scale)
+                pred = generator.render(encoding, kp_norm, kp_source).float()
+                if sink is not None:
+                    sink(start, pred)
+                else:
+                    assert out is not None
+                    out[start:start + len(chunk)] = pred.permute(0, 2, 3, 1).cpu().numpy()
+        return out
+
+    def animate(
+        self,
+        source: np.ndarray,
+        source_landmarks: np.ndarray,
+        driving: np.ndarray,
+        driving_landmarks: np.ndarray,
+    ) -> np.ndarray:
+        """Animate `source` with `driving`'s motion: (T, H, W, 3) uint8 at the source's size.
+
+        The landmarks are validated but not used (FOMM finds its own keypoints).
+        """
+        source, _, driving, _ = check_inputs(source, source_landmarks, driving,
+                                             driving_landmarks)
+        h, w = source.shape[:2]
+        result = np.empty((len(driving), h, w, 3), dtype=np.uint8)
+
+        def store(start: int, frames: torch.Tensor) -> None:
+            frames = frames.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+            batch = frames.permute(0, 2, 3, 1).cpu().numpy()
+            for i, frame in enumerate(batch):
+                result[start + i] = _resize(frame, (h, w))
+
+        self.render(source, driving, sink=store)
+        return result

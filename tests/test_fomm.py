@@ -1,0 +1,402 @@
+"""FOMM: original-layout checkpoints, vox-256 key compatibility, inference invariants."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from dfmnist.generators import GENERATORS, make_generator
+from dfmnist.generators.fomm import (
+    CheckpointError,
+    FommGenerator,
+    Keypoints,
+    adapt_movement_scale,
+    build_networks,
+    hull_area,
+    load_checkpoint,
+    relative_keypoints,
+    save_checkpoint,
+)
+from dfmnist.generators.fomm.blocks import coordinate_grid
+
+DATA = Path(__file__).resolve().parent / "data"
+SIZE = 64  # the small config's frame size
+NO_LANDMARKS = np.zeros((5, 2))
+
+
+def crop(image: np.ndarray, box: tuple[int, int, int, int], size: int = SIZE) -> np.ndarray:
+    """A square face crop (y0, y1, x0, x1) resized to size x size."""
+    y0, y1, x0, x1 = box
+    return cv2.resize(image[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def faces(astronaut: np.ndarray, grace_hopper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """VoxCeleb-like face crops of two real photos (64x64 RGB uint8)."""
+    return crop(astronaut, (20, 200, 120, 300)), crop(grace_hopper, (60, 380, 100, 420))
+
+
+def moving_clip(face: np.ndarray, frames: int) -> np.ndarray:
+    """The face turning and sliding a little over `frames` frames (T, 64, 64, 3)."""
+    out = []
+    for t in range(frames):
+        a = np.sin(np.pi * t / max(frames - 1, 1))
+        m = cv2.getRotationMatrix2D((SIZE / 2, SIZE / 2), 12.0 * a, 1.0 + 0.08 * a)
+        m[:, 2] += (3.0 * a, -2.0 * a)
+        out.append(cv2.warpAffine(face, m, (SIZE, SIZE), borderMode=cv2.BORDER_REFLECT))
+    return np.stack(out)
+
+
+def to_batch(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0).contiguous()
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory: pytest.TempPathFactory, faces) -> Path:
+    """A seeded random small model in the original checkpoint layout (legacy torch format,
+    with optimizer states and an epoch like the published file). Batch-norm statistics are
+    calibrated on real faces so eval-mode activations are well scaled, and the Jacobian head
+    is perturbed so Jacobians are not all identity."""
+    torch.manual_seed(1234)
+    kp_detector, generator = build_networks("small")
+    with torch.no_grad():
+        kp_detector.jacobian.weight.normal_(0.0, 0.01)
+        for module in [*kp_detector.modules(), *generator.modules()]:
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = None  # cumulative average over the calibration passes
+        kp_detector.train()
+        generator.train()
+        images = to_batch(np.concatenate([faces[0][None], faces[1][None],
+                                          moving_clip(faces[1], 4)]))
+        for _ in range(2):
+            kps = kp_detector(images)
+            generator(images, kps, kps.select(slice(0, len(images))))
+    optimizer = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    path = tmp_path_factory.mktemp("fomm") / "small-cpk.pth.tar"
+    save_checkpoint(path, kp_detector, generator, legacy_format=True, extra={
+        "optimizer_generator": optimizer.state_dict(),
+        "optimizer_kp_detector": {"state": {}, "param_groups": []},
+        "discriminator": {"down_blocks.0.conv.weight": torch.zeros(4, 3, 4, 4)},
+        "epoch": 99,
+    })
+    return path
+
+
+@pytest.fixture(scope="module")
+def fomm(small_checkpoint: Path) -> FommGenerator:
+    return FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=4)
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+
+
+def test_checkpoint_loads_strictly(small_checkpoint: Path) -> None:
+    saved = torch.load(small_checkpoint, map_location="cpu", weights_only=True)
+    kp_detector, generator = load_checkpoint(small_checkpoint, "small")
+    assert not kp_detector.training and not generator.training
+    for net, name in ((kp_detector, "kp_detector"), (generator, "generator")):
+        state = net.state_dict()
+        assert list(state) == list(saved[name])
+        assert all(torch.equal(state[k], saved[name][k]) for k in state)
+
+
+def _tamper(path: Path, out: Path, how: str) -> None:
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    gen = data["generator"]
+    if how == "renamed":
+        gen["final.weights"] = gen.pop("final.weight")
+    elif how == "reshaped":
+        gen["bottleneck.r0.conv1.weight"] = torch.zeros(3, 3, 3, 3)
+    elif how == "no_generator":
+        del data["generator"]
+    elif how == "no_batch_counters":
+        for key in [k for k in gen if k.endswith("num_batches_tracked")]:
+            del gen[key]
+    torch.save(data, out)
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("renamed", r"'generator' state dict does not match the model: 1 missing: final\.weight;"
+                    r" 1 unexpected: final\.weights"),
+        ("reshaped", r"shape mismatch: bottleneck\.r0\.conv1\.weight: checkpoint \(3, 3, 3, 3\),"
+                     r" model \(32, 32, 3, 3\)"),
+        ("no_generator", r"not an FOMM checkpoint: .* has no generator state dict"),
+    ],
+)
+def test_tampered_checkpoint_fails_clearly(small_checkpoint: Path, tmp_path: Path, how: str,
+                                           message: str) -> None:
+    bad = tmp_path / f"{how}.pth.tar"
+    _tamper(small_checkpoint, bad, how)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(bad, "small")
+
+
+def test_checkpoint_without_batch_counters_loads(small_checkpoint: Path, tmp_path: Path) -> None:
+    """Counters absent from pre-0.4.1 checkpoints are unused at inference: tolerated."""
+    old = tmp_path / "old.pth.tar"
+    _tamper(small_checkpoint, old, "no_batch_counters")
+    load_checkpoint(old, "small")
+
+
+def test_truncated_and_foreign_files_fail_clearly(small_checkpoint: Path, tmp_path: Path) -> None:
+    blob = small_checkpoint.read_bytes()
+    for name, content in (("truncated.pth.tar", blob[: len(blob) // 2]),
+                          ("half-zip.pth.tar", _zip_checkpoint(small_checkpoint)[:5000]),
+                          ("notes.txt", b"not a checkpoint\n"), ("empty.pth", b"")):
+        bad = tmp_path / name
+        bad.write_bytes(content)
+        with pytest.raises(CheckpointError, match=rf"not an FOMM checkpoint: .*{name}"):
+            load_checkpoint(bad, "small")
+    tensor = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor)
+    with pytest.raises(CheckpointError, match="holds a Tensor, expected a dict"):
+        load_checkpoint(tensor, "small")
+
+
+def test_unsafe_objects_are_refused_unless_trusted(small_checkpoint: Path,
+                                                   tmp_path: Path) -> None:
+    data = torch.load(small_checkpoint, map_location="cpu", weights_only=True)
+    data["saved_on"] = datetime.date(2020, 1, 1)  # not allowed by torch's safe unpickler
+    odd = tmp_path / "odd.pth.tar"
+    torch.save(data, odd)
+    with pytest.raises(CheckpointError, match=r"datetime\.date.*unsafe_load=True"):
+        load_checkpoint(odd, "small")
+    load_checkpoint(odd, "small", unsafe_load=True)
+
+
+def _zip_checkpoint(path: Path) -> bytes:
+    out = path.with_name("zip-format.pth.tar")
+    torch.save(torch.load(path, map_location="cpu", weights_only=True), out)
+    return out.read_bytes()
+
+
+def test_wrong_config_is_a_shape_mismatch(small_checkpoint: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"shape mismatch: .*\(\+\d+ more\)"):
+        load_checkpoint(small_checkpoint, "vox-256")
+
+
+def test_vox256_state_dicts_match_original_keys() -> None:
+    """Our vox-256 networks have exactly the original checkpoint's keys and shapes."""
+    reference: dict[str, list] = {"kp_detector": [], "generator": []}
+    for line in (DATA / "fomm_vox256_keys.txt").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        net, key, shape = line.split()
+        dims = tuple(int(s) for s in shape.strip("[]").split(",") if s)
+        reference[net].append((key, dims))
+    assert len(reference["kp_detector"]) == 75 and len(reference["generator"]) == 196
+    kp_detector, generator = build_networks("vox-256")
+    for net, module in (("kp_detector", kp_detector), ("generator", generator)):
+        ours = [(k, tuple(v.shape)) for k, v in module.state_dict().items()]
+        assert ours == reference[net], net
+    n_params = sum(p.numel() for p in [*kp_detector.parameters(), *generator.parameters()])
+    assert n_params == 14_215_368 + 45_575_391
+
+
+# -- inference ------------------------------------------------------------------------------
+
+
+def test_batched_equals_frame_by_frame(fomm: FommGenerator, small_checkpoint: Path,
+                                       faces) -> None:
+    """Batch size changes nothing but float rounding: within 1e-5 (measured: 3e-6 max, 3e-7
+    mean). The margin is model-dependent: a batched and a single-frame convolution sum in a
+    different order, and the temperature-0.1 heatmap softmax amplifies those ~1e-7 logit
+    differences 10x in the keypoints, which the image gradients amplify again."""
+    source, driving = faces[0], moving_clip(faces[1], 7)
+    batched = fomm.render(source, driving)
+    single = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=1)
+    frame_by_frame = single.render(source, driving)
+    assert batched.shape == (7, SIZE, SIZE, 3) and batched.dtype == np.float32
+    diff = np.abs(batched - frame_by_frame)
+    assert diff.max() < 1e-5 and diff.mean() < 1e-6
+
+    kp_detector, generator = fomm.networks()
+    src = to_batch(source[None])
+    with torch.inference_mode():
+        kp_source = kp_detector(src)
+        kp_all = kp_detector(to_batch(driving))
+        kp_norm = relative_keypoints(kp_source, kp_all, kp_all.select(0))
+        encoding = generator.encode_source(src)
+        together = generator.render(encoding, kp_norm, kp_source)
+        apart = torch.cat([generator.render(encoding, kp_norm.select(t), kp_source)
+                           for t in range(len(driving))])
+        assert (together - apart).abs().max() < 1e-5
+
+        # the original demo's loop: per-frame keypoints, normalize_kp, full generator forward
+        # (source re-encoded every frame)
+        kp_initial = kp_detector(to_batch(driving[:1]))
+        scale = adapt_movement_scale(kp_source.value[0].numpy(), kp_initial.value[0].numpy())
+        for t in range(len(driving)):
+            kp_t = relative_keypoints(kp_source, kp_detector(to_batch(driving[t:t + 1])),
+                                      kp_initial, scale=scale)
+            frame = generator(src, kp_t, kp_source)[0].permute(1, 2, 0).numpy()
+            assert np.abs(frame - frame_by_frame[t]).max() < 1e-5
+            assert np.abs(frame - batched[t]).max() < 1e-5
+
+
+def test_source_as_driving_reconstructs_one_frame(fomm: FommGenerator, faces) -> None:
+    """Relative motion with a still driving clip: no motion at all. The dense flow is the
+    identity (every candidate flow is: J_s J_s^-1 = I), the source warped by it is the source,
+    and every output frame is the same; rendering is deterministic."""
+    source = faces[0]
+    driving = np.repeat(source[None], 5, axis=0)
+    frames = fomm.render(source, driving)
+    assert np.abs(frames - frames[:1]).max() < 1e-5
+    assert frames.std() > 1e-3  # a real image, not a constant
+
+    kp_detector, generator = fomm.networks()
+    with torch.inference_mode():
+        src = to_batch(source[None])
+        kp_source = kp_detector(src)
+        kp_norm = relative_keypoints(kp_source, kp_detector(to_batch(driving)),
+                                     kp_source.select(0))
+        encoding = generator.encode_source(src)
+        motion = generator.motion(encoding, kp_norm, kp_source)
+        _, h, w, _ = motion.deformation.shape
+        identity = coordinate_grid(h, w)
+        assert (motion.deformation - identity).abs().max() < 1e-4
+        # the (downscaled) source warped by that flow is itself
+        warped = generator.warp(encoding.small, motion.deformation[:1])
+        assert (warped - encoding.small).abs().max() < 1e-3
+
+    out = fomm.animate(source, NO_LANDMARKS, driving, np.zeros((5, 5, 2)))
+    again = fomm.animate(source, NO_LANDMARKS, driving, np.zeros((5, 5, 2)))
+    assert out.dtype == np.uint8 and np.array_equal(out, again)
+    assert np.abs(out.astype(int) - out[:1].astype(int)).max() <= 1
+
+
+def test_demo_pair_end_to_end(small_checkpoint: Path, faces) -> None:
+    """A real face driven by another real face's (synthetic) head motion, via the registry."""
+    assert GENERATORS["fomm"] is FommGenerator
+    gen = make_generator("fomm", checkpoint=str(small_checkpoint), config="small", batch_size=3)
+    source, driving = faces[0], moving_clip(faces[1], 6)
+    lms = np.tile(NO_LANDMARKS, (6, 1, 1))
+    out = gen.animate(source, NO_LANDMARKS, driving, lms)
+    assert out.shape == (6, SIZE, SIZE, 3) and out.dtype == np.uint8
+    assert out.std() > 1.0
+    # frame 0 carries no motion yet: it equals the still-driving rendering of the source
+    still = gen.animate(source, NO_LANDMARKS, np.repeat(source[None], 1, axis=0), lms[:1])
+    assert np.abs(out[0].astype(int) - still[0].astype(int)).max() <= 1
+    # the motion changes the frames
+    assert np.abs(out[3].astype(int) - out[0].astype(int)).mean() > 0.1
+
+    # other input sizes are resized to the model and back
+    big = cv2.resize(source, (96, 96), interpolation=cv2.INTER_CUBIC)
+    wide = np.stack([cv2.resize(f, (80, 72)) for f in driving])
+    assert gen.animate(big, NO_LANDMARKS, wide, lms).shape == (6, 96, 96, 3)
+    strict = FommGenerator(checkpoint=small_checkpoint, config="small", resize=False)
+    with pytest.raises(ValueError, match="source frames are 96x96 .* 64x64"):
+        strict.animate(big, NO_LANDMARKS, driving, lms)
+
+
+def test_relative_keypoints_follow_the_demo_formulas() -> None:
+    g = torch.Generator().manual_seed(0)
+
+    def kps(n: int) -> Keypoints:
+        jac = torch.eye(2) + 0.2 * torch.randn(n, 10, 2, 2, generator=g)
+        return Keypoints(torch.rand(n, 10, 2, generator=g) * 2 - 1, jac)
+
+    src, init, drv = kps(1), kps(1), kps(3)
+    out = relative_keypoints(src, drv, init, scale=0.7)
+    assert torch.allclose(out.value, src.value + 0.7 * (drv.value - init.value))
+    s, i, d = (k.jacobian.double().numpy() for k in (src, init, drv))
+    expected = d @ np.linalg.inv(i) @ s
+    assert np.allclose(out.jacobian.numpy(), expected, atol=1e-5)
+    same = relative_keypoints(src, init, init)
+    assert torch.allclose(same.value, src.value)
+    assert torch.allclose(same.jacobian, src.jacobian, atol=1e-5)
+    assert relative_keypoints(src, drv, init, relative=False) is drv
+
+
+def test_hull_area_and_movement_scale() -> None:
+    square = np.array([[0, 0], [2, 0], [2, 2], [0, 2], [1, 1], [1, 0.5]])
+    assert hull_area(square) == pytest.approx(4.0)
+    assert hull_area(np.array([[0, 0], [1, 1], [2, 2]])) == 0.0  # collinear
+    assert hull_area(np.array([[0, 0], [0, 0], [1, 0]])) == 0.0
+    assert adapt_movement_scale(square * 0.5, square) == pytest.approx(0.5)
+    assert adapt_movement_scale(square, np.zeros((4, 2))) == 1.0
+    points = np.random.default_rng(0).uniform(-1, 1, (10, 2))
+    try:
+        from scipy.spatial import ConvexHull
+    except ImportError:  # scipy is optional; the square checks above still ran
+        return
+    assert hull_area(points) == pytest.approx(ConvexHull(points).volume, rel=1e-12)
+
+
+# -- options, identity, errors ------------------------------------------------------------
+
+
+def test_identity_and_params(small_checkpoint: Path) -> None:
+    gen = FommGenerator(checkpoint=small_checkpoint, config="small")
+    assert gen.weights_sha256 == hashlib.sha256(small_checkpoint.read_bytes()).hexdigest()
+    FommGenerator(checkpoint=small_checkpoint, config="small", sha256=gen.weights_sha256.upper())
+    with pytest.raises(CheckpointError, match="has sha256 .* expected 00"):
+        FommGenerator(checkpoint=small_checkpoint, config="small", sha256="00" * 32)
+    other = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=16,
+                          device="cpu", channels_last=True)
+    assert gen.spec() == other.spec()
+    assert json.loads(json.dumps(gen.spec())) == gen.spec()
+    assert {"config", "relative", "adapt_scale", "precision"} <= set(gen.params())
+    assert FommGenerator(checkpoint=small_checkpoint, config="small",
+                         adapt_scale=False).params() != gen.params()
+    with pytest.raises(ValueError, match="only supported on CUDA"):
+        FommGenerator(checkpoint=small_checkpoint, config="small", precision="bf16")
+    with pytest.raises(ValueError, match="unknown FOMM config"):
+        FommGenerator(checkpoint=small_checkpoint, config="vox-512")
+
+
+def test_missing_checkpoint_names_the_path_and_the_source(tmp_path: Path) -> None:
+    missing = tmp_path / "models" / "vox-cpk.pth.tar"
+    with pytest.raises(FileNotFoundError) as err:
+        make_generator("fomm", checkpoint=missing)
+    text = str(err.value)
+    assert str(missing) in text and "vox-cpk.pth.tar" in text and "first-order-model" in text
+    with pytest.raises(FileNotFoundError, match="first-order-model"):
+        load_checkpoint(missing)
+    with pytest.raises(ValueError, match="needs checkpoint=.*vox-cpk.pth.tar"):
+        make_generator("fomm")
+
+
+def test_speed_options_keep_the_output(fomm: FommGenerator, small_checkpoint: Path,
+                                       faces) -> None:
+    """channels_last and unfolded batch norms: other kernels, same frames up to rounding."""
+    driving = moving_clip(faces[1], 3)
+    reference = fomm.render(faces[0], driving)
+    assert fomm.channels_last  # the CPU default
+    for options in ({"channels_last": False}, {"fold_bn": False}):
+        other = FommGenerator(checkpoint=small_checkpoint, config="small", **options)
+        diff = np.abs(other.render(faces[0], driving) - reference)
+        assert diff.max() < 2e-5 and diff.mean() < 2e-6, options
+    plain = FommGenerator(checkpoint=small_checkpoint, config="small", fold_bn=False)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.networks()[1].modules())
+    folded = [m for m in fomm.networks()[1].modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(folded) == 2  # only the residual blocks' first norms (before a ReLU) remain
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_precisions(small_checkpoint: Path, fomm: FommGenerator, faces) -> None:
+    driving = moving_clip(faces[1], 5)
+    reference = fomm.render(faces[0], driving)
+    conv = torch.backends.cudnn.conv
+    before = getattr(conv, "fp32_precision", None)
+    errors = {}
+    for precision in ("fp32", "tf32", "bf16", "fp16"):
+        gpu = FommGenerator(checkpoint=small_checkpoint, config="small", device="cuda",
+                            precision=precision, batch_size=2)
+        diff = np.abs(gpu.render(faces[0], driving) - reference)
+        errors[precision] = (float(diff.max()), float(diff.mean()))
+    print(errors)
+    for precision, (max_tol, mean_tol) in {"fp32": (1e-4, 1e-5), "tf32": (2e-2, 2e-3),
+                                           "bf16": (0.1, 0.01), "fp16": (2e-2, 2e-3)}.items():
+        assert errors[precision][0] < max_tol and errors[precision][1] < mean_tol, errors
+    assert getattr(conv, "fp32_precision", None) == before  # global TF32 setting restored
+
