@@ -13,12 +13,16 @@ import pytest
 import skimage
 
 from dfmnist import motion
+from dfmnist.demo import FacePose, FaceRig, render_pose
 from dfmnist.faces import FaceDetector, crop_frames
 from dfmnist.generators import GENERATORS, Generator, LandmarkWarpGenerator, make_generator
+from dfmnist.generators.landmark_warp import HeadModel
 from dfmnist.io import read_video
 from dfmnist.tps import border_anchors, warp_image
 
 T = 24
+# Yaw driving: degrees per frame, toward the image right (yaw_proxy up), then the left.
+YAW = (0, 0, 10, 20, 28, 28, 28, 20, 10, 0, -10, -20, -28, -28, -28, -20, -10, 0)
 ROLL = 15.0 * np.sin(np.linspace(0, np.pi, 13)) ** 2  # frames 0-12: tilt and back
 BLINK = (16, 17, 18)  # frames with the eyes nearly shut
 
@@ -83,15 +87,32 @@ def source(detector) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def driving(detector) -> tuple[np.ndarray, np.ndarray]:
-    """The astronaut tilting her head (frames 0-12), then blinking (frames 16-18)."""
+def astronaut_face(detector) -> tuple[np.ndarray, np.ndarray]:
     path = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
-    face, lms = face_crop(detector, rgb(path))
+    return face_crop(detector, rgb(path))
+
+
+@pytest.fixture(scope="module")
+def driving(detector, astronaut_face) -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut tilting her head (frames 0-12), then blinking (frames 16-18)."""
+    face, lms = astronaut_face
     frames = []
     for t in range(T):
         roll = ROLL[t] if t < len(ROLL) else 0.0
         frames.append(warp_face(face, lms, roll=roll, eye=0.1 if t in BLINK else 1.0))
     frames = np.stack(frames)
+    track = detector.track(frames)
+    assert track.found.all()
+    return frames, track.landmarks
+
+
+@pytest.fixture(scope="module")
+def yaw_driving(detector, astronaut_face) -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut turning her head toward the image right, then the image left (28 degrees):
+    the demo's 3D face rig, a parallax TPS warp of the real photo (inner face moves most)."""
+    face, lms = astronaut_face
+    rig = FaceRig.from_landmarks(lms)
+    frames = np.stack([render_pose(face, rig, FacePose(yaw=float(a))) for a in YAW])
     track = detector.track(frames)
     assert track.found.all()
     return frames, track.landmarks
@@ -163,6 +184,7 @@ def test_params_and_registry():
     params = gen.params()
     assert params["smooth_window"] == 1 and params["adapt_scale"] is False
     assert params["relative"] is True and "grid_step" in params
+    assert params["yaw_gain"] > 0 and params["smile_gain"] >= 1
     assert gen.spec() == {"name": "landmark_warp", "weights_sha256": None, "params": params}
     assert LandmarkWarpGenerator().params() != params
     with pytest.raises(ValueError, match=r"unknown generator 'nope'.*landmark_warp"):
@@ -195,3 +217,75 @@ def test_absolute_mode_runs(source, driving):
     assert out.shape == (3, 256, 256, 3)
     # Absolute mode imposes the driving face's landmark layout, so frame 0 moves.
     assert not np.array_equal(out[0], source[0])
+
+
+def _yaw_change(lms: np.ndarray) -> np.ndarray:
+    yaw = motion.yaw_proxy(lms)
+    return yaw - yaw[0]
+
+
+def test_yaw_turns_the_source_face(detector, source, yaw_driving):
+    """A head turn is re-measured by MTCNN on the output, in the driving's direction."""
+    frames, drv_lms = yaw_driving
+    drv = _yaw_change(drv_lms)
+    assert drv.max() > 0.15 and drv.min() < -0.15  # the driving turns right, then left
+
+    def animate_and_measure(gen: LandmarkWarpGenerator) -> tuple[np.ndarray, np.ndarray]:
+        out = gen.animate(source[0], source[1], frames, drv_lms)
+        track = detector.track(out)
+        assert track.found.all(), "MTCNN lost the turning face"
+        return out, _yaw_change(track.landmarks)
+
+    out, yaw = animate_and_measure(LandmarkWarpGenerator())
+    assert np.array_equal(out[0], source[0])
+    right, left = int(np.argmax(drv)), int(np.argmin(drv))
+    assert yaw[right] > 0.08 and yaw[left] < -0.08, yaw  # turns the same way as the driving
+    # Past the liveness yaw threshold (0.15) in at least one direction, with the driving's sign.
+    assert (yaw.max() > 0.15 and drv.max() > 0.15) or (yaw.min() < -0.15 and drv.min() < -0.15)
+    assert np.corrcoef(yaw, drv)[0, 1] > 0.8, (yaw, drv)
+    # Moving the five landmark points alone hardly shows a turn: MTCNN reads appearance.
+    _, flat = animate_and_measure(LandmarkWarpGenerator(yaw_gain=0.0))
+    assert np.abs(flat).max() < 0.6 * np.abs(yaw).max(), (flat, yaw)
+
+
+def test_head_model_turn_hits_the_requested_yaw_proxy(source):
+    lms = source[1]
+    z = lms[:, 0] + 1j * lms[:, 1]
+    head = HeadModel(lms, ring_scale=1.1)
+    wanted = np.array([-0.2, 0.0, 0.1, 0.2])
+    theta = head.yaw_angle(wanted)
+    assert theta[1] == 0.0 and theta[0] < 0 < theta[2] < theta[3]
+    assert np.degrees(np.abs(theta)).max() < 45
+    for th, target in zip(theta, wanted, strict=True):
+        moved = z + head.shift(z, th)
+        got = motion.yaw_proxy(np.stack([moved.real, moved.imag], 1)) - motion.yaw_proxy(lms)
+        assert got == pytest.approx(target, abs=0.01)
+    # The nose moves most, the ring (rim of the cap) not at all, nothing moves without a turn.
+    shift = head.shift(z, theta[3])
+    assert np.abs(shift[2]) > np.abs(shift[[0, 1, 3, 4]]).max()
+    ux, _, iod = motion.face_axes(lms)
+    rim = z.mean() + 1.1 * 1.15 * iod * complex(*ux)  # the ring's point on the eye-line axis
+    assert abs(head.shift(np.array([rim]), theta[3])[0]) < 1e-9
+    assert np.all(head.shift(z, 0.0) == 0)
+
+
+def test_smile_gain_spreads_the_mouth_corners(detector, source, astronaut_face):
+    """Mouth corners 12% further apart in the driving landmarks: the output's mouth widens
+    more with a higher smile_gain."""
+    face, lms = astronaut_face
+    spread = lms.copy()
+    half = (lms[4] - lms[3]) * 0.06
+    spread[3] -= half
+    spread[4] += half
+    frames = np.stack([face] * 4)
+    drv_lms = np.stack([lms, lms, spread, spread])
+    widths = []
+    for gain in (1.0, 2.0):
+        out = LandmarkWarpGenerator(smile_gain=gain).animate(source[0], source[1], frames,
+                                                             drv_lms)
+        track = detector.track(out[[0, 3]])
+        assert track.found.all()
+        width = motion.mouth_width(track.landmarks)
+        widths.append(width[1] / width[0] - 1)
+    assert widths[0] > 0.03, widths
+    assert widths[1] > widths[0] + 0.02, widths

@@ -12,13 +12,16 @@ replayed on the source face:
   (blinks and widening), points around the mouth follow the change of ``mouth_openness``
   (jaw drop); an opening mouth gets a dark cavity painted between the lips;
 * head turns (yaw) get a 3D-ish parallax: the driving's yaw angle relative to frame 0 is read
-  off the change of its ``yaw_proxy`` through a small head model (an ellipsoidal cap inside the
-  ring, plus a nose ridge), and every control point on the face, including a grid over the
-  face interior, shifts along the source face's horizontal axis by its depth times sin(yaw)
-  (the nose most, the ring not at all; the side turning away is compressed). The similarity
-  that the turn itself induces on the driving landmarks is taken out of the driving motion, so
-  the ring (outline, hair) stays while the face turns inside it. Five MTCNN points alone cannot
-  show a turn: MTCNN finds the nose by appearance, so the whole inner face has to move.
+  off the change of its ``yaw_proxy`` through a small head model (`HeadModel`: a cap inside the
+  ring plus a nose ridge), and every control point on the face, including a grid over the face
+  interior, shifts along the source face's horizontal axis by its depth times sin(yaw) (the
+  nose most, the ring not at all; the side turning away is compressed). The source turns until
+  its own model yaw_proxy has changed by ``yaw_gain`` times the driving's. The similarity that
+  the turn induces on the driving landmarks is taken out of the driving motion, so the rigid
+  ring (outline, hair) stays while the face turns inside it. Five MTCNN points alone cannot
+  show a turn: MTCNN places the nose by appearance, so the whole inner face has to move;
+* mouth corners drag the skin around them along, and their spreading (a smile) is amplified
+  by ``smile_gain``.
 
 Everything is plain numpy/OpenCV and deterministic.
 """
@@ -47,13 +50,17 @@ _LIP = 0.08  # upper/lower lip points from the mouth-corner line
 _CHIN = 0.5  # jaw point below the mouth
 _JAW_SHARE = 0.7  # fraction of the lower-lip drop that the jaw point follows
 _CAVITY_HALF_WIDTH = 0.3  # painted cavity half-width, as a fraction of the mouth width
+# Points around each mouth corner that follow its own motion: (outward, down) offsets in face
+# units and the share of the corner's motion they follow.
+_CORNER_PTS = ((0.15, 0.0, 0.9), (0.1, -0.14, 0.7), (0.1, 0.14, 0.7), (0.3, -0.05, 0.5))
+_SMILE_DEADBAND = 0.02  # widening (face units per corner) below this is not amplified
 _OPENNESS_EPS = 0.03  # keeps eye-openness ratios finite for dark-free eye patches
 
-# Yaw parallax head model, in face units: an ellipsoidal cap over the ring (depth 0 on the ring,
+# Yaw parallax head model, in face units: a paraboloid cap over the ring (depth 0 on the ring,
 # _HEAD_DEPTH at its centre) plus a nose ridge (height, sigma across, sigma along; centred
 # _NOSE_RISE above the nose landmark, so the bridge rises too).
 _HEAD_DEPTH = 1.0
-_NOSE_BUMP = (0.5, 0.2, 0.3)
+_NOSE_BUMP = (0.35, 0.3, 0.35)
 _NOSE_RISE = 0.1
 _YAW_MAX_DEG = 45.0  # the parallax never turns the head further than this
 _YAW_TABLE = np.radians(np.linspace(-60.0, 60.0, 121))  # angles for inverting yaw_proxy
@@ -83,9 +90,10 @@ class HeadModel:
     """A rough head for yaw parallax, built from one face's five landmarks (image pixels).
 
     Face units: origin at the eye midpoint, x along the eye line, y down, 1 = inter-ocular
-    distance. Depth is an ellipsoidal cap whose rim is the ring ellipse (centred on the
-    landmark centroid, semi-axes `ring_scale` * (1.15, 1.45): the generator's rigid ring) plus
-    a ridge along the nose. Turning by yaw angle theta moves a point along the face x axis by
+    distance. Depth is a paraboloid cap whose rim is the ring ellipse (centred on the landmark
+    centroid, semi-axes `ring_scale` * (1.15, 1.45): the generator's rigid ring) plus a ridge
+    along the nose (a gentle cap: a steep rim would squash the far cheek into a fold). Turning
+    by yaw angle theta moves a point along the face x axis by
     ``(cos theta - 1) * x * cap + sin theta * depth`` (x from the ring centre): the centre of
     the face moves most, the rim not at all, the side turning away is compressed.
     """
@@ -109,8 +117,8 @@ class HeadModel:
         """The cap (0 on the ring, 1 at its centre) and the depth (face units) at image points."""
         w = self.local(z)
         rel = w - self.centre
-        cap = np.sqrt(np.clip(1.0 - (rel.real / self.axes[0]) ** 2
-                              - (rel.imag / self.axes[1]) ** 2, 0.0, None))
+        cap = np.clip(1.0 - (rel.real / self.axes[0]) ** 2 - (rel.imag / self.axes[1]) ** 2,
+                      0.0, None)
         height, sx, sy = _NOSE_BUMP
         d = w - self.nose
         ridge = height * np.exp(-0.5 * ((d.real / sx) ** 2 + (d.imag / sy) ** 2))
@@ -132,7 +140,8 @@ class HeadModel:
         curve = motion.yaw_proxy(_xy(moved)) - motion.yaw_proxy(_xy(self.landmarks))
         curve = np.maximum.accumulate(curve)  # monotone, for the inverse
         limit = np.radians(_YAW_MAX_DEG)
-        return np.clip(np.interp(yaw_change, curve, _YAW_TABLE), -limit, limit)
+        theta = np.clip(np.interp(yaw_change, curve, _YAW_TABLE), -limit, limit)
+        return np.where(np.asarray(yaw_change) == 0.0, 0.0, theta)  # exactly still at rest
 
 
 def _interior_points(s: np.ndarray, fx: complex, fy: complex, iod: float) -> np.ndarray:
@@ -171,6 +180,7 @@ class LandmarkWarpGenerator(Generator):
     `grid_step` (TPS evaluation grid, pixels), `ring_points`/`ring_scale` (rigid ring around
     the face), `eye_gain`/`mouth_gain` (strength of the openness transfer), `deadband`
     (openness changes smaller than this are ignored: measurement noise), `paint_mouth`,
+    `smile_gain` (mouth-corner spreading beyond the head motion is amplified by this),
     `yaw_gain` (the source turns until its yaw_proxy has changed by this times the driving's;
     0 turns the parallax off), `yaw_deadband` (yaw_proxy changes smaller than this are
     ignored).
@@ -193,14 +203,15 @@ class LandmarkWarpGenerator(Generator):
         mouth_gain: float = 1.0,
         deadband: float = 0.05,
         paint_mouth: bool = True,
+        smile_gain: float = 2.0,
         yaw_gain: float = 1.5,
         yaw_deadband: float = 0.02,
     ) -> None:
         if smooth_window < 1 or grid_step < 1 or ring_points < 4 or ring_scale <= 0:
             raise ValueError("smooth_window and grid_step must be >= 1, ring_points >= 4, "
                              "ring_scale > 0")
-        if yaw_gain < 0 or yaw_deadband < 0:
-            raise ValueError("yaw_gain and yaw_deadband must be >= 0")
+        if yaw_gain < 0 or yaw_deadband < 0 or smile_gain < 0:
+            raise ValueError("smile_gain, yaw_gain and yaw_deadband must be >= 0")
         self.relative = bool(relative)
         self.adapt_scale = bool(adapt_scale)
         self.smooth_window = int(smooth_window)
@@ -211,6 +222,7 @@ class LandmarkWarpGenerator(Generator):
         self.mouth_gain = float(mouth_gain)
         self.deadband = float(deadband)
         self.paint_mouth = bool(paint_mouth)
+        self.smile_gain = float(smile_gain)
         self.yaw_gain = float(yaw_gain)
         self.yaw_deadband = float(yaw_deadband)
 
@@ -227,6 +239,7 @@ class LandmarkWarpGenerator(Generator):
             "mouth_gain": self.mouth_gain,
             "deadband": self.deadband,
             "paint_mouth": self.paint_mouth,
+            "smile_gain": self.smile_gain,
             "yaw_gain": self.yaw_gain,
             "yaw_deadband": self.yaw_deadband,
         }
@@ -252,7 +265,8 @@ class LandmarkWarpGenerator(Generator):
     def driving_yaw(self, lms: np.ndarray) -> np.ndarray:
         """The change of `motion.yaw_proxy` since frame 0 (T,) of smoothed driving landmarks:
         running median against detector spikes, soft deadband against jitter (0 at frame 0)."""
-        yaw = motion.yaw_proxy(lms)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            yaw = np.nan_to_num(motion.yaw_proxy(lms), nan=0.0, posinf=0.0, neginf=0.0)
         yaw = median_series((yaw - yaw[0])[:, None], self.smooth_window)[:, 0]
         return _dead(yaw - yaw[0], self.yaw_deadband)
 
@@ -303,7 +317,13 @@ class LandmarkWarpGenerator(Generator):
         eye_idx = np.repeat([LEFT_EYE, RIGHT_EYE, LEFT_EYE, RIGHT_EYE],
                             [len(eye_fixed_off)] * 2 + [len(lid_off)] * 2)
         lip_pts = mouth_c + lip_off
-        fixed = np.concatenate([s, ring, border, eye_pts, lip_pts])
+        m_axis = (s[MOUTH_RIGHT] - s[MOUTH_LEFT]) / max(mouth_w, 1e-9)
+        corner_idx = np.repeat([MOUTH_LEFT, MOUTH_RIGHT], len(_CORNER_PTS))
+        corner_off = np.array([iod * (side * o * m_axis + dy * fy) for side in (-1.0, 1.0)
+                               for o, dy, _ in _CORNER_PTS])
+        corner_pts = s[corner_idx] + corner_off
+        corner_slack = 1.0 - np.array([f for _ in range(2) for _, _, f in _CORNER_PTS])
+        fixed = np.concatenate([s, ring, border, eye_pts, lip_pts, corner_pts])
         interior = _keep_apart(_interior_points(s, fx, fy, iod), fixed, _INTERIOR_GAP * iod)
         sources = np.concatenate([fixed, interior])
         src_xy = _xy(sources)
@@ -315,7 +335,8 @@ class LandmarkWarpGenerator(Generator):
         drv_head = HeadModel(d[0], self.ring_scale)
         theta_drv = drv_head.yaw_angle(yaw)
         theta_src = src_head.yaw_angle(self.yaw_gain * yaw)
-        head_pts = np.concatenate([s, eye_pts, lip_pts, interior])  # the points that turn
+        # the points that turn
+        head_pts = np.concatenate([s, eye_pts, lip_pts, corner_pts, interior])
 
         # Opening in source pixels: the cavity that adds `opening` to the patch's dark fraction.
         frac, up, down = motion.MOUTH_PATCH
@@ -326,7 +347,7 @@ class LandmarkWarpGenerator(Generator):
 
         warper = GridWarper(w, h, self.grid_step)
         d0 = _c(d[0])
-        n_eye = len(eye_pts)
+        n_eye, n_corner = len(eye_pts), len(corner_pts)
         out = np.empty((len(d),) + source.shape, dtype=np.uint8)
         for t in range(len(d)):
             dt = _c(d[t])
@@ -335,20 +356,36 @@ class LandmarkWarpGenerator(Generator):
             drv_par = drv_head.shift(d0, theta_drv[t])
             par = src_head.shift(head_pts, theta_src[t])
             par_lms, par_eye = par[:5], par[5:5 + n_eye]
-            par_lip, par_in = par[5 + n_eye:8 + n_eye], par[8 + n_eye:]
-            # The driving's similarity motion once its own turn is taken out.
+            par_lip = par[5 + n_eye:8 + n_eye]
+            par_corner, par_in = par[8 + n_eye:8 + n_eye + n_corner], par[8 + n_eye + n_corner:]
+            # The driving's similarity motion once its own turn is taken out, and what is left
+            # at each landmark (expressions, measurement noise).
             a_t, b_t = fit_similarity(_xy(d0 + drv_par), d[t])
+            rest = dt - (a_t * (d0 + drv_par) + b_t)
             if self.relative:
                 lms_t = s + lin * (dt - d0 - a_t * drv_par) + a_t * par_lms
+                to_src = lin
 
                 def rigid(p: np.ndarray, a=a_t, b=b_t) -> np.ndarray:
                     return p + lin * ((a - 1) * ((p - b_map) / a_map) + b)
             else:
                 lms_t = a_map * (dt - a_t * drv_par) + b_map + a_t * par_lms
+                to_src = a_map
 
                 def rigid(p: np.ndarray, a=a_t, b=b_t) -> np.ndarray:
                     return a_map * (a * ((p - b_map) / a_map) + b) + b_map
             rot = a_t  # the driving's own rotation and scale change, applied to local offsets
+            # Mouth corners: their own motion since frame 0, beyond head motion and turn; its
+            # widening part is amplified by smile_gain, the points around each corner follow
+            # part of it.
+            own = to_src * rest[[MOUTH_LEFT, MOUTH_RIGHT]]
+            axis_t = m_axis * rot / abs(rot)
+            widen = ((own[1] - own[0]) * np.conj(axis_t)).real / 2
+            extra = (self.smile_gain - 1.0) * max(widen - _SMILE_DEADBAND * iod * abs(rot), 0.0)
+            spread = extra * axis_t * np.array([-1.0, 1.0])
+            own = own + spread
+            lms_t[[MOUTH_LEFT, MOUTH_RIGHT]] += spread
+            corner_own = np.repeat(own, len(_CORNER_PTS))
             mouth_t = (lms_t[MOUTH_LEFT] + lms_t[MOUTH_RIGHT]) / 2
             par_mouth = (par_lms[MOUTH_LEFT] + par_lms[MOUTH_RIGHT]) / 2
             lids = lid_off * lid[t]
@@ -358,6 +395,8 @@ class LandmarkWarpGenerator(Generator):
                 lms_t, rigid(ring), border,
                 lms_t[eye_idx] + rot * (eye_off + par_eye - par_lms[eye_idx]),
                 mouth_t + rot * (lips + par_lip - par_mouth),
+                lms_t[corner_idx] + rot * (corner_off + par_corner - par_lms[corner_idx])
+                - corner_slack * corner_own,
                 rigid(interior) + rot * par_in,
             ])
             tgt_xy = _xy(targets)
