@@ -48,6 +48,12 @@ def pitch_proxy(lms: np.ndarray) -> np.ndarray:
     return r[..., NOSE, 1] / np.maximum(mouth_y, 1e-6)
 
 
+def nose_drop(lms: np.ndarray) -> np.ndarray:
+    """How far the nose sits below the eye line, in inter-ocular units (smaller = looking up).
+    Unlike `pitch_proxy` it ignores the mouth, which moves with expressions."""
+    return _derolled(lms)[..., NOSE, 1] / interocular(lms)
+
+
 def mouth_width(lms: np.ndarray) -> np.ndarray:
     """Mouth-corner distance in inter-ocular units (grows with a smile)."""
     width = np.linalg.norm(lms[..., MOUTH_RIGHT, :] - lms[..., MOUTH_LEFT, :], axis=-1)

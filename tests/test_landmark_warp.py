@@ -269,6 +269,47 @@ def test_head_model_turn_hits_the_requested_yaw_proxy(source):
     assert np.all(head.shift(z, 0.0) == 0)
 
 
+def test_pitch_follows_the_driving_look_up_and_down(detector, source, astronaut_face):
+    """Looking up then down (the demo rig's 3D pitch): MTCNN re-measures the pitch change on
+    the output in the driving's direction; without the pitch parallax it hardly shows."""
+    face, lms = astronaut_face
+    rig = FaceRig.from_landmarks(lms)
+    frames = np.stack([render_pose(face, rig, FacePose(pitch=-float(a))) for a in YAW[:13]])
+    drv_track = detector.track(frames)
+    assert drv_track.found.all()
+    drv = motion.pitch_proxy(drv_track.landmarks)
+    drv = drv - drv[0]
+    up, down = int(np.argmin(drv)), int(np.argmax(drv))
+    assert drv[up] < -0.05 and drv[down] > 0.05  # up first (proxy falls), then down
+
+    def pitch_change(gain: float) -> np.ndarray:
+        out = LandmarkWarpGenerator(pitch_gain=gain).animate(source[0], source[1], frames,
+                                                             drv_track.landmarks)
+        track = detector.track(out)
+        assert track.found.all(), "MTCNN lost the pitching face"
+        got = motion.pitch_proxy(track.landmarks)
+        return got - got[0]
+
+    pitch = pitch_change(1.5)
+    assert pitch[up] < -0.05 and pitch[down] > 0.05, (pitch, drv)
+    assert np.corrcoef(pitch, drv)[0, 1] > 0.8
+    flat = pitch_change(0.0)
+    assert np.abs(flat).max() < 0.6 * np.abs(pitch).max(), (flat, pitch)
+
+
+def test_head_model_pitch_hits_the_requested_nose_drop(source):
+    lms = source[1]
+    z = lms[:, 0] + 1j * lms[:, 1]
+    head = HeadModel(lms, ring_scale=1.1)
+    wanted = np.array([-0.1, 0.0, 0.05, 0.1])
+    phi = head.pitch_angle(wanted)
+    assert phi[1] == 0.0 and phi[0] > 0 > phi[2] > phi[3]  # falling proxy = looking up
+    for angle, target in zip(phi, wanted, strict=True):
+        moved = z + head.shift(z, 0.0, angle)
+        got = motion.nose_drop(np.stack([moved.real, moved.imag], 1)) - motion.nose_drop(lms)
+        assert got == pytest.approx(target, abs=0.01)
+
+
 def test_smile_gain_spreads_the_mouth_corners(detector, source, astronaut_face):
     """Mouth corners 12% further apart in the driving landmarks: the output's mouth widens
     more with a higher smile_gain."""

@@ -20,6 +20,9 @@ replayed on the source face:
   the turn induces on the driving landmarks is taken out of the driving motion, so the rigid
   ring (outline, hair) stays while the face turns inside it. Five MTCNN points alone cannot
   show a turn: MTCNN places the nose by appearance, so the whole inner face has to move;
+* looking up and nodding (pitch) get the same parallax along the face's vertical axis, read off
+  the change of ``nose_drop`` (the nose below the eye line; the mouth moves with expressions)
+  and amplified by ``pitch_gain``;
 * mouth corners drag the skin around them along, and their spreading (a smile) is amplified
   by ``smile_gain``.
 
@@ -39,7 +42,7 @@ from dfmnist.generators.base import Generator, check_inputs
 from dfmnist.tps import GridWarper, border_anchors
 
 #: Bump when the rendering changes, so content keys change with it.
-ALGORITHM_VERSION = 2
+ALGORITHM_VERSION = 3
 
 LEFT_EYE, RIGHT_EYE, NOSE, MOUTH_LEFT, MOUTH_RIGHT = range(5)
 
@@ -64,6 +67,7 @@ _NOSE_BUMP = (0.35, 0.3, 0.35)
 _NOSE_RISE = 0.1
 _YAW_MAX_DEG = 45.0  # the parallax never turns the head further than this
 _YAW_TABLE = np.radians(np.linspace(-60.0, 60.0, 121))  # angles for inverting yaw_proxy
+_PITCH_MAX_DEG = 30.0  # nor pitches it further than this
 _INTERIOR_GAP = 0.12  # interior points closer than this to another control point are dropped
 
 
@@ -124,14 +128,19 @@ class HeadModel:
         ridge = height * np.exp(-0.5 * ((d.real / sx) ** 2 + (d.imag / sy) ** 2))
         return cap, _HEAD_DEPTH * cap + ridge * np.clip(cap / 0.5, 0.0, 1.0)
 
-    def shift(self, z: np.ndarray, theta: float | np.ndarray) -> np.ndarray:
+    def shift(self, z: np.ndarray, theta: float | np.ndarray,
+              phi: float | np.ndarray = 0.0) -> np.ndarray:
         """Image displacement (complex, pixels) of points `z` when the head yaws by `theta`
-        radians (positive: the nose toward the image right); `theta` broadcasts over a
-        leading axis when it is an array."""
+        radians (positive: the nose toward the image right) and pitches by `phi` (positive:
+        looking up, the nose toward the forehead); the pitch works like the yaw along the face
+        y axis. Angles broadcast over a leading axis when they are arrays."""
         cap, depth = self.depth(z)
-        x = (self.local(z) - self.centre).real
+        rel = self.local(z) - self.centre
         theta = np.asarray(theta, dtype=np.float64)[..., None] if np.ndim(theta) else theta
-        return self.frame * ((np.cos(theta) - 1.0) * x * cap + np.sin(theta) * depth)
+        phi = np.asarray(phi, dtype=np.float64)[..., None] if np.ndim(phi) else phi
+        along_x = (np.cos(theta) - 1.0) * rel.real * cap + np.sin(theta) * depth
+        along_y = (np.cos(phi) - 1.0) * rel.imag * cap - np.sin(phi) * depth
+        return self.frame * (along_x + 1j * along_y)
 
     def yaw_angle(self, yaw_change: np.ndarray) -> np.ndarray:
         """Yaw angles (radians) whose parallax changes this face's `motion.yaw_proxy` by
@@ -142,6 +151,18 @@ class HeadModel:
         limit = np.radians(_YAW_MAX_DEG)
         theta = np.clip(np.interp(yaw_change, curve, _YAW_TABLE), -limit, limit)
         return np.where(np.asarray(yaw_change) == 0.0, 0.0, theta)  # exactly still at rest
+
+    def pitch_angle(self, pitch_change: np.ndarray) -> np.ndarray:
+        """Pitch angles (radians, positive up) whose parallax changes this face's
+        `motion.nose_drop` by `pitch_change` (it falls when looking up; clipped to
+        +-_PITCH_MAX_DEG)."""
+        moved = self.landmarks[None, :] + self.shift(self.landmarks, 0.0, _YAW_TABLE)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            curve = motion.nose_drop(_xy(self.landmarks)) - motion.nose_drop(_xy(moved))
+        curve = np.maximum.accumulate(np.nan_to_num(curve))  # monotone, for the inverse
+        limit = np.radians(_PITCH_MAX_DEG)
+        phi = np.clip(np.interp(-np.asarray(pitch_change), curve, _YAW_TABLE), -limit, limit)
+        return np.where(np.asarray(pitch_change) == 0.0, 0.0, phi)
 
 
 def _interior_points(s: np.ndarray, fx: complex, fy: complex, iod: float) -> np.ndarray:
@@ -183,7 +204,7 @@ class LandmarkWarpGenerator(Generator):
     `smile_gain` (mouth-corner spreading beyond the head motion is amplified by this),
     `yaw_gain` (the source turns until its yaw_proxy has changed by this times the driving's;
     0 turns the parallax off), `yaw_deadband` (yaw_proxy changes smaller than this are
-    ignored).
+    ignored), `pitch_gain`/`pitch_deadband` (the same for nose_drop).
     Eye and mouth openness and yaw always act relative to driving frame 0, also in absolute
     mode.
     """
@@ -206,12 +227,15 @@ class LandmarkWarpGenerator(Generator):
         smile_gain: float = 2.0,
         yaw_gain: float = 1.5,
         yaw_deadband: float = 0.02,
+        pitch_gain: float = 1.5,
+        pitch_deadband: float = 0.02,
     ) -> None:
         if smooth_window < 1 or grid_step < 1 or ring_points < 4 or ring_scale <= 0:
             raise ValueError("smooth_window and grid_step must be >= 1, ring_points >= 4, "
                              "ring_scale > 0")
-        if yaw_gain < 0 or yaw_deadband < 0 or smile_gain < 0:
-            raise ValueError("smile_gain, yaw_gain and yaw_deadband must be >= 0")
+        if min(yaw_gain, yaw_deadband, pitch_gain, pitch_deadband, smile_gain) < 0:
+            raise ValueError("smile_gain, yaw_gain, yaw_deadband, pitch_gain and "
+                             "pitch_deadband must be >= 0")
         self.relative = bool(relative)
         self.adapt_scale = bool(adapt_scale)
         self.smooth_window = int(smooth_window)
@@ -225,6 +249,8 @@ class LandmarkWarpGenerator(Generator):
         self.smile_gain = float(smile_gain)
         self.yaw_gain = float(yaw_gain)
         self.yaw_deadband = float(yaw_deadband)
+        self.pitch_gain = float(pitch_gain)
+        self.pitch_deadband = float(pitch_deadband)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -242,6 +268,8 @@ class LandmarkWarpGenerator(Generator):
             "smile_gain": self.smile_gain,
             "yaw_gain": self.yaw_gain,
             "yaw_deadband": self.yaw_deadband,
+            "pitch_gain": self.pitch_gain,
+            "pitch_deadband": self.pitch_deadband,
         }
 
     # -- driving signals -------------------------------------------------------------------
@@ -265,10 +293,20 @@ class LandmarkWarpGenerator(Generator):
     def driving_yaw(self, lms: np.ndarray) -> np.ndarray:
         """The change of `motion.yaw_proxy` since frame 0 (T,) of smoothed driving landmarks:
         running median against detector spikes, soft deadband against jitter (0 at frame 0)."""
+        return self._proxy_change(motion.yaw_proxy, lms, self.yaw_deadband)
+
+    def driving_pitch(self, lms: np.ndarray, yaw_angle: np.ndarray) -> np.ndarray:
+        """The change of `motion.nose_drop` since frame 0 (T,), as `driving_yaw`. A turn
+        foreshortens the inter-ocular distance by cos(yaw), which would read as looking down:
+        `yaw_angle` (radians, per frame) corrects it."""
+        return self._proxy_change(lambda x: motion.nose_drop(x) * np.cos(yaw_angle), lms,
+                                  self.pitch_deadband)
+
+    def _proxy_change(self, proxy, lms: np.ndarray, deadband: float) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            yaw = np.nan_to_num(motion.yaw_proxy(lms), nan=0.0, posinf=0.0, neginf=0.0)
-        yaw = median_series((yaw - yaw[0])[:, None], self.smooth_window)[:, 0]
-        return _dead(yaw - yaw[0], self.yaw_deadband)
+            value = np.nan_to_num(proxy(lms), nan=0.0, posinf=0.0, neginf=0.0)
+        value = median_series((value - value[0])[:, None], self.smooth_window)[:, 0]
+        return _dead(value - value[0], deadband)
 
     # -- rendering -------------------------------------------------------------------------
 
@@ -335,6 +373,9 @@ class LandmarkWarpGenerator(Generator):
         drv_head = HeadModel(d[0], self.ring_scale)
         theta_drv = drv_head.yaw_angle(yaw)
         theta_src = src_head.yaw_angle(self.yaw_gain * yaw)
+        pitch = self.driving_pitch(d, theta_drv)  # looking up, nodding: the same, vertically
+        phi_drv = drv_head.pitch_angle(pitch)
+        phi_src = src_head.pitch_angle(self.pitch_gain * pitch)
         # the points that turn
         head_pts = np.concatenate([s, eye_pts, lip_pts, corner_pts, interior])
 
@@ -353,8 +394,8 @@ class LandmarkWarpGenerator(Generator):
             dt = _c(d[t])
             # The driving's parallax at its landmarks, and the source's at its control points
             # (exactly 0 without a turn).
-            drv_par = drv_head.shift(d0, theta_drv[t])
-            par = src_head.shift(head_pts, theta_src[t])
+            drv_par = drv_head.shift(d0, theta_drv[t], phi_drv[t])
+            par = src_head.shift(head_pts, theta_src[t], phi_src[t])
             par_lms, par_eye = par[:5], par[5:5 + n_eye]
             par_lip = par[5 + n_eye:8 + n_eye]
             par_corner, par_in = par[8 + n_eye:8 + n_eye + n_corner], par[8 + n_eye + n_corner:]
