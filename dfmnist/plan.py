@@ -49,7 +49,8 @@ def build_plan(
         order = np.random.default_rng(stable_int(seed, action)).permutation(src.height)
         for rank in range(n):
             s = src.row(int(order[rank % src.height]), named=True)
-            d = takes.row((rank + rank // src.height) % takes.height, named=True)
+            # source i of round q gets take (i + q): every (source, take) pair once
+            d = takes.row((rank % src.height + rank // src.height) % takes.height, named=True)
             candidate = f"{action}/{s['clip_id']}/{d['take']}"
             key = content_key("fake", s["image_sha256"], d["video_sha256"], d["track_sha256"],
                               generator)

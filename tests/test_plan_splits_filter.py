@@ -41,7 +41,12 @@ def test_plan_is_seeded_unique_and_sharded():
 
 def test_plan_caps_at_distinct_pairs():
     plan = build_plan(sources(), driving(), ["blink"], 100, 1.0, 0, GEN, 1)
-    assert plan.height == 8 * 2
+    assert plan.height == 8 * 2 and plan["candidate_id"].n_unique() == plan.height
+    # every (source, take) pair once, whatever the numbers of sources and takes
+    for n_sources in (1, 3, 5, 7):
+        few = sources().head(n_sources)
+        plan = build_plan(few, driving(), ["blink"], 100, 1.0, 0, GEN, 1)
+        assert plan.height == n_sources * 2 and plan["candidate_id"].n_unique() == plan.height
 
 
 def test_replacing_one_source_changes_only_its_keys():
