@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 CORES ?= all
 
-.PHONY: setup demo test lint clean-results
+.PHONY: setup demo test test-slurm lint clean-results
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ demo: setup
 
 test: setup
 	. $(VENV)/bin/activate && python -m pytest
+
+# profiles/slurm on a local single-node SLURM (needs root or sudo: installs slurm-wlm, munge)
+test-slurm: setup
+	tests/slurm/start.sh
+	. $(VENV)/bin/activate && python -m pytest -m slurm; rc=$$?; tests/slurm/stop.sh; exit $$rc
 
 lint: setup
 	. $(VENV)/bin/activate && ruff check . && snakemake --lint

@@ -19,6 +19,8 @@ include: "rules/generate.smk"
 include: "rules/liveness.smk"
 include: "rules/compress.smk"
 include: "rules/targets.smk"
+include: "rules/train.smk"  # opt-in: table3, table4, table5, per_action, ...
+include: "rules/report.smk"
 
 
 rule all:

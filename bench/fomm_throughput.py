@@ -14,12 +14,17 @@ Each line gives the median wall-clock frames/s over ``--repeats`` interleaved ru
 range, and the process CPU time per frame (steadier than wall time on a shared machine; with
 several threads it includes their spin-waiting). Ratios compare medians from the same run.
 
+With ``--shards K`` it then also starts K processes at once, each a generator shard rendering
+the frames batched on the same device (as K generate jobs sharing one GPU would), and prints
+their aggregate frames/s against one process alone.
+
 Example: ``python bench/fomm_throughput.py --frames 16 --batch 8 16 --threads 2``
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -53,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed warm-up frames")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs per configuration, interleaved (default 3)")
+    parser.add_argument("--shards", type=int, default=0,
+                        help="also time this many concurrent shard processes on the device, "
+                             "each rendering --frames batched at the largest --batch")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -91,6 +99,46 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start, time.process_time() - cpu
+
+
+def shard_worker(args: argparse.Namespace, barrier, results) -> None:
+    """One shard process: build, warm up, wait for the others, render, report its span."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    config = get_config(args.config)
+    size = config.frame_size
+    torch.manual_seed(args.seed)
+    kp_detector, generator = build_networks(config)
+    fomm = FommGenerator.from_networks(kp_detector, generator, config=config.name,
+                                       device=str(device), batch_size=max(args.batch),
+                                       precision=args.precision)
+    rng = np.random.default_rng(args.seed)
+    source = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    driving = rng.integers(0, 256, (args.frames, size, size, 3), dtype=np.uint8)
+    fomm.render(source, driving)  # warm-up
+    barrier.wait()
+    start = time.perf_counter()
+    for _ in range(args.repeats):
+        fomm.render(source, driving)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    results.put((start, time.perf_counter(), args.frames * args.repeats))
+
+
+def time_shards(args: argparse.Namespace, count: int) -> float:
+    """Aggregate frames/s of `count` shard processes started together."""
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(count), ctx.Queue()
+    workers = [ctx.Process(target=shard_worker, args=(args, barrier, results))
+               for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    spans = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    wall = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+    return sum(n for _, _, n in spans) / wall
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -149,6 +197,12 @@ def main(argv: list[str] | None = None) -> None:
               f"{cpu_fps[label] / cpu_fps[DEMO]:.2f}x CPU time; "
               f"/ batch 1 (fp32): {value / ours_1:.2f}x wall, "
               f"{cpu_fps[label] / cpu_fps['batch 1 (fp32)']:.2f}x CPU time")
+    if args.shards > 1:
+        one = time_shards(args, 1)
+        many = time_shards(args, args.shards)
+        print(f"shards (batch {max(args.batch)}, {args.precision}): 1 process {one:.3f} "
+              f"frames/s, {args.shards} processes {many:.3f} frames/s together: "
+              f"{many / one:.2f}x")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,29 @@ def schema_error_line(error: Exception) -> str:
     return f"config error at {path}: {message}"
 
 
+#: Top-level `--config` shortcuts and the nested key each one sets.
+SHORTCUTS = {
+    "generator": ("generate", "generator"),
+    "fomm_checkpoint": ("generate", "fomm", "checkpoint"),
+}
+
+
+def apply_shortcuts(config: dict) -> None:
+    """Move top-level shortcuts (``--config generator=fomm fomm_checkpoint=FILE``) to the
+    nested keys they stand for, in place, before validation."""
+    for short, path in SHORTCUTS.items():
+        if short not in config:
+            continue
+        value = config.pop(short)
+        node = config
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+
+
 def check_config(config: dict) -> None:
     """Cross-key checks the schema cannot express. Raises ConfigError."""
+    _check_generator(config["generate"])
     actions = config["actions"]
     policy = config["liveness"].get("policy", {})
     missing = [a for a in actions if a not in policy]
@@ -42,6 +63,17 @@ def check_config(config: dict) -> None:
         for identity, spec in config["demo"]["photos"].items():
             _check_photo_spec(f"demo.photos.{identity}", spec)
         _check_photo_spec("demo.driving_performer", config["demo"]["driving_performer"])
+
+
+def _check_generator(generate: dict) -> None:
+    if generate["generator"] != "fomm":
+        return
+    from dfmnist.generators.fomm.checkpoint import checkpoint_missing_message
+
+    checkpoint = (generate.get("fomm") or {}).get("checkpoint")
+    if not checkpoint or not Path(checkpoint).is_file():
+        raise ConfigError("config error at generate.fomm.checkpoint: "
+                          + checkpoint_missing_message(checkpoint or "(not set)"))
 
 
 def _check_photo_spec(key: str, spec: str) -> None:
@@ -84,16 +116,15 @@ def source_clips(config: dict) -> dict[str, Path]:
     if config["demo"]["enabled"]:
         rel = [r for ident in config["demo"]["photos"] for r in demo_clip_relpaths(config, ident)]
     else:
-        rel = sorted(
-            str(p.relative_to(root))
-            for p in root.glob("*/*/*")
-            if p.suffix.lower() in VIDEO_SUFFIXES
-        )
-        if not rel:
+        from dfmnist.sources import index_sources
+
+        clips = index_sources(root)
+        if not clips:
             raise ConfigError(
                 f"config error at data.sources_dir: no {{identity}}/{{video}}/{{clip}} videos "
-                f"in {root}"
+                f"or frame folders in {root}"
             )
+        return clips
     return {r.rsplit(".", 1)[0]: root / r for r in rel}
 
 

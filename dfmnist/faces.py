@@ -70,7 +70,8 @@ class FaceTrack:
 
 
 class FaceDetector:
-    """Batched MTCNN. Frames are downscaled to `detect_max_side` for detection only."""
+    """Batched MTCNN (see `dfmnist.mtcnn`). Frames are downscaled to `detect_max_side` for
+    detection only; boxes and landmarks come back in full-frame coordinates."""
 
     def __init__(
         self,
@@ -81,20 +82,16 @@ class FaceDetector:
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
     ) -> None:
         import torch
-        from facenet_pytorch import MTCNN
+
+        from dfmnist.mtcnn import Cascade
 
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"device {device!r} requested but CUDA is not available")
         self.batch_size = max(1, int(batch_size))
         self.detect_max_side = int(detect_max_side)
         self.min_face_size = int(min_face_size)
-        self._mtcnn = MTCNN(
-            keep_all=True,
-            min_face_size=self.min_face_size,
-            thresholds=list(thresholds),
-            device=torch.device(device),
-            post_process=False,
-        )
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self._mtcnn = Cascade(device, self.min_face_size, self.thresholds)
 
     def _scale_for(self, frames: np.ndarray) -> float:
         h, w = frames.shape[1:3]
@@ -113,15 +110,8 @@ class FaceDetector:
                 h, w = batch.shape[1:3]
                 size = (max(1, round(w * scale)), max(1, round(h * scale)))
                 batch = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in batch])
-            boxes, probs, points = self._mtcnn.detect(np.ascontiguousarray(batch), landmarks=True)
-            for b, p, lm in zip(boxes, probs, points, strict=True):
-                if b is None:
-                    results.append((np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))))
-                    continue
-                b = np.asarray(b, dtype=float).reshape(-1, 4) / scale
-                p = np.asarray(p, dtype=float).reshape(-1)
-                lm = np.asarray(lm, dtype=float).reshape(-1, 5, 2) / scale
-                results.append((b, p, lm))
+            for b, p, lm in self._mtcnn.detect(batch):
+                results.append((b / scale, p, lm / scale))
         return results
 
     def track(self, frames: np.ndarray, min_prob: float = 0.9) -> FaceTrack:
@@ -201,6 +191,25 @@ def crop_windows(
     side = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * (1 + 2 * margin)
     windows = np.stack([cx, cy, side], axis=1)
     return smooth_series(windows, smooth_window)
+
+
+def raw_windows(track: FaceTrack, margin: float = 0.4) -> np.ndarray:
+    """Unsmoothed square windows (T, 3) straight from the (interpolated) detector boxes."""
+    return crop_windows(track, margin=margin, smooth_window=1)
+
+
+def crop_jitter(windows: np.ndarray, size: int = 256) -> float:
+    """Frame-to-frame jitter of the crop centre, in output-crop pixels.
+
+    The mean length of the centre's second difference (the change of its per-frame step), so a
+    steady pan or a still camera scores 0 and only shake counts; scaled by `size / side` so
+    the figure is what a viewer of the `size` crop sees.
+    """
+    windows = np.asarray(windows, dtype=float)
+    if len(windows) < 3:
+        return 0.0
+    steps = np.linalg.norm(np.diff(windows[:, :2], n=2, axis=0), axis=1)
+    return float((steps * size / windows[1:-1, 2]).mean())
 
 
 def smooth_series(values: np.ndarray, window: int) -> np.ndarray:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import polars as pl
+
+from dfmnist.liveness.base import LivenessProvider, Verdict
 
 if TYPE_CHECKING:
     from dfmnist.liveness.cache import VerdictCache
@@ -18,24 +21,63 @@ VERDICT_SCHEMA = {"candidate_id": pl.String, "action": pl.String, "provider": pl
                   "cached": pl.Boolean, "details": pl.String}
 
 
-def verify_shard(fakes: pl.DataFrame, provider, cache: VerdictCache) -> pl.DataFrame:
-    """One verdict per fake; the provider is asked only about videos the cache has not seen."""
+class LivenessError(RuntimeError):
+    """Some fakes could not be judged; the verdicts that did arrive are cached."""
+
+
+def verify_shard(fakes: pl.DataFrame, provider: LivenessProvider, cache: VerdictCache,
+                 actions: Sequence[str] | None = None) -> pl.DataFrame:
+    """One verdict per fake (only fakes whose action is in `actions`, when given).
+
+    The provider is asked only about videos the cache has not seen, all at once (remote
+    providers send them concurrently within their QPS), and each verdict is cached the moment
+    it arrives, so a run stopped by a quota or an error never pays twice for what it got.
+    Raises LivenessError when some fakes could not be judged (errors are never cached).
+    """
+    if actions is not None:
+        fakes = fakes.filter(pl.col("action").is_in(list(actions)))
     version = provider.config_version()
-    rows = []
-    for i, fake in enumerate(fakes.iter_rows(named=True), start=1):
+    rows = list(fakes.iter_rows(named=True))
+    got: dict[int, tuple[Verdict, bool]] = {}
+    todo: list[int] = []
+    for i, fake in enumerate(rows):
         verdict = cache.get(provider.name, version, fake["action"], fake["sha256"])
-        cached = verdict is not None
         if verdict is None:
-            verdict = provider.verify(fake["video_path"], fake["action"])
-            cache.put(version, fake["sha256"], verdict)
-        log.info("[%d/%d] %s %s: %s (score %.2f%s)", i, fakes.height, provider.name,
-                 fake["candidate_id"], "pass" if verdict.passed else "fail", verdict.score,
-                 ", cached" if cached else "")
-        rows.append({"candidate_id": fake["candidate_id"], "action": fake["action"],
-                     "provider": provider.name, "sha256": fake["sha256"],
-                     "passed": verdict.passed, "score": verdict.score, "cached": cached,
-                     "details": json.dumps(verdict.details, sort_keys=True, default=float)})
-    return pl.DataFrame(rows, schema=VERDICT_SCHEMA)
+            todo.append(i)
+        else:
+            got[i] = (verdict, True)
+    cache.record(provider.name, hits=len(got), misses=len(todo))
+    log.info("%s: %d fakes, %d verdicts cached, %d to ask", provider.name, len(rows), len(got),
+             len(todo))
+
+    def keep(j: int, verdict: Verdict) -> None:
+        i = todo[j]
+        cache.put(version, rows[i]["sha256"], verdict)
+        got[i] = (verdict, False)
+        log.info("[%d/%d] %s %s: %s (score %.2f)", len(got), len(rows), provider.name,
+                 rows[i]["candidate_id"], "pass" if verdict.passed else "fail", verdict.score)
+
+    before = {k: int(getattr(provider, k, 0)) for k in ("calls", "retries", "token_calls")}
+    try:
+        results = provider.verify_many([(rows[i]["video_path"], rows[i]["action"])
+                                        for i in todo], keep)
+    finally:  # counted even when a quota or a credential error stopped the batch
+        used = {k: int(getattr(provider, k, 0)) - v for k, v in before.items()}
+        if not hasattr(provider, "calls"):  # a local provider: one check per video asked
+            used["calls"] = len(todo)
+        cache.record(provider.name, errors=len(rows) - len(got), **used)
+    errors = [r for r in results if isinstance(r, Exception)]
+    if errors:
+        raise LivenessError(f"{provider.name}: {len(errors)} of {len(todo)} fakes could not be "
+                            f"judged ({len(got)} verdicts kept); first error: {errors[0]}")
+    out = []
+    for i, fake in enumerate(rows):
+        verdict, cached = got[i]
+        out.append({"candidate_id": fake["candidate_id"], "action": fake["action"],
+                    "provider": provider.name, "sha256": fake["sha256"],
+                    "passed": verdict.passed, "score": verdict.score, "cached": cached,
+                    "details": json.dumps(verdict.details, sort_keys=True, default=float)})
+    return pl.DataFrame(out, schema=VERDICT_SCHEMA)
 
 
 def accept(fakes: pl.DataFrame, verdicts: pl.DataFrame, policy: dict[str, list[str]],

@@ -46,6 +46,18 @@ def make_detector(faces: dict):
                         detect_max_side=faces["detect_max_side"])
 
 
+def build_generator(generate: dict, device: str = "cpu", threads: int | None = None):
+    """The configured generator (config `generate` section); `device`/`threads` only reach
+    generators that take them (they do not change the output, so not the content keys)."""
+    from dfmnist.generators import make_generator
+
+    name = generate["generator"]
+    options = dict(generate.get(name) or {})
+    if name == "fomm":
+        options.update(device=device, threads=threads)
+    return make_generator(name, **options)
+
+
 def open_store(config: dict) -> Store:
     return Store(Path(config["results_dir"]) / "store")
 

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from dfmnist.config import (
     ConfigError,
+    apply_shortcuts,
     check_config,
     demo_clip_relpaths,
     driving_takes,
@@ -14,8 +15,12 @@ from dfmnist.config import (
     source_clips,
 )
 from dfmnist.compress import variants_from_config
+from dfmnist.liveness.policy import expand_policy
+from dfmnist.gpus import generator_gpus
 from dfmnist.plan import shard_of
 
+apply_shortcuts(config)  # --config generator=fomm fomm_checkpoint=FILE
+expand_policy(config)  # liveness.policy: paper
 try:
     validate(config, "../schemas/config.schema.yaml")
     check_config(config)
@@ -37,6 +42,7 @@ except ConfigError as exc:
 
 SOURCE_SHARDS = range(config["sources"]["shards"])
 GENERATE_SHARDS = range(config["generate"]["shards"])
+GENERATOR_GPUS = generator_gpus(config["generate"])  # the generate rule's gpu resource
 COMPRESS_SHARDS = range(config["compress"]["shards"])
 VARIANTS_CONFIG = variants_from_config(config["compress"])
 VARIANTS = list(VARIANTS_CONFIG)
@@ -59,6 +65,19 @@ def clips_in_shard(shard):
 
 
 DRIVING_TAKES = [(action, take) for action, takes in DRIVING.items() for take in takes]
+
+
+def accepted_driving(wildcards):
+    """Crops of the takes the track_driving checkpoint accepted (evaluated after it ran)."""
+    from dfmnist.driving import take_accepted
+
+    videos, tracks = [], []
+    for action, take in DRIVING_TAKES:
+        info = checkpoints.track_driving.get(action=action, take=take).output.info
+        if take_accepted(info):
+            videos.append(f"{RESULTS}/driving/{action}/{take}.mp4")
+            tracks.append(f"{RESULTS}/driving/{action}/{take}.landmarks.parquet")
+    return {"videos": videos, "tracks": tracks}
 
 
 def demo_photo_input(spec):

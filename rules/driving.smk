@@ -1,17 +1,37 @@
 # Stage 2: face-crop each raw driving take to 256x256 with a smoothed MTCNN track; the
-# landmark track (crop coordinates) is saved beside the video.
+# landmark track (crop coordinates) is saved beside the video. Tracking is a checkpoint: a take
+# with too few face frames is rejected there (reason in manifests/driving_failures.parquet)
+# and never cropped, and the rest of the dataset still builds.
 
 
-rule crop_driving:
+checkpoint track_driving:
     input:
         lambda w: str(DRIVING[w.action][w.take]),
     output:
-        video=f"{RESULTS}/driving/{{action}}/{{take}}.mp4",
-        track=f"{RESULTS}/driving/{{action}}/{{take}}.landmarks.parquet",
+        track=f"{RESULTS}/driving/tracks/{{action}}/{{take}}.parquet",
+        info=f"{RESULTS}/driving/tracks/{{action}}/{{take}}.json",
     params:
         faces=config["faces"],
         driving=config["driving"],
     threads: 2
+    log:
+        f"{RESULTS}/logs/track_driving/{{action}}/{{take}}.log",
+    conda:
+        "../envs/faces.yaml"
+    script:
+        "../workflow_scripts/track_driving.py"
+
+
+rule crop_driving:
+    input:
+        video=lambda w: str(DRIVING[w.action][w.take]),
+        track=f"{RESULTS}/driving/tracks/{{action}}/{{take}}.parquet",
+    output:
+        video=f"{RESULTS}/driving/{{action}}/{{take}}.mp4",
+        track=f"{RESULTS}/driving/{{action}}/{{take}}.landmarks.parquet",
+    params:
+        driving=config["driving"],
+    threads: 1
     log:
         f"{RESULTS}/logs/crop_driving/{{action}}/{{take}}.log",
     conda:
@@ -22,12 +42,15 @@ rule crop_driving:
 
 rule driving_manifest:
     input:
-        videos=[f"{RESULTS}/driving/{a}/{t}.mp4" for a, t in DRIVING_TAKES],
-        tracks=[f"{RESULTS}/driving/{a}/{t}.landmarks.parquet" for a, t in DRIVING_TAKES],
+        unpack(accepted_driving),
+        infos=[f"{RESULTS}/driving/tracks/{a}/{t}.json" for a, t in DRIVING_TAKES],
+        raw_tracks=[f"{RESULTS}/driving/tracks/{a}/{t}.parquet" for a, t in DRIVING_TAKES],
     output:
-        f"{RESULTS}/manifests/driving.parquet",
+        manifest=f"{RESULTS}/manifests/driving.parquet",
+        failures=f"{RESULTS}/manifests/driving_failures.parquet",
     params:
         takes=DRIVING_TAKES,
+        driving=config["driving"],
     log:
         f"{RESULTS}/logs/driving_manifest.log",
     conda:

@@ -1,7 +1,7 @@
-# Stage 4: animate the plan, one job per shard. Generators that use a GPU declare it as a
-# resource, so `--resources gpu=N` bounds concurrent generator jobs.
-
-GENERATOR_GPUS = 0  # landmark_warp runs on the CPU
+# Stage 4: animate the plan, one job per shard. A generator job on a GPU declares
+# `resources: gpu=1`, so `--resources gpu=N` bounds how many run at once; on a workstation each
+# job then takes a free device itself (lock-file slots, dfmnist.gpus), under SLURM the
+# scheduler assigns it.
 
 
 rule generate_shard:
@@ -12,9 +12,10 @@ rule generate_shard:
     params:
         generate=config["generate"],
         store=STORE,
+        gpu_locks=f"{RESULTS}/locks/gpu",
     resources:
         gpu=GENERATOR_GPUS,
-    threads: 1
+    threads: config["generate"]["threads"]
     log:
         f"{RESULTS}/logs/generate_shard/{{shard}}.log",
     conda:

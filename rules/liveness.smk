@@ -1,5 +1,27 @@
 # Stage 5: liveness verdicts per provider and shard, through a cache shared by all runs;
-# then the per-action policy keeps the first passing fakes up to plan.per_action.
+# then the per-action policy keeps the first passing fakes up to plan.per_action. Actions that
+# fall short get top-up rounds (new candidates, generated and judged) up to plan.max_rounds.
+from dfmnist.liveness.policy import actions_for, api_calls, check_liveness_config, verdict_options
+from dfmnist.topup import rounds_inputs
+
+try:
+    check_liveness_config(config)
+except ValueError as exc:
+    sys.exit(str(exc))
+
+MAX_ROUNDS = config["plan"].get("max_rounds", 0)
+# files of rounds 0..last; asking for round r's plan (a checkpoint) schedules that round
+ROUNDS_INPUTS = lambda last: rounds_inputs(
+    last,
+    RESULTS,
+    PROVIDERS,
+    list(GENERATE_SHARDS),
+    lambda r: checkpoints.topup_plan.get(round=r).output[0],
+)
+
+
+wildcard_constraints:
+    round=r"[1-9]\d*",
 
 
 rule liveness_shard:
@@ -10,7 +32,14 @@ rule liveness_shard:
     params:
         faces=config["faces"],
         cache=config["liveness"]["cache"],
+        actions=lambda wc: actions_for(config, wc.provider),
+        # verdict-relevant options only; the script reads endpoints and http from the config
+        options=lambda wc: verdict_options(config, wc.provider),
     threads: 1
+    resources:
+        # web API jobs run one at a time (profiles/default: api_calls=1), each at its
+        # provider's qps
+        api_calls=lambda wc: api_calls(wc.provider),
     log:
         f"{RESULTS}/logs/liveness_shard/{{provider}}/{{shard}}.log",
     conda:
@@ -19,20 +48,62 @@ rule liveness_shard:
         "../workflow_scripts/liveness_shard.py"
 
 
-rule filter_fakes:
+checkpoint topup_plan:
     input:
-        fakes=expand(f"{RESULTS}/fake/raw/shards/{{shard}}.parquet", shard=GENERATE_SHARDS),
-        verdicts=expand(
-            f"{RESULTS}/liveness/{{provider}}/{{shard}}.parquet",
-            provider=PROVIDERS,
-            shard=GENERATE_SHARDS,
+        unpack(
+            lambda wc: {
+                "sources": f"{RESULTS}/manifests/sources.parquet",
+                "driving": f"{RESULTS}/manifests/driving.parquet",
+                **ROUNDS_INPUTS(int(wc.round) - 1),
+            }
         ),
     output:
-        accepted=f"{RESULTS}/fake/accepted.parquet",
-        rates=f"{RESULTS}/liveness/spoof_rates.csv",
+        f"{RESULTS}/plan/rounds/{{round}}.parquet",
     params:
         policy={a: config["liveness"]["policy"][a] for a in ACTIONS},
         per_action=config["plan"]["per_action"],
+        oversample=config["plan"]["oversample"],
+        seed=config["plan"]["seed"],
+        generate=config["generate"],
+    log:
+        f"{RESULTS}/logs/topup_plan/{{round}}.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/topup_plan.py"
+
+
+use rule generate_shard as generate_round_shard with:
+    input:
+        f"{RESULTS}/plan/rounds/{{round}}.parquet",
+    output:
+        f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.parquet",
+    log:
+        f"{RESULTS}/logs/generate_shard/rounds/{{round}}/{{shard}}.log",
+
+
+use rule liveness_shard as liveness_round_shard with:
+    input:
+        f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.parquet",
+    output:
+        f"{RESULTS}/liveness/{{provider}}/rounds/{{round}}/{{shard}}.parquet",
+    log:
+        f"{RESULTS}/logs/liveness_shard/{{provider}}/rounds/{{round}}/{{shard}}.log",
+
+
+rule filter_fakes:
+    input:
+        unpack(lambda wc: {k: v for k, v in ROUNDS_INPUTS(MAX_ROUNDS).items() if k != "plans"}),
+    output:
+        accepted=f"{RESULTS}/fake/accepted.parquet",
+        verdicts=f"{RESULTS}/liveness/verdicts.parquet",
+        rates=f"{RESULTS}/liveness/spoof_rates.csv",
+        by_provider=f"{RESULTS}/liveness/spoof_rates_by_provider.csv",
+        plot=f"{RESULTS}/liveness/spoof_rates.png",
+    params:
+        policy={a: config["liveness"]["policy"][a] for a in ACTIONS},
+        per_action=config["plan"]["per_action"],
+        max_rounds=MAX_ROUNDS,
     log:
         f"{RESULTS}/logs/filter_fakes.log",
     conda:

@@ -28,6 +28,7 @@ rule select_sources:
         f"{RESULTS}/manifests/sources.parquet",
     params:
         sources=config["sources"],
+        store=STORE,
     log:
         f"{RESULTS}/logs/select_sources.log",
     conda:

@@ -49,11 +49,7 @@ rule dataset_manifest:
             variant=VARIANTS,
             shard=COMPRESS_SHARDS,
         ),
-        verdicts=expand(
-            f"{RESULTS}/liveness/{{provider}}/{{shard}}.parquet",
-            provider=PROVIDERS,
-            shard=GENERATE_SHARDS,
-        ),
+        verdicts=[f"{RESULTS}/liveness/verdicts.parquet"],  # every round's verdicts
         fakes=expand(f"{RESULTS}/fake/raw/shards/{{shard}}.parquet", shard=GENERATE_SHARDS),
     output:
         f"{RESULTS}/dataset/dataset.parquet",

@@ -78,5 +78,5 @@ def test_crop_driving_pads_off_frame_and_rejects_faceless(tmp_path, detector, as
     assert crop.frames.shape == (6, 96, 96, 3) and crop.fps == pytest.approx(25.0)
     assert (crop.windows[:, 1] - crop.windows[:, 2] / 2 < 0).all()
     blank = write_video(tmp_path / "blank.mp4", np.full((6, 96, 96, 3), 127, np.uint8), 25.0)
-    with pytest.raises(NoFaceError, match="face found in 0/6"):
+    with pytest.raises(NoFaceError, match="no face found in any of 6 frames"):
         crop_driving(blank, detector, size=96)

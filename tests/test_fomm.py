@@ -349,7 +349,7 @@ def test_identity_and_params(small_checkpoint: Path) -> None:
     assert FommGenerator(checkpoint=small_checkpoint, config="small",
                          adapt_scale=False).params() != gen.params()
     with pytest.raises(ValueError, match="only supported on CUDA"):
-        FommGenerator(checkpoint=small_checkpoint, config="small", precision="bf16")
+        FommGenerator(checkpoint=small_checkpoint, config="small", precision="bf16").networks()
     with pytest.raises(ValueError, match="unknown FOMM config"):
         FommGenerator(checkpoint=small_checkpoint, config="vox-512")
 

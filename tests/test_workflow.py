@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -182,6 +183,48 @@ def test_replacing_one_photo_rebuilds_exactly_what_derives_from_it(built: Path, 
     assert all(v.startswith("real/grace_hopper/") for v in reals)
 
 
+def test_fomm_generator_inside_the_workflow(built: Path):
+    """generator=fomm with a random-weight checkpoint in the original layout (64x64 small
+    architecture): the fakes are re-rendered by FOMM, nothing upstream of the plan is."""
+    import torch
+
+    from dfmnist.generators.fomm import build_networks, save_checkpoint
+
+    results = built / "results"
+    torch.manual_seed(0)
+    checkpoint = built / "fomm-small.pth.tar"
+    save_checkpoint(checkpoint, *build_networks("small"), extra={"epoch": 0})
+    config = yaml.safe_load((built / "config.yaml").read_text())
+    config["generate"]["fomm"]["config"] = "small"
+    (built / "config.yaml").write_text(yaml.safe_dump(config))
+    before = store_keys(built)
+    shortcut = ["--config", "generator=fomm", f"fomm_checkpoint={checkpoint}"]
+    run_snakemake(built, *shortcut)
+    after = store_keys(built)
+
+    plan = pl.read_parquet(results / "plan" / "plan.parquet")
+    assert (plan["generator"] == "fomm").all()
+    assert after["source_frame"] == before["source_frame"]
+    assert after["fake"] - before["fake"] == set(plan["key"])
+    store = Store(results / "store")
+    sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    shards = pl.concat([pl.read_parquet(p) for p in (results / "fake" / "raw" / "shards").glob(
+        "*.parquet")])
+    assert set(shards["key"]) == set(plan["key"]) and (shards["device"] == "cpu").all()
+    for item in plan.head(2).iter_rows(named=True):
+        meta = store.meta("fake", item["key"])
+        assert meta["generator"]["name"] == "fomm" and meta["device"] == "cpu"
+        assert meta["generator"]["weights_sha256"] == sha
+        assert meta["generator"]["params"]["config"] == "small"
+        fake = read_video(store.item_dir("fake", item["key"]) / "video.mp4")
+        driving = read_video(built / item["driving_video"])
+        assert fake.frames.shape == (len(driving), 256, 256, 3)
+        assert fake.frames.std() > 1.0  # rendered images, not a blank
+    assert (results / "dataset" / "dataset.parquet").is_file()
+    proc = run_snakemake(built, "-n", *shortcut)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
 def test_bad_config_fails_with_one_line_naming_the_key(tmp_path: Path):
     base = yaml.safe_load((REPO / "config.yaml").read_text())
     cases = [
@@ -192,15 +235,21 @@ def test_bad_config_fails_with_one_line_naming_the_key(tmp_path: Path):
                     c["data"].update(sources_dir=str(tmp_path / "nope"),
                                      driving_dir=str(tmp_path))), "directory not found"),
         (lambda c: c["compress"].update(varaints={}), "varaints"),
+        (lambda c: c["generate"].update(generator="fomm"), "generate.fomm.checkpoint"),
+        (lambda c: c["generate"].update(generator="fomm", fomm={
+            "checkpoint": str(tmp_path / "missing" / "vox-cpk.pth.tar")}),
+         "missing/vox-cpk.pth.tar"),
     ]
-    for mutate, needle in cases:
+    for case, (mutate, needle) in enumerate(cases):
         config = yaml.safe_load(yaml.safe_dump(base))
         mutate(config)
-        workdir = tmp_path / needle.replace(" ", "_")
+        workdir = tmp_path / f"case{case}"
         workdir.mkdir()
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
         proc = run_snakemake(workdir, "-n", check=False)
         assert proc.returncode != 0
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("config error")]
         assert len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
+        if "fomm" in needle:  # says where the original checkpoint is published
+            assert "first-order-model" in lines[0]
     shutil.rmtree(tmp_path, ignore_errors=True)

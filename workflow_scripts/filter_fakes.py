@@ -1,21 +1,36 @@
-"""Stage 5: keep per action the first fakes that pass the policy's providers."""
+"""Stage 5: keep per action the first fakes (all rounds) that pass the policy's providers;
+all verdicts in one table; spoof rates per action and provider with their plot."""
+
+from pathlib import Path
 
 import polars as pl
 
-from dfmnist.filtering import accept
+from dfmnist.filtering import VERDICT_SCHEMA, accept
 from dfmnist.io import atomic_path
+from dfmnist.liveness.report import plot_spoof_rates, spoof_rates
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821
-inp = snakemake.input  # noqa: F821
+inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 fakes = pl.concat([pl.read_parquet(p) for p in inp.fakes])
-verdicts = pl.concat([pl.read_parquet(p) for p in inp.verdicts])
-accepted, summary = accept(fakes, verdicts, snakemake.params.policy,  # noqa: F821
-                           snakemake.params.per_action)  # noqa: F821
+verdicts = pl.concat([pl.read_parquet(p).cast(VERDICT_SCHEMA) for p in inp.verdicts])
+accepted, summary = accept(fakes, verdicts, params.policy, params.per_action)
+rounds = 1 + len({Path(p).parent for p in inp.fakes if "/rounds/" in p})
+summary = summary.with_columns(rounds=pl.lit(rounds))
 for row in summary.iter_rows(named=True):
     log.info("%(action)s: %(passed)d/%(candidates)d passed, %(accepted)d accepted"
              " (shortfall %(shortfall)d)", row)
-with atomic_path(snakemake.output.accepted) as tmp:  # noqa: F821
+    if row["shortfall"]:
+        log.warning("%s: %d short of %d after %d round(s) (plan.max_rounds %d)", row["action"],
+                    row["shortfall"], row["wanted"], rounds, params.max_rounds)
+rates = spoof_rates(verdicts, params.policy)
+with atomic_path(out.accepted) as tmp:
     accepted.write_parquet(tmp)
-with atomic_path(snakemake.output.rates) as tmp:  # noqa: F821
+with atomic_path(out.verdicts) as tmp:
+    verdicts.write_parquet(tmp)
+with atomic_path(out.rates) as tmp:
     summary.write_csv(tmp)
+with atomic_path(out.by_provider) as tmp:
+    rates.write_csv(tmp)
+with atomic_path(out.plot) as tmp:
+    plot_spoof_rates(rates, tmp)

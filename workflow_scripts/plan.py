@@ -3,15 +3,14 @@
 import polars as pl
 
 from dfmnist.generation import generator_identity
-from dfmnist.generators import make_generator
 from dfmnist.io import atomic_path
 from dfmnist.plan import build_plan
-from dfmnist.workflow import setup_logging
+from dfmnist.workflow import build_generator, setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821
 params = snakemake.params  # noqa: F821
 gen_cfg = params.generate
-generator = make_generator(gen_cfg["generator"], **gen_cfg.get(gen_cfg["generator"], {}))
+generator = build_generator(gen_cfg)
 sources = pl.read_parquet(snakemake.input.sources).filter("selected")  # noqa: F821
 driving = pl.read_parquet(snakemake.input.driving)  # noqa: F821
 plan = build_plan(sources, driving, params.actions, params.plan["per_action"],

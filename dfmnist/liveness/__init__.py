@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from dfmnist.liveness.baidu import BaiduProvider
 from dfmnist.liveness.base import LivenessProvider, Verdict
 from dfmnist.liveness.local import LocalProvider
+from dfmnist.liveness.tianyan import TianyanProvider
 
 #: Provider classes by registry name.
 PROVIDERS: dict[str, type[LivenessProvider]] = {
     LocalProvider.name: LocalProvider,
+    BaiduProvider.name: BaiduProvider,
+    TianyanProvider.name: TianyanProvider,
 }
 
 
@@ -23,4 +27,5 @@ def make_provider(name: str, **options: Any) -> LivenessProvider:
     return cls(**options)
 
 
-__all__ = ["PROVIDERS", "LivenessProvider", "LocalProvider", "Verdict", "make_provider"]
+__all__ = ["PROVIDERS", "BaiduProvider", "LivenessProvider", "LocalProvider", "TianyanProvider",
+           "Verdict", "make_provider"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,19 @@ class LivenessProvider(ABC):
     @abstractmethod
     def verify(self, video_path: Path, action: str) -> Verdict:
         """Judge `video_path` for `action`."""
+
+    def verify_many(self, items: Sequence[tuple[Path, str]],
+                    on_verdict: Callable[[int, Verdict], None] | None = None) -> list:
+        """Judge every (video, action) in order, handing each verdict to `on_verdict` as it
+        arrives. Remote providers override this to run requests concurrently and return the
+        error in place of a verdict for items that failed."""
+        results = []
+        for i, (path, action) in enumerate(items):
+            verdict = self.verify(Path(path), action)
+            if on_verdict is not None:
+                on_verdict(i, verdict)
+            results.append(verdict)
+        return results
 
     @staticmethod
     def check_action(action: str) -> str:

@@ -27,8 +27,22 @@ CREATE TABLE IF NOT EXISTS verdicts (
 )
 """
 
+# Running totals per provider: cache hits and misses, requests sent, retries, failures.
+_COUNTERS = """
+CREATE TABLE IF NOT EXISTS counters (
+    provider TEXT NOT NULL,
+    name TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (provider, name)
+)
+"""
+
+COUNTER_NAMES = ("hits", "misses", "calls", "retries", "token_calls", "errors")
+
 
 class VerdictCache:
+    """Verdicts by (provider, config version, action, video sha256), plus usage counters."""
+
     def __init__(self, path: str | Path, timeout: float = 60.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,6 +50,7 @@ class VerdictCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        self._db.execute(_COUNTERS)
 
     def close(self) -> None:
         self._db.close()
@@ -72,3 +87,37 @@ class VerdictCache:
         return self._db.execute(
             "SELECT COUNT(*) FROM verdicts WHERE provider=?", (provider,)
         ).fetchone()[0]
+
+    def record(self, provider: str, **counts: int) -> None:
+        """Add `counts` (names from COUNTER_NAMES) to the provider's running totals."""
+        unknown = set(counts) - set(COUNTER_NAMES)
+        if unknown:
+            raise ValueError(f"unknown counters {sorted(unknown)}; known: {COUNTER_NAMES}")
+        for name, n in counts.items():
+            if n:
+                self._db.execute(
+                    "INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT (provider, name)"
+                    " DO UPDATE SET n = n + excluded.n", (provider, name, int(n)))
+
+    def stats(self) -> list[dict[str, int | str]]:
+        """Per provider: verdicts stored, how many passed, and the running counters."""
+        rows: dict[str, dict[str, int | str]] = {}
+
+        def row(provider: str) -> dict[str, int | str]:
+            return rows.setdefault(provider, {"provider": provider, "verdicts": 0, "passed": 0,
+                                              **{name: 0 for name in COUNTER_NAMES}})
+
+        for provider, n, passed in self._db.execute(
+                "SELECT provider, COUNT(*), SUM(passed) FROM verdicts GROUP BY provider"):
+            row(provider).update(verdicts=n, passed=int(passed or 0))
+        for provider, name, n in self._db.execute("SELECT provider, name, n FROM counters"):
+            row(provider)[name] = n
+        return [rows[p] for p in sorted(rows)]
+
+    def verdict_rows(self) -> list[dict]:
+        """Every stored verdict as a plain dict (details still JSON text)."""
+        cursor = self._db.execute(
+            "SELECT provider, config_version, action, video_sha256, passed, score, details,"
+            " created FROM verdicts ORDER BY provider, action, video_sha256")
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, r, strict=True)) for r in cursor]

@@ -7,7 +7,6 @@ the three optimizer states and ``'epoch'``. Only the two state dicts are used.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from torch import nn
 
 from dfmnist.generators.fomm.generator import OcclusionAwareGenerator
 from dfmnist.generators.fomm.keypoint_detector import KeypointDetector
+from dfmnist.io import sha256_file
 
 __all__ = [
     "CONFIGS",
@@ -27,7 +27,6 @@ __all__ = [
     "FommConfig",
     "build_networks",
     "checkpoint_missing_message",
-    "file_sha256",
     "load_checkpoint",
     "load_state_dicts",
     "read_checkpoint",
@@ -109,17 +108,8 @@ def checkpoint_missing_message(path: str | Path) -> str:
     """The error text for a checkpoint path that does not exist."""
     return (f"FOMM checkpoint not found: {path}. The original vox-256 weights (vox-cpk.pth.tar) "
             f"are published with the first-order-model repository ({ORIGINAL_REPO}, "
-            f"'Pre-trained checkpoint' in its README); download it and pass its path as "
-            f"checkpoint=...")
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+            f"'Pre-trained checkpoint' in its README); download it and set "
+            f"generate.fomm.checkpoint in config.yaml (or --config fomm_checkpoint=FILE)")
 
 
 def read_checkpoint(path: str | Path, unsafe_load: bool = False) -> dict[str, Any]:
@@ -240,7 +230,7 @@ def load_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(checkpoint_missing_message(path))
     if expected_sha256 is not None:
-        actual = file_sha256(path)
+        actual = sha256_file(path)
         if actual != expected_sha256.lower():
             raise CheckpointError(f"checkpoint {path} has sha256 {actual}, expected "
                                   f"{expected_sha256.lower()}")

@@ -34,12 +34,12 @@ from dfmnist.generators.fomm.checkpoint import (
     CheckpointError,
     FommConfig,
     checkpoint_missing_message,
-    file_sha256,
     get_config,
     load_checkpoint,
 )
 from dfmnist.generators.fomm.generator import OcclusionAwareGenerator
 from dfmnist.generators.fomm.keypoint_detector import KeypointDetector, Keypoints
+from dfmnist.io import sha256_file
 
 __all__ = [
     "FommGenerator",
@@ -224,9 +224,6 @@ class FommGenerator(Generator):
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
                              f"got {precision!r}")
         self.device = torch.device(device)
-        if precision != "fp32" and self.device.type != "cuda":
-            raise ValueError(f"precision={precision!r} is only supported on CUDA devices, "
-                             f"got device={device!r}; use precision='fp32'")
         self.batch_size = int(batch_size)
         self.precision = precision
         self.relative = bool(relative)
@@ -266,7 +263,7 @@ class FommGenerator(Generator):
         stat = path.stat()
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         if key not in _SHA_CACHE:
-            _SHA_CACHE[key] = file_sha256(path)
+            _SHA_CACHE[key] = sha256_file(path)
         return _SHA_CACHE[key]
 
     def params(self) -> dict[str, Any]:
@@ -303,6 +300,9 @@ class FommGenerator(Generator):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device={str(self.device)!r} requested but CUDA is not "
                                f"available")
+        if self.precision != "fp32" and self.device.type != "cuda":
+            raise ValueError(f"precision={self.precision!r} is only supported on CUDA devices, "
+                             f"got device={str(self.device)!r}; use precision='fp32'")
         for net in (kp_detector, generator):
             for module in net.modules():  # the grid convention is an option of ours
                 if hasattr(module, "align_corners"):

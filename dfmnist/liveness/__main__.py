@@ -1,0 +1,70 @@
+"""The verdict cache from the command line.
+
+    python -m dfmnist.liveness stats  [--cache .cache/liveness.sqlite]
+    python -m dfmnist.liveness export [--cache ...] --out verdicts.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dfmnist.liveness.cache import COUNTER_NAMES, VerdictCache
+
+DEFAULT_CACHE = ".cache/liveness.sqlite"
+
+
+def stats_table(cache: VerdictCache) -> str:
+    """Verdicts, passes, hits, misses, calls, retries and errors per provider, as text."""
+    columns = ["provider", "verdicts", "passed", *COUNTER_NAMES]
+    rows = [[str(row[c]) for c in columns] for row in cache.stats()]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
+             for r in [columns, *rows]]
+    return "\n".join(lines)
+
+
+def export(cache: VerdictCache, out: Path) -> int:
+    """Write every cached verdict to Parquet; returns the number of rows."""
+    import polars as pl
+
+    from dfmnist.io import atomic_path
+
+    schema = {"provider": pl.String, "config_version": pl.String, "action": pl.String,
+              "video_sha256": pl.String, "passed": pl.Boolean, "score": pl.Float64,
+              "details": pl.String, "created": pl.Float64}
+    rows = cache.verdict_rows()
+    table = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(
+        schema=schema)
+    with atomic_path(out) as tmp:
+        table.write_parquet(tmp)
+    return table.height
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dfmnist.liveness",
+                                     description="Inspect the liveness verdict cache.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("stats", "hits, misses and calls per provider"),
+                       ("export", "every cached verdict to Parquet")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--cache", type=Path, default=Path(DEFAULT_CACHE),
+                         help=f"the SQLite cache (default {DEFAULT_CACHE})")
+        if name == "export":
+            cmd.add_argument("--out", type=Path, required=True, help="the Parquet file")
+    args = parser.parse_args(argv)
+    if not args.cache.is_file():
+        print(f"no cache at {args.cache}", file=sys.stderr)
+        return 1
+    with VerdictCache(args.cache) as cache:
+        if args.command == "stats":
+            print(stats_table(cache))
+        else:
+            n = export(cache, args.out)
+            print(f"{n} verdicts -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

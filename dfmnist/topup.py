@@ -1,0 +1,81 @@
+"""Top-up rounds: new candidates for the actions that fell short of their target.
+
+Round 0 is the plan. After each round the acceptance policy runs over every candidate so far;
+each action still short of `per_action` gets ceil(shortfall x oversample) new candidates:
+(source, take) pairs it has not used yet, in a seeded order, ranked after the earlier ones so
+those keep priority. A round without shortfall, or with no unused pair left, plans nothing and
+ends the rounds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+
+from dfmnist.plan import build_plan, stable_int
+
+
+def shortfalls(summary: pl.DataFrame) -> dict[str, int]:
+    """Action -> accepted fakes still missing, from `dfmnist.filtering.accept`'s summary."""
+    return {r["action"]: int(r["shortfall"]) for r in summary.iter_rows(named=True)
+            if r["shortfall"] > 0}
+
+
+def topup_plan(sources: pl.DataFrame, driving: pl.DataFrame, planned: pl.DataFrame,
+               missing: dict[str, int], oversample: float, seed: int, generator: dict,
+               shards: int) -> pl.DataFrame:
+    """New candidates (the plan's schema) for every action in `missing`.
+
+    `planned`: every candidate of the earlier rounds. Each action gets up to
+    ceil(shortfall x oversample) (source, take) pairs it has never used, in a seeded order,
+    ranked after its earlier candidates; rows (content key, shard) come from `build_plan`.
+    """
+    src = sources.sort("clip_id")
+    empty = build_plan(src, driving, [], 0, 1.0, seed, generator, shards)
+    parts = [empty]
+    for action, short in sorted(missing.items()):
+        takes = driving.filter(pl.col("action") == action).sort("take")
+        done = planned.filter(pl.col("action") == action)
+        used = set(done["candidate_id"])
+        next_rank = int(done["rank"].max()) + 1 if done.height else 0
+        want = math.ceil(short * oversample)
+        pairs = [(i, j) for i in range(src.height) for j in range(takes.height)]
+        order = np.random.default_rng(stable_int(seed, action, "topup")).permutation(len(pairs))
+        for k in order:
+            if want == 0:
+                break
+            i, j = pairs[int(k)]
+            row = build_plan(src[i], takes[j], [action], 1, 1.0, seed, generator, shards)
+            if row["candidate_id"][0] in used:
+                continue
+            parts.append(row.with_columns(rank=pl.lit(next_rank, dtype=pl.Int64)))
+            next_rank += 1
+            want -= 1
+    return pl.concat(parts)
+
+
+def rounds_inputs(last: int, results: str, providers: list[str], shards: list[int],
+                  round_plan: Callable[[int], str]) -> dict[str, list[str]]:
+    """Fakes, verdicts and plans of rounds 0..`last`, up to the first round that planned none.
+
+    `shards`: round 0's generation shards; `round_plan(r)`: the path of round r's top-up plan
+    (in the workflow, the checkpoint's output, so asking for it schedules the round).
+    """
+    files: dict[str, list[str]] = {"fakes": [], "verdicts": [], "plans": []}
+    for r in range(last + 1):
+        if r == 0:
+            used, fakes_dir, sub, plan = list(shards), "shards", "", f"{results}/plan/plan.parquet"
+        else:
+            plan = round_plan(r)
+            used = sorted(set(pl.read_parquet(plan, columns=["shard"])["shard"].to_list()))
+            fakes_dir, sub = f"rounds/{r}", f"rounds/{r}/"
+        if not used:
+            break
+        files["fakes"] += [f"{results}/fake/raw/{fakes_dir}/{s}.parquet" for s in used]
+        files["verdicts"] += [f"{results}/liveness/{p}/{sub}{s}.parquet"
+                              for p in providers for s in used]
+        files["plans"].append(plan)
+    return files

@@ -1,0 +1,80 @@
+"""Detector baselines of the DeepFake MNIST+ paper and the experiments behind its tables.
+
+MesoInception-4 and Xception are written here; ResNet-50/101/152 are torchvision architectures
+built without weights. ImageNet weights come only from a local file the user names.
+"""
+
+from __future__ import annotations
+
+import copy
+
+__all__ = ["DEFAULTS", "DETECTORS", "MODELS", "build_model", "experiment_runs", "run_paths",
+           "train_config", "train_settings"]
+
+#: The detectors by name (kept free of torch so that parsing the workflow stays fast).
+DETECTORS = ("mesoinception4", "xception", "resnet50", "resnet101", "resnet152")
+
+
+def __getattr__(name: str):
+    if name in ("MODELS", "build_model"):
+        from dfmnist.train import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+#: The `train` config section's defaults: the paper's recipe and models.
+DEFAULTS: dict = {
+    "device": "cpu", "epochs": 50, "batch_size": 64, "lr": 2e-4, "betas": [0.9, 0.999],
+    "poly_power": 0.9, "seed": 0, "pretrained": {}, "freeze_backbone": ["xception"],
+    "table3": {"models": ["resnet50", "resnet101", "resnet152", "xception", "mesoinception4"]},
+    "table4": {"models": ["resnet50", "resnet152", "xception", "mesoinception4"]},
+    "table5": {"models": ["resnet50", "resnet152", "xception", "mesoinception4"]},
+    "per_action": {"model": "resnet50"},
+    "single_action": {"model": "resnet50", "variant": "raw"},
+    "corpus_size": {"model": "resnet50", "fakes": [10, 100, 500, 1000, 3000, 10000]},
+    "cam": {"model": "resnet50", "variant": "raw", "frames": 6},
+}
+
+
+def train_config(config: dict) -> dict:
+    """The workflow config's `train` section over the defaults (one level of nesting merged)."""
+    merged = copy.deepcopy(DEFAULTS)
+    for key, value in (config.get("train") or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "pretrained":
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def train_settings(section: dict, model: str):
+    """The TrainSettings of one model from a merged `train` section."""
+    from dfmnist.train.loop import TrainSettings
+
+    return TrainSettings(
+        epochs=int(section["epochs"]), batch_size=int(section["batch_size"]),
+        lr=float(section["lr"]), betas=tuple(float(b) for b in section["betas"]),
+        poly_power=float(section["poly_power"]), seed=int(section["seed"]),
+        freeze_backbone=model in section["freeze_backbone"]
+        and bool(section["pretrained"].get(model)),
+    )
+
+
+def experiment_runs(section: dict, variants: list[str], actions: list[str]) -> dict:
+    """Experiment name -> the (detector, training set) jobs its table needs."""
+    single, corpus = section["single_action"], section["corpus_size"]
+    return {
+        "table3": [(m, v) for m in section["table3"]["models"] for v in variants],
+        "table4": [(m, v) for m in section["table4"]["models"] for v in variants],
+        "table5": [(m, "mixed") for m in section["table5"]["models"]],
+        "per_action": [(section["per_action"]["model"], v) for v in variants],
+        "single_action": [(single["model"], f"{single['variant']}-action-{a}") for a in actions]
+        + [(single["model"], single["variant"])],
+        "corpus_size": [(corpus["model"], f"{v}-n{n}") for v in variants for n in corpus["fakes"]],
+    }
+
+
+def run_paths(train_dir: str, pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """The predictions and run records of (detector, training set) jobs under `train_dir`."""
+    return {"predictions": [f"{train_dir}/{m}/{t}/predictions.parquet" for m, t in pairs],
+            "runs": [f"{train_dir}/{m}/{t}/run.json" for m, t in pairs]}

@@ -1,0 +1,107 @@
+"""Write one of the paper's experiments as CSV, a markdown table with notes, and a plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from dfmnist.train import paper, tables
+
+TITLES = {
+    "table3": "Table 3: accuracy per model and compression (trained and tested on one variant)",
+    "table4": "Table 4: cross-compression (trained on one variant, tested on another)",
+    "table5": "Table 5: trained on mixed quality, tested per variant",
+    "per_action": "Figure 6: accuracy per action and compression (trained on the full set)",
+    "single_action": "Figure 5: trained on one action, tested on every action",
+    "corpus_size": "Figure 3: accuracy against the training corpus size",
+}
+SOURCES = {
+    "table3": "Table 3", "table4": "Table 4", "table5": "Table 5",
+    "per_action": "the text on Figure 6 (values the text states)",
+    "single_action": "the text on Figure 5 (values the text states)",
+    "corpus_size": "none (Figure 3 is a plot without stated values)",
+}
+
+
+def build_table(name: str, preds: pl.DataFrame, section: dict, variants: list[str],
+                actions: list[str]) -> pl.DataFrame:
+    """The rows of experiment `name` from the predictions of the jobs it depends on."""
+    if name in ("table3", "table4", "table5"):
+        return getattr(tables, name)(preds, section[name]["models"], variants)
+    if name == "per_action":
+        return tables.per_action(preds, section["per_action"]["model"], variants)
+    if name == "single_action":
+        cfg = section["single_action"]
+        return tables.single_action(preds, cfg["model"], cfg["variant"], actions)
+    if name == "corpus_size":
+        cfg = section["corpus_size"]
+        return tables.corpus_size(preds, cfg["model"], variants, cfg["fakes"])
+    raise ValueError(f"unknown experiment {name!r}")
+
+
+def notes(name: str, runs: list[dict], section: dict, demo: bool, table: pl.DataFrame,
+          preds: pl.DataFrame | None = None) -> list[str]:
+    """What a reader must know to judge the numbers: data size, recipe, weights, the paper."""
+    pretrained = sorted({r["model"] for r in runs if r.get("pretrained")})
+    scratch = sorted({r["model"] for r in runs if not r.get("pretrained")})
+    lines = [
+        "accuracy in % on the test split: `frame_acc` per frame, `video_acc` per video "
+        "(mean of its frame scores, threshold 0.5); AUC with real as the positive class "
+        "(– where the test set has one class only)",
+        f"recipe: Adam lr {section['lr']:g}, betas {tuple(section['betas'])}, poly decay "
+        f"(power {section['poly_power']:g}), {section['epochs']} epochs, batch "
+        f"{section['batch_size']}, best epoch on the validation split",
+        f"`paper_acc`: the paper's accuracy from {SOURCES[name]}",
+    ]
+    if scratch:
+        lines.append(f"trained from scratch, without ImageNet weights: {', '.join(scratch)} "
+                     "(the paper starts ResNet and Xception from ImageNet)")
+    if pretrained:
+        lines.append(f"ImageNet weights from a local file: {', '.join(pretrained)}")
+    skipped = [f"{r['trainset']} ({r['skipped']})" for r in runs if r.get("skipped")]
+    if skipped:
+        lines.append("not trained, rows left empty: " + ", ".join(skipped))
+    runs = [r for r in runs if not r.get("skipped")]
+    videos = sorted({(r["trainset"], r.get("train_videos"), r.get("train_frames")) for r in runs})
+    lines.append("training videos (frames) per training set: " + ", ".join(
+        f"{t} {n} ({f})" for t, n, f in videos))
+    tested = table.filter(pl.col("test_videos") > 0)["test_videos"]
+    if tested.len():
+        lines.append(f"test videos per cell: {int(tested.min())} to {int(tested.max())}")
+    if preds is not None and preds.height:
+        frames = preds.unique(["variant", "video_id", "frame"])
+        share = 100 * float((frames["target"] == 0).mean())
+        lines.append(f"fakes are {share:.1f}% of the test frames: a detector that calls every "
+                     "frame fake scores that frame accuracy")
+    if demo:
+        lines.append("**demo data**: built from a few built-in photos; with this few videos the "
+                     "numbers are noise and say nothing about the detectors on DeepFake MNIST+")
+    return lines
+
+
+def write_experiment(name: str, prediction_files: list[str], run_files: list[str],
+                     section: dict, variants: list[str], actions: list[str], demo: bool,
+                     csv: str | Path, md: str | Path, png: str | Path) -> pl.DataFrame:
+    """Build experiment `name` and write its CSV, markdown and plot."""
+    preds = pl.concat([pl.read_parquet(p) for p in prediction_files], how="vertical_relaxed")
+    runs = [json.loads(Path(p).read_text()) for p in run_files]
+    table = build_table(name, preds, section, variants, actions)
+    table.write_csv(csv)
+    Path(md).write_text(tables.markdown(table, TITLES[name],
+                                        notes(name, runs, section, demo, table, preds)))
+    label = lambda n: paper.MODEL_NAMES.get(n, str(n))  # noqa: E731
+    if name in ("table3", "table5"):
+        tables.bar_plot(table, "variant", "model", png, TITLES[name].split(":")[0], label=label)
+    elif name == "table4":
+        table = table.with_columns((pl.col("train") + "→" + pl.col("test")).alias("pair"))
+        tables.bar_plot(table, "pair", "model", png, "Table 4", label=label)
+    elif name == "per_action":
+        tables.bar_plot(table, "action", "variant", png, "Figure 6 (per action)")
+    elif name == "single_action":
+        tables.bar_plot(table, "train_action", "model", png, "Figure 5 (one training action)",
+                        label=label)
+    else:
+        tables.line_plot(table, "fakes", "variant", png, "Figure 3 (corpus size)")
+    return table

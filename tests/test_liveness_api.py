@@ -1,0 +1,320 @@
+"""Baidu and TianyanData clients against a real HTTP server on 127.0.0.1 (tests/liveness_server).
+
+Real ffmpeg-encoded videos of a real face go over real sockets; the server checks tokens and
+signatures, injects faults and counts every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from dfmnist.filtering import LivenessError, verify_shard
+from dfmnist.io import sha256_file
+from dfmnist.liveness import BaiduProvider, TianyanProvider, make_provider
+from dfmnist.liveness.cache import VerdictCache
+from dfmnist.liveness.remote import (
+    AuthError,
+    QuotaExceeded,
+    RequestRejected,
+    RetriesExhausted,
+    TokenBucket,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from liveness_server import (  # noqa: E402
+    SECRETS,
+    TIANYAN_PATH,
+    TOKEN_PATH,
+    VERIFY_PATH,
+    LivenessServer,
+    face_videos,
+    start_server,
+)
+
+FAST = {"qps": 200, "concurrency": 4, "timeout": 0.5, "max_attempts": 4,
+        "backoff_base": 0.01, "backoff_max": 0.05}
+ACTIONS = ["blink", "open_mouth", "yaw", "nod", "smile", "blink"]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, astronaut) -> list[Path]:
+    return face_videos(tmp_path_factory.mktemp("api_videos"), astronaut, len(ACTIONS))
+
+
+@pytest.fixture
+def shas(videos) -> list[str]:
+    return [sha256_file(p) for p in videos]
+
+
+@pytest.fixture
+def server(monkeypatch):
+    with start_server(monkeypatch) as srv:
+        yield srv
+
+
+def baidu(server: LivenessServer, **kw) -> BaiduProvider:
+    urls = server.urls()
+    return BaiduProvider(token_url=urls["token_url"], verify_url=urls["verify_url"],
+                         http={**FAST, **kw.pop("http", {})}, **kw)
+
+
+def tianyan(server: LivenessServer, **kw) -> TianyanProvider:
+    return TianyanProvider(url=server.urls()["tianyan_url"], http={**FAST, **kw.pop("http", {})},
+                           **kw)
+
+
+def fakes_table(videos: list[Path]) -> pl.DataFrame:
+    return pl.DataFrame({
+        "candidate_id": [f"c{i}" for i in range(len(videos))], "action": ACTIONS,
+        "video_path": [str(p) for p in videos], "sha256": [sha256_file(p) for p in videos],
+        "rank": list(range(len(videos)))})
+
+
+# -- verdicts --------------------------------------------------------------------------------
+
+def test_baidu_verdicts_follow_the_score_and_the_configured_threshold(server, videos, shas):
+    for sha, score in zip(shas[:4], [0.95, 0.5, 0.1, 0.01], strict=True):
+        server.baidu_scores[sha] = score
+    items = [(p, "blink") for p in videos[:4]]
+    named = baidu(server, threshold="frr_1e-3")  # 0.3 in the server's answer
+    verdicts = named.verify_many(items)
+    assert [v.passed for v in verdicts] == [True, True, False, False]
+    assert [v.score for v in verdicts] == [0.95, 0.5, 0.1, 0.01]
+    assert verdicts[0].details["threshold_value"] == 0.3
+    assert verdicts[0].details["thresholds"]["frr_1e-4"] == 0.05
+    # one token for the whole batch, one request per video
+    assert server.counts[TOKEN_PATH] == 1 and server.counts[VERIFY_PATH] == 4
+    fixed = baidu(server, threshold=0.6)
+    assert [v.passed for v in fixed.verify_many(items)] == [True, False, False, False]
+    assert fixed.config_version() != named.config_version()
+    with pytest.raises(RequestRejected, match="no threshold 'frr_9'"):
+        baidu(server, threshold="frr_9").verify(videos[0], "yaw")
+
+
+def test_baidu_rejects_non_video_uploads(server, tmp_path):
+    junk = tmp_path / "not_a_video.mp4"
+    junk.write_bytes(b"plain text, not an mp4")
+    with pytest.raises(RequestRejected, match="error 216100"):
+        baidu(server).verify(junk, "blink")
+
+
+def test_tianyan_sends_signed_action_requests(server, videos, shas):
+    server.tianyan_results[shas[0]] = {"live": True, "action_passed": True, "score": 0.8}
+    server.tianyan_results[shas[1]] = {"live": True, "action_passed": False, "score": 0.9}
+    server.tianyan_results[shas[2]] = {"live": False, "action_passed": True, "score": 0.9}
+    server.tianyan_results[shas[3]] = {"live": True, "action_passed": True, "score": 0.4}
+    provider = tianyan(server)
+    items = [(videos[0], "blink"), (videos[1], "open_mouth"), (videos[2], "yaw"),
+             (videos[3], "nod")]
+    verdicts = provider.verify_many(items)
+    assert [v.passed for v in verdicts] == [True, False, False, False]
+    assert sorted(server.actions_seen) == ["blink", "mouth", "nod", "yaw"]
+    assert verdicts[1].details["action_passed"] is False
+    # actions TianyanData does not check are refused without a request
+    with pytest.raises(RequestRejected, match="'smile' is not supported"):
+        provider.verify(videos[4], "smile")
+    assert server.counts[TIANYAN_PATH] == 4
+
+
+def test_wrong_credentials_stop_the_batch_without_leaking(server, videos, monkeypatch):
+    monkeypatch.setenv("TIANYAN_SECRET", "not-the-secret-0451")
+    with pytest.raises(AuthError, match="code 1001") as info:
+        tianyan(server).verify_many([(p, "blink") for p in videos])
+    assert "not-the-secret-0451" not in str(info.value)
+    monkeypatch.setenv("BAIDU_SECRET_KEY", "wrong-baidu-secret-77")
+    with pytest.raises(AuthError, match="Client authentication failed") as info:
+        baidu(server).verify(videos[0], "blink")
+    assert "wrong-baidu-secret-77" not in str(info.value)
+    monkeypatch.delenv("BAIDU_API_KEY")
+    with pytest.raises(AuthError, match="BAIDU_API_KEY is not set"):
+        baidu(server).verify(videos[0], "blink")
+    assert server.counts[VERIFY_PATH] == 0
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("api", ["baidu", "tianyan"])
+@pytest.mark.parametrize("fault", ["429", "500", "slow", "malformed", "qps"])
+def test_transient_faults_are_retried(server, videos, shas, api, fault):
+    server.baidu_scores[shas[0]] = 0.7
+    server.tianyan_results[shas[0]] = {"live": True, "action_passed": True, "score": 0.7}
+    server.faults[api] = [fault, fault]
+    provider = baidu(server) if api == "baidu" else tianyan(server)
+    verdict = provider.verify(videos[0], "blink")
+    assert verdict.passed and verdict.score == 0.7
+    path = VERIFY_PATH if api == "baidu" else TIANYAN_PATH
+    assert server.counts[path] == 3 and provider.calls == 3 and provider.retries == 2
+
+
+def test_attempts_are_capped_and_errors_never_cached(server, videos, tmp_path):
+    server.faults["baidu"] = ["500"] * 20
+    provider = baidu(server, http={"max_attempts": 3})
+    with pytest.raises(RetriesExhausted, match="after 3 attempts; last error: baidu: HTTP 500"):
+        provider.verify(videos[0], "blink")
+    assert server.counts[VERIFY_PATH] == 3
+    fakes = fakes_table(videos).head(1)
+    with VerdictCache(tmp_path / "cache.sqlite") as cache:
+        with pytest.raises(LivenessError, match="1 of 1 fakes could not be judged"):
+            verify_shard(fakes, baidu(server, http={"max_attempts": 3}), cache)
+        assert cache.count() == 0
+        (stats,) = cache.stats()
+        assert stats["errors"] == 1 and stats["calls"] == 3 and stats["misses"] == 1
+
+
+def test_expired_and_invalid_tokens_are_refreshed(server, videos):
+    provider = baidu(server)
+    provider.verify(videos[0], "blink")
+    server.faults["baidu"] = ["expire"]  # the token in use expires: error 111
+    provider.verify(videos[1], "blink")
+    assert server.counts[TOKEN_PATH] == 2 and server.counts[VERIFY_PATH] == 3
+    server.tokens.clear()  # the server forgets every token: error 110
+    assert provider.verify(videos[2], "blink").provider == "baidu"
+    assert server.counts[TOKEN_PATH] == 3 and server.counts[VERIFY_PATH] == 5
+    # a token kept past its lifetime (minus the margin) is renewed before use
+    short = baidu(server, token_margin=0.0)
+    server.token_lifetime = 1
+    short.verify(videos[0], "blink")
+    time.sleep(1.1)
+    short.verify(videos[1], "blink")
+    assert server.counts[TOKEN_PATH] == 5
+
+
+@pytest.mark.parametrize(("api", "fault", "message"), [
+    ("baidu", "quota", "error 17: daily request quota reached"),
+    ("baidu", "total_quota", "error 19: total request quota reached"),
+    ("tianyan", "quota", "code 1004: quota used up"),
+])
+def test_quota_stops_cleanly_and_keeps_what_was_paid_for(server, videos, tmp_path, api, fault,
+                                                          message):
+    fakes = fakes_table(videos).filter(pl.col("action") != "smile")
+    server.faults[api] = ["ok", "ok", fault]
+    make = baidu if api == "baidu" else tianyan
+    path = VERIFY_PATH if api == "baidu" else TIANYAN_PATH
+    with VerdictCache(tmp_path / "cache.sqlite") as cache:
+        with pytest.raises(QuotaExceeded, match=message):
+            verify_shard(fakes, make(server, http={"concurrency": 1}), cache)
+        assert cache.count() == 2 and server.counts[path] == 3
+        table = verify_shard(fakes, make(server), cache)  # the next day
+    assert table["cached"].to_list() == [True, True] + [False] * (fakes.height - 2)
+    assert server.counts[path] == 3 + fakes.height - 2
+
+
+# -- the cache and secrets -------------------------------------------------------------------
+
+def test_a_second_run_makes_no_calls_and_no_secret_is_written(server, videos, tmp_path,
+                                                               caplog):
+    caplog.set_level(logging.DEBUG)
+    fakes = fakes_table(videos)
+    policy = {"baidu": ACTIONS, "tianyan": ["blink", "open_mouth", "yaw", "nod"]}
+    results, cache_path = tmp_path / "results", tmp_path / "cache" / "liveness.sqlite"
+    server.faults["baidu"] = ["429", "expire", "malformed"]
+    server.faults["tianyan"] = ["500", "qps"]
+
+    def run() -> dict[str, pl.DataFrame]:
+        tables = {}
+        with VerdictCache(cache_path) as cache:
+            for name, make in (("baidu", baidu), ("tianyan", tianyan)):
+                tables[name] = verify_shard(fakes, make(server), cache, actions=policy[name])
+                out = results / "liveness" / name / "0.parquet"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tables[name].write_parquet(out)
+        return tables
+
+    first = run()
+    calls = dict(server.counts)
+    # one request per video and per fault (more when requests in flight share an expired token)
+    assert calls[VERIFY_PATH] >= 6 + 3 and calls[TIANYAN_PATH] == 5 + 2
+    assert first["baidu"].height == 6 and first["tianyan"].height == 5
+    assert not first["baidu"]["cached"].any()
+    second = run()
+    assert dict(server.counts) == calls  # not a single request, not even a token
+    assert second["baidu"]["cached"].all() and second["tianyan"]["cached"].all()
+    for name in ("baidu", "tianyan"):
+        assert second[name]["passed"].to_list() == first[name]["passed"].to_list()
+    with VerdictCache(cache_path) as cache:
+        stats = {row["provider"]: row for row in cache.stats()}
+    assert stats["baidu"]["hits"] == 6 and stats["baidu"]["misses"] == 6
+    assert stats["baidu"]["calls"] == calls[VERIFY_PATH]
+    assert stats["baidu"]["retries"] == calls[VERIFY_PATH] - 6
+    assert stats["baidu"]["token_calls"] == calls[TOKEN_PATH] == 2
+    assert stats["tianyan"]["calls"] == 7 and stats["tianyan"]["retries"] == 2
+    # nothing written, cached or logged holds a key, a secret or an access token
+    leaks = [*SECRETS.values(), *server.tokens]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("liveness.sqlite") for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert not [s for s in leaks if s.encode() in data], path
+    assert caplog.text and not [s for s in leaks if s in caplog.text]
+
+
+def test_verdict_cache_keys_on_provider_config_version(server, videos, tmp_path):
+    fakes = fakes_table(videos).head(2)
+    with VerdictCache(tmp_path / "c.sqlite") as cache:
+        verify_shard(fakes, baidu(server, threshold="frr_1e-3"), cache)
+        verify_shard(fakes, baidu(server, threshold="frr_1e-3"), cache)
+        assert server.counts[VERIFY_PATH] == 2
+        verify_shard(fakes, baidu(server, threshold="frr_1e-2"), cache)  # another version
+        assert server.counts[VERIFY_PATH] == 4 and cache.count("baidu") == 4
+
+
+def test_token_bucket_paces_requests(server, videos):
+    qps, n = 40.0, 21
+    provider = baidu(server, http={"qps": qps, "concurrency": 8})
+    start = time.perf_counter()
+    provider.verify_many([(videos[i % len(videos)], "blink") for i in range(n)])
+    elapsed = time.perf_counter() - start
+    assert elapsed >= (n - 1) / qps * 0.95  # 0.5 s: never faster than the limit
+    assert elapsed < (n - 1) / qps + 2.0
+
+
+def test_token_bucket_releases_at_the_rate():
+    async def take(n: int) -> None:
+        bucket = TokenBucket(rate=100, burst=1)
+        for _ in range(n):
+            await bucket.acquire()
+
+    start = time.perf_counter()
+    asyncio.run(take(11))
+    assert 0.095 <= time.perf_counter() - start < 0.5
+
+
+def test_registry_builds_remote_providers(server):
+    provider = make_provider("baidu", verify_url=server.urls()["verify_url"])
+    assert isinstance(provider, BaiduProvider) and provider.http.qps == 5
+    with pytest.raises(ValueError, match="threshold must be in"):
+        make_provider("tianyan", threshold=2)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def test_cli_stats_and_export(server, videos, tmp_path):
+    cache_path = tmp_path / "c.sqlite"
+    fakes = fakes_table(videos)
+    with VerdictCache(cache_path) as cache:
+        verify_shard(fakes, baidu(server), cache)
+        verify_shard(fakes, baidu(server), cache)
+    cli = [sys.executable, "-m", "dfmnist.liveness"]
+    out = subprocess.run([*cli, "stats", "--cache", str(cache_path)], capture_output=True,
+                         text=True, check=True).stdout
+    header, *rows = [ln.split() for ln in out.splitlines() if ln.strip()]
+    assert header == ["provider", "verdicts", "passed", "hits", "misses", "calls", "retries",
+                      "token_calls", "errors"]
+    (row,) = rows
+    passed = sum(v.passed for v in baidu(server).verify_many([(p, "blink") for p in videos]))
+    assert row == ["baidu", "6", str(passed), "6", "6", "6", "0", "1", "0"]
+    parquet = tmp_path / "verdicts.parquet"
+    subprocess.run([*cli, "export", "--cache", str(cache_path), "--out", str(parquet)],
+                   check=True, capture_output=True)
+    table = pl.read_parquet(parquet)
+    assert table.height == 6 and set(table["video_sha256"]) == set(fakes["sha256"])
+    assert json.loads(table["details"][0])["thresholds"]["frr_1e-4"] == 0.05

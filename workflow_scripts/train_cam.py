@@ -1,0 +1,42 @@
+"""Stage 8: class activation maps of the detector trained on one variant (Figure 7)."""
+
+import json
+from pathlib import Path
+
+import cv2
+import polars as pl
+import torch
+
+from dfmnist.io import atomic_path
+from dfmnist.store import Store
+from dfmnist.train.cam import cam_grid, pick_frames
+from dfmnist.train.experiments import DETECTOR, frame_size
+from dfmnist.train.loop import Detector
+from dfmnist.train.tables import markdown
+from dfmnist.workflow import limit_threads, setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821
+limit_threads(snakemake.threads)  # noqa: F821
+params, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
+record = json.loads(Path(inp.run).read_text())
+store = Store(params.store)
+model = Detector(params.model)
+model.load_state_dict(torch.load(store.item_dir(DETECTOR, record["key"]) / "model.pt",
+                                 map_location="cpu", weights_only=True))
+chosen = pick_frames(pl.read_parquet(inp.manifest), params.variant, params.frames)
+grid, table = cam_grid(model, chosen, frame_size(params.model, params.sizes))
+with atomic_path(out.png) as tmp:
+    if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {out.png}")
+with atomic_path(out.csv) as tmp:
+    table.write_csv(tmp)
+notes = [f"{params.model} trained on {params.variant}, checkpoint {record['key'][:12]}",
+         "top row: test frames (middle sampled frame of each video); bottom row: the map for "
+         "the fake class, red where the detector looks",
+         "the paper's Figure 7 shows ResNet-50 trained on raw videos"]
+if params.demo:
+    notes.append("**demo data**: a detector trained on a handful of videos; its maps show "
+                 "where that detector looks, not what detectors learn on DeepFake MNIST+")
+with atomic_path(out.md) as tmp:
+    tmp.write_text(markdown(table, "Figure 7: class activation maps", notes))
+log.info("cam: %d frames", table.height)

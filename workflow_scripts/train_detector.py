@@ -1,0 +1,31 @@
+"""Stage 8: train one detector on one training set (or reuse its checkpoint), predict the test
+split of every variant."""
+
+import json
+
+import polars as pl
+
+from dfmnist.io import atomic_path
+from dfmnist.store import Store
+from dfmnist.train import train_settings
+from dfmnist.train.experiments import run_training_job
+from dfmnist.workflow import limit_threads, setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821
+limit_threads(snakemake.threads)  # noqa: F821
+params = snakemake.params  # noqa: F821
+section = params.train
+model = snakemake.wildcards.model  # noqa: F821
+predictions, history, record = run_training_job(
+    pl.read_parquet(snakemake.input.manifest), model, snakemake.wildcards.trainset,  # noqa: F821
+    train_settings(section, model), Store(params.store), root=".", sizes=params.sizes,
+    device=section["device"], pretrained=section["pretrained"].get(model),
+    eval_batch=section["batch_size"],
+)
+out = snakemake.output  # noqa: F821
+with atomic_path(out.predictions) as tmp:
+    predictions.write_parquet(tmp)
+with atomic_path(out.history) as tmp:
+    pl.DataFrame(history).write_csv(tmp)
+with atomic_path(out.run) as tmp:
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
