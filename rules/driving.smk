@@ -13,7 +13,9 @@ checkpoint track_driving:
     params:
         faces=config["faces"],
         driving=config["driving"],
-    threads: 2
+    # one thread per take, takes side by side: the batched cascade gains most per thread
+    # (bench/mtcnn_crop.py)
+    threads: 1
     log:
         f"{RESULTS}/logs/track_driving/{{action}}/{{take}}.log",
     conda:
