@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 __all__ = ["DeviceClaim", "claim_device", "cuda_device_count", "generator_gpus",
            "resolve_device"]
 
-#: Generators that run on a GPU when one is configured or visible.
+#: Generators that take `device`/`threads` and run on a GPU when one is configured or visible.
 GPU_GENERATORS = ("fomm",)
 
 

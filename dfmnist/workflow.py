@@ -50,10 +50,11 @@ def build_generator(generate: dict, device: str = "cpu", threads: int | None = N
     """The configured generator (config `generate` section); `device`/`threads` only reach
     generators that take them (they do not change the output, so not the content keys)."""
     from dfmnist.generators import make_generator
+    from dfmnist.gpus import GPU_GENERATORS
 
     name = generate["generator"]
     options = dict(generate.get(name) or {})
-    if name == "fomm":
+    if name in GPU_GENERATORS:
         options.update(device=device, threads=threads)
     return make_generator(name, **options)
 

@@ -3,7 +3,7 @@
 import polars as pl
 
 from dfmnist.generation import generate_shard
-from dfmnist.gpus import claim_device
+from dfmnist.gpus import GPU_GENERATORS, claim_device
 from dfmnist.io import atomic_path
 from dfmnist.store import Store
 from dfmnist.workflow import build_generator, limit_threads, setup_logging
@@ -14,7 +14,7 @@ params = snakemake.params  # noqa: F821
 cfg = params.generate
 shard = int(snakemake.wildcards.shard)  # noqa: F821
 plan = pl.read_parquet(snakemake.input[0]).filter(pl.col("shard") == shard)  # noqa: F821
-device = cfg["device"] if cfg["generator"] == "fomm" else "cpu"
+device = cfg["device"] if cfg["generator"] in GPU_GENERATORS else "cpu"
 with claim_device(device, params.gpu_locks) as claim:
     log.info("shard %d: %d candidates with %s on %s", shard, plan.height, cfg["generator"],
              claim.label)
