@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,9 +15,16 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
+from dfmnist.damage import first_error_line, unreadable_reason
+from dfmnist.files import atomic_path, sha256_file  # noqa: F401  (part of this module's API)
+
 
 class VideoError(RuntimeError):
-    """A video could not be read or written."""
+    """A video could not be read or written. `reason` says why in a user's words (no path)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @lru_cache(maxsize=1)
@@ -67,17 +72,30 @@ _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
 
 
 def probe_video(path: str | Path) -> VideoInfo:
-    """Read stream facts from `ffmpeg -i` (the imageio-ffmpeg build ships no ffprobe)."""
+    """Read stream facts from `ffmpeg -i` (the imageio-ffmpeg build ships no ffprobe).
+
+    A file that is not a readable video raises VideoError whose `reason` says what is wrong
+    (empty, not a video, truncated container, no video stream; see dfmnist.damage).
+    """
     path = Path(path)
     if not path.is_file():
-        raise VideoError(f"video not found: {path}")
+        reason = unreadable_reason(path)
+        raise VideoError(f"{path}: {reason}", reason)
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
+        text=True, errors="replace",
     )
     text = proc.stderr
-    stream = _STREAM_RE.search(text)
+    if "Error opening input" in text or "Input #0" not in text:
+        reason = unreadable_reason(path, text)
+        raise VideoError(f"{path}: {reason}", reason)
+    # the first video stream that is not cover art
+    stream = next((m for m in _STREAM_RE.finditer(text)
+                   if "(attached pic)" not in text[m.start():text.find("\n", m.start())]), None)
     if not stream:
-        raise VideoError(f"no video stream in {path}")
+        reason = "no video stream (only audio or data)" if "Stream #" in text else \
+            "no streams at all"
+        raise VideoError(f"{path}: {reason}", reason)
     line_end = text.find("\n", stream.start())
     stream_line = text[stream.start() : line_end if line_end > 0 else None]
     fps_match = _FPS_RE.search(stream_line)
@@ -112,32 +130,101 @@ class Video:
         return int(self.frames.shape[2]), int(self.frames.shape[1])
 
 
-def read_video(path: str | Path, fps: float | None = None, max_frames: int | None = None) -> Video:
-    """Decode a video to RGB frames, upright (rotation side data applied), audio ignored.
+class VideoReader:
+    """A video decoded by one ffmpeg process and handed out in chunks of frames, so memory
+    holds one chunk, whatever the video's length or resolution.
 
-    With `fps`, frames are resampled to that constant rate (variable-rate phone footage).
+    Frames are RGB uint8, upright (rotation side data applied), audio ignored; with `fps`,
+    resampled to that constant rate (variable-rate phone footage). After the last chunk the
+    decode is checked: decoder errors or a stream that ends early raise VideoError with the
+    reason ("damaged or truncated video data: decoded 28 of about 100 frames").
     """
-    info = probe_video(path)
-    width, height = info.display_size
-    stream = ffmpeg.input(str(path))
-    video = stream.video
-    if fps:
-        video = video.filter("fps", fps=fps)
-    out_kwargs = {"format": "rawvideo", "pix_fmt": "rgb24"}
-    if max_frames:
-        out_kwargs["vframes"] = int(max_frames)
-    cmd = video.output("pipe:", **out_kwargs).global_args("-loglevel", "error", "-nostdin")
-    try:
-        raw, _ = cmd.run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True)
-    except ffmpeg.Error as exc:
-        raise VideoError(f"cannot decode {path}: {exc.stderr.decode(errors='replace')}") from exc
-    frame_bytes = width * height * 3
-    if len(raw) % frame_bytes:
-        raise VideoError(f"{path}: decoded size does not match {width}x{height}")
-    frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
-    if frames.shape[0] == 0:
-        raise VideoError(f"{path}: no frames decoded")
-    return Video(frames=frames, fps=float(fps or info.fps))
+
+    def __init__(self, path: str | Path, fps: float | None = None,
+                 max_frames: int | None = None) -> None:
+        self.path = Path(path)
+        self.info = probe_video(self.path)
+        self.width, self.height = self.info.display_size
+        self.fps = float(fps or self.info.fps)
+        self.max_frames = int(max_frames) if max_frames else None
+        self.frames_read = 0
+
+    @property
+    def expected_frames(self) -> int:
+        """The frame count the container's duration promises (0 when it gives none)."""
+        n = int(round(self.info.duration * self.fps)) if self.fps else 0
+        return min(n, self.max_frames) if self.max_frames else n
+
+    def _command(self) -> list[str]:
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
+               "-i", str(self.path), "-map", "0:V:0", "-an", "-sn", "-dn"]
+        if self.fps and self.fps != self.info.fps:
+            cmd += ["-vf", f"fps={self.fps}"]
+        if self.max_frames:
+            cmd += ["-frames:v", str(self.max_frames)]
+        return cmd + ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
+
+    def chunks(self, size: int = 32) -> Iterator[np.ndarray]:
+        """Frames (n <= size, H, W, 3) in order; raises VideoError at the end if damaged."""
+        frame_bytes = self.width * self.height * 3
+        want = max(1, int(size)) * frame_bytes
+        self.frames_read = 0
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(self._command(), stdout=subprocess.PIPE, stderr=errors)
+            try:
+                while True:
+                    buf = _read_exactly(proc.stdout, want)
+                    n = len(buf) // frame_bytes
+                    if n:
+                        self.frames_read += n
+                        yield np.frombuffer(buf[: n * frame_bytes], np.uint8).reshape(
+                            n, self.height, self.width, 3)
+                    if len(buf) < want:
+                        leftover = len(buf) - n * frame_bytes
+                        break
+            finally:
+                proc.stdout.close()
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+            errors.seek(0)
+            message = errors.read().decode(errors="replace")
+        self._check(proc.returncode, message, leftover)
+
+    def _check(self, returncode: int, message: str, leftover: int) -> None:
+        expected = self.expected_frames
+        about = f" of about {expected}" if expected else ""
+        detail = first_error_line(message)
+        if self.frames_read == 0:
+            reason = "no frames could be decoded" + (f" (ffmpeg: {detail})" if detail else "")
+        elif returncode != 0 or detail or leftover:
+            reason = (f"damaged or truncated video data: decoded {self.frames_read}{about} "
+                      f"frames" + (f" (ffmpeg: {detail})" if detail else ""))
+        else:
+            return
+        raise VideoError(f"{self.path}: {reason}", reason)
+
+    def read(self) -> Video:
+        """Every frame at once (for short videos; long ones should use `chunks`)."""
+        parts = list(self.chunks(256))
+        return Video(frames=np.concatenate(parts), fps=self.fps)
+
+
+def _read_exactly(stream, size: int) -> bytes:
+    """Up to `size` bytes: fewer only at the end of the stream."""
+    parts, got = [], 0
+    while got < size:
+        block = stream.read(size - got)
+        if not block:
+            break
+        parts.append(block)
+        got += len(block)
+    return b"".join(parts)
+
+
+def read_video(path: str | Path, fps: float | None = None, max_frames: int | None = None) -> Video:
+    """Decode a whole video to RGB frames, upright, audio ignored (see VideoReader)."""
+    return VideoReader(path, fps=fps, max_frames=max_frames).read()
 
 
 @dataclass(frozen=True)
@@ -165,6 +252,66 @@ class Encoding:
 LOSSLESS_RGB = Encoding(codec="libx264rgb", crf=0, preset="veryfast", pix_fmt="rgb24")
 
 
+class VideoWriter:
+    """Encode RGB frames as they come (one ffmpeg process fed through a pipe), atomically:
+    `path` appears, complete and fsynced, only when the block exits without an error."""
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float,
+                 encoding: Encoding = LOSSLESS_RGB) -> None:
+        if encoding.pix_fmt.startswith("yuv420") and (width % 2 or height % 2):
+            raise VideoError(f"{encoding.pix_fmt} needs even sizes, got {width}x{height}")
+        self.path, self.size, self.fps, self.encoding = Path(path), (width, height), fps, encoding
+        self.frames_written = 0
+
+    def __enter__(self) -> VideoWriter:
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        width, height = self.size
+        cmd = (
+            ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
+                         r=self.fps)
+            .output(str(self._tmp), format=_container(self.path), **self.encoding.output_args())
+            .global_args("-loglevel", "error", "-nostdin")
+            .overwrite_output()
+        )
+        self._errors = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen([ffmpeg_exe(), *cmd.get_args()], stdin=subprocess.PIPE,
+                                      stderr=self._errors)
+        return self
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append frames (T, H, W, 3) or one frame (H, W, 3)."""
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[2:0:-1] != self.size:
+            raise VideoError(f"expected frames of shape (T, {self.size[1]}, {self.size[0]}, 3), "
+                             f"got {frames.shape}")
+        try:
+            self._proc.stdin.write(frames.tobytes())
+        except BrokenPipeError:
+            pass  # ffmpeg stopped; its message is read on exit
+        self.frames_written += len(frames)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        if exc_type is not None:
+            self._proc.kill()
+        code = self._proc.wait()
+        self._errors.seek(0)
+        detail = self._errors.read().decode(errors="replace")
+        self._errors.close()
+        if exc_type is None and (code != 0 or self.frames_written == 0):
+            why = detail.strip() or "no frames written"
+            error = VideoError(f"cannot encode {self.path}: {why}")
+            self._atomic.__exit__(VideoError, error, None)
+            raise error
+        return bool(self._atomic.__exit__(exc_type, exc, tb))
+
+
 def write_video(
     path: str | Path, frames: np.ndarray, fps: float, encoding: Encoding = LOSSLESS_RGB
 ) -> Path:
@@ -173,22 +320,9 @@ def write_video(
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
         raise VideoError(f"expected frames of shape (T, H, W, 3), got {frames.shape}")
     _, height, width, _ = frames.shape
-    if encoding.pix_fmt.startswith("yuv420") and (width % 2 or height % 2):
-        raise VideoError(f"{encoding.pix_fmt} needs even sizes, got {width}x{height}")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        cmd = (
-            ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=fps)
-            .output(str(tmp), format=_container(path), **encoding.output_args())
-            .global_args("-loglevel", "error", "-nostdin")
-            .overwrite_output()
-        )
-        try:
-            cmd.run(cmd=ffmpeg_exe(), input=frames.tobytes(), capture_stderr=True)
-        except ffmpeg.Error as exc:
-            detail = exc.stderr.decode(errors="replace")
-            raise VideoError(f"cannot encode {path}: {detail}") from exc
-    return path
+    with VideoWriter(path, width, height, fps, encoding) as writer:
+        writer.write(frames)
+    return Path(path)
 
 
 def transcode(src: str | Path, dst: str | Path, encoding: Encoding) -> list[str]:
@@ -218,27 +352,3 @@ def _container(path: Path) -> str:
     return {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}.get(
         path.suffix.lower(), "mp4"
     )
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -77,7 +77,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path):
         read_video(tmp_path / "missing.mp4")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video")
-    with pytest.raises(VideoError, match="no video stream"):
+    with pytest.raises(VideoError, match="not a video file"):
         probe_video(junk)
     with pytest.raises(VideoError, match="even sizes"):
         write_video(tmp_path / "odd.mp4", np.zeros((2, 15, 16, 3), np.uint8), 25.0, Encoding())
