@@ -25,9 +25,10 @@ import numpy as np
 import polars as pl
 import torch
 
+from dfmnist.discovery import source_clips
 from dfmnist.faces import FaceDetector
 from dfmnist.io import Encoding, read_video, write_video
-from dfmnist.sources import index_sources, score_clip, select_sources
+from dfmnist.sources import score_clip, select_sources
 from dfmnist.store import Store
 
 
@@ -58,7 +59,7 @@ def build_tree(root: Path, clips: int, identities: int, size: int, frames: int,
 
 def run(root: Path, store: Store, detector: FaceDetector, frames: int, count: int) -> dict:
     t0 = time.perf_counter()
-    clips = index_sources(root)
+    clips, _ = source_clips(root)
     t1 = time.perf_counter()
     records = [score_clip(cid, path, detector, frames, 0.9, store) for cid, path in clips.items()]
     t2 = time.perf_counter()

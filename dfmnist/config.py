@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi")
+from dfmnist import discovery
+from dfmnist.discovery import Ignored, InputCollision
 
 
 class ConfigError(ValueError):
@@ -110,40 +111,40 @@ def driving_dir(config: dict) -> Path:
     return Path(config["data"]["driving_dir"])
 
 
-def source_clips(config: dict) -> dict[str, Path]:
-    """clip id ('identity/video/clip') -> path, for the demo or a VoxCeleb-style tree."""
+def source_clips(config: dict) -> tuple[dict[str, Path], Ignored]:
+    """clip id ('identity/video/clip') -> path, for the demo or a VoxCeleb-style tree, and
+    the entries of the tree that were ignored (hidden files, non-videos)."""
     root = sources_dir(config)
     if config["demo"]["enabled"]:
         rel = [r for ident in config["demo"]["photos"] for r in demo_clip_relpaths(config, ident)]
-    else:
-        from dfmnist.sources import index_sources
-
-        clips = index_sources(root)
-        if not clips:
-            raise ConfigError(
-                f"config error at data.sources_dir: no {{identity}}/{{video}}/{{clip}} videos "
-                f"or frame folders in {root}"
-            )
-        return clips
-    return {r.rsplit(".", 1)[0]: root / r for r in rel}
-
-
-def driving_takes(config: dict) -> dict[str, dict[str, Path]]:
-    """action -> take id -> raw driving video path."""
-    root = driving_dir(config)
-    takes: dict[str, dict[str, Path]] = {}
-    for action in config["actions"]:
-        if config["demo"]["enabled"]:
-            n = config["demo"]["takes_per_action"]
-            takes[action] = {f"take{k:02d}": root / action / f"take{k:02d}.mp4" for k in range(n)}
-            continue
-        found = sorted(
-            p for p in (root / action).glob("*") if p.suffix.lower() in VIDEO_SUFFIXES
+        return {r.rsplit(".", 1)[0]: root / r for r in rel}, Ignored()
+    try:
+        clips, ignored = discovery.source_clips(root)
+    except InputCollision as exc:
+        raise ConfigError(f"config error at data.sources_dir: {exc}") from None
+    if not clips:
+        raise ConfigError(
+            f"config error at data.sources_dir: no {{identity}}/{{video}}/{{clip}} videos "
+            f"or frame folders in {root} ({ignored.summary()})"
         )
+    return clips, ignored
+
+
+def driving_takes(config: dict) -> tuple[dict[str, dict[str, Path]], Ignored]:
+    """action -> take id -> raw driving video path, and the entries that were ignored."""
+    root = driving_dir(config)
+    if config["demo"]["enabled"]:
+        n = config["demo"]["takes_per_action"]
+        return {action: {f"take{k:02d}": root / action / f"take{k:02d}.mp4" for k in range(n)}
+                for action in config["actions"]}, Ignored()
+    try:
+        takes, ignored = discovery.driving_takes(root, config["actions"])
+    except InputCollision as exc:
+        raise ConfigError(f"config error at data.driving_dir: {exc}") from None
+    for action, found in takes.items():
         if not found:
             raise ConfigError(
                 f"config error at data.driving_dir: no driving videos for action {action!r} "
                 f"in {root / action}"
             )
-        takes[action] = {p.stem: p for p in found}
-    return takes
+    return takes, ignored

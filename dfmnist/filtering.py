@@ -102,6 +102,11 @@ def accept(fakes: pl.DataFrame, verdicts: pl.DataFrame, policy: dict[str, list[s
                         "spoof_rate": ok.height / group.height if group.height else 0.0,
                         "accepted": chosen.height, "wanted": per_action,
                         "shortfall": max(0, per_action - chosen.height)})
+    # an action without a single fake (every candidate failed to generate) is short by all
+    seen = {row["action"] for row in summary}
+    summary += [{"action": a, "providers": "+".join(policy[a]), "candidates": 0, "passed": 0,
+                 "spoof_rate": 0.0, "accepted": 0, "wanted": per_action,
+                 "shortfall": per_action} for a in policy if a not in seen]
     accepted = pl.concat(passed, how="diagonal_relaxed") if passed else fakes.clear()
     accepted = accepted.select(fakes.columns).sort(["action", "rank"])
     return accepted, pl.DataFrame(summary).sort("action")

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from dfmnist.faces import FaceTrack
-from dfmnist.io import LOSSLESS_RGB, read_video, sha256_file, write_video
+from dfmnist.io import LOSSLESS_RGB, read_video, write_video
 from dfmnist.store import Store
 
 log = logging.getLogger(__name__)
@@ -31,40 +31,86 @@ def load_image(path: str) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+#: The fakes manifest of a shard: one row per fake in the store.
+FAKE_SCHEMA = {
+    "candidate_id": pl.String, "action": pl.String, "rank": pl.Int64,
+    "source_id": pl.String, "identity": pl.String, "take": pl.String, "key": pl.String,
+    "video_path": pl.String, "sha256": pl.String, "computed": pl.Boolean,
+    "device": pl.String,
+}
+#: The failures manifest of a shard: one row per candidate whose generation raised.
+FAILURE_SCHEMA = {
+    "candidate_id": pl.String, "action": pl.String, "rank": pl.Int64,
+    "source_id": pl.String, "identity": pl.String, "take": pl.String, "key": pl.String,
+    "error": pl.String, "device": pl.String,
+}
+
+
+def check_output(frames: np.ndarray, driving_frames: int) -> np.ndarray:
+    """A generator's output as promised by `Generator.animate`, or ValueError saying how not."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        raise ValueError(f"generator returned {frames.dtype} frames, not uint8")
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[0] != driving_frames:
+        raise ValueError(f"generator returned frames of shape {frames.shape} for "
+                         f"{driving_frames} driving frames")
+    return frames
+
+
+def _release_device_memory(exc: BaseException) -> None:
+    """After an out-of-memory error on a GPU, give the cache back so the next item can run."""
+    if "out of memory" in str(exc).lower():
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 def generate_shard(plan: pl.DataFrame, generator, store: Store, device: str = "cpu"
-                   ) -> pl.DataFrame:
-    """Animate every candidate of `plan` missing from the store; one manifest row per candidate."""
-    rows = []
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Animate every candidate of `plan` missing from the store.
+
+    Returns (fakes, failures): a row per fake in the store, and a row per candidate whose
+    generation raised (an odd input, a NaN, a CUDA out-of-memory error), with the error. A
+    failed candidate is simply not a fake: the shard's other items are kept, and top-up rounds
+    may replace it.
+    """
+    rows, failures = [], []
     total = plan.height
     for i, item in enumerate(plan.iter_rows(named=True), start=1):
         key = item["key"]
+        ids = {k: item[k] for k in ("candidate_id", "action", "rank", "source_id", "identity",
+                                    "take")}
         computed = not store.has(FAKE, key)
         if computed:
             start = time.perf_counter()
-            source = load_image(item["source_image"])
-            source_lms = np.asarray(item["source_landmarks"], dtype=float).reshape(5, 2)
-            driving = read_video(item["driving_video"])
-            track = FaceTrack.from_frame(pl.read_parquet(item["driving_track"]))
-            frames = generator.animate(source, source_lms, driving.frames, track.landmarks)
-            meta = {"candidate_id": item["candidate_id"], "device": device,
-                    "generator": generator_identity(generator)}
-            with store.build(FAKE, key, meta) as tmp:
-                write_video(tmp / "video.mp4", frames, driving.fps, LOSSLESS_RGB)
+            try:
+                source = load_image(item["source_image"])
+                source_lms = np.asarray(item["source_landmarks"], dtype=float).reshape(5, 2)
+                driving = read_video(item["driving_video"])
+                track = FaceTrack.from_frame(pl.read_parquet(item["driving_track"]))
+                frames = check_output(
+                    generator.animate(source, source_lms, driving.frames, track.landmarks),
+                    len(driving))
+                meta = {"candidate_id": item["candidate_id"], "device": device,
+                        "generator": generator_identity(generator)}
+                with store.build(FAKE, key, meta) as tmp:
+                    write_video(tmp / "video.mp4", frames, driving.fps, LOSSLESS_RGB)
+            except Exception as exc:  # noqa: BLE001  (one item never costs its shard)
+                _release_device_memory(exc)
+                log.error("[%d/%d] FAILED %s: %s: %s", i, total, item["candidate_id"],
+                          type(exc).__name__, exc)
+                failures.append({**ids, "key": key, "device": device,
+                                 "error": f"{type(exc).__name__}: {exc}"})
+                continue
             log.info("[%d/%d] generated %s in %.2fs", i, total, item["candidate_id"],
                      time.perf_counter() - start)
         else:
             log.info("[%d/%d] reused %s", i, total, item["candidate_id"])
-        video = store.item_dir(FAKE, key) / "video.mp4"
         rows.append({
-            "candidate_id": item["candidate_id"], "action": item["action"],
-            "rank": item["rank"], "source_id": item["source_id"], "identity": item["identity"],
-            "take": item["take"], "key": key, "video_path": str(video),
-            "sha256": sha256_file(video), "computed": computed,
+            **ids, "key": key, "video_path": str(store.item_dir(FAKE, key) / "video.mp4"),
+            "sha256": store.file_sha256(FAKE, key, "video.mp4"), "computed": computed,
             "device": store.meta(FAKE, key).get("device", device),
         })
-    return pl.DataFrame(rows, schema={
-        "candidate_id": pl.String, "action": pl.String, "rank": pl.Int64,
-        "source_id": pl.String, "identity": pl.String, "take": pl.String, "key": pl.String,
-        "video_path": pl.String, "sha256": pl.String, "computed": pl.Boolean,
-        "device": pl.String,
-    })
+    return (pl.DataFrame(rows, schema=FAKE_SCHEMA),
+            pl.DataFrame(failures, schema=FAILURE_SCHEMA))

@@ -210,16 +210,16 @@ class VideoReader:
         return Video(frames=np.concatenate(parts), fps=self.fps)
 
 
-def _read_exactly(stream, size: int) -> bytes:
-    """Up to `size` bytes: fewer only at the end of the stream."""
-    parts, got = [], 0
+def _read_exactly(stream, size: int) -> memoryview:
+    """Up to `size` bytes read into one new buffer (no copies): fewer only at the end."""
+    buf = memoryview(bytearray(size))
+    got = 0
     while got < size:
-        block = stream.read(size - got)
-        if not block:
+        n = stream.readinto(buf[got:])
+        if not n:
             break
-        parts.append(block)
-        got += len(block)
-    return b"".join(parts)
+        got += n
+    return buf[:got]
 
 
 def read_video(path: str | Path, fps: float | None = None, max_frames: int | None = None) -> Video:

@@ -3,55 +3,32 @@
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import polars as pl
 
+from dfmnist.damage import unreadable_reason
+from dfmnist.discovery import frame_images
 from dfmnist.faces import FaceDetector
-from dfmnist.io import read_video, sha256_file, write_video
+from dfmnist.io import VideoError, VideoReader, VideoWriter, sha256_file
 from dfmnist.motion import frontalness, pitch_proxy, roll_degrees, sharpness, yaw_proxy
 from dfmnist.store import Store, content_key
 
+log = logging.getLogger(__name__)
+
 #: Bump when the scoring changes, so stored scores are recomputed.
-SCORER_VERSION = 2
+SCORER_VERSION = 3
 #: Laplacian variance at which sharpness contributes half of its weight.
 SHARPNESS_HALF = 50.0
 
 
-#: A clip is a video file or a folder of frame images.
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 #: Per-frame score columns kept in sources.parquet, so the choice of frame can be audited.
 FRAME_FIELDS = ("frame", "found", "prob", "yaw", "pitch", "roll", "frontal", "sharpness", "score")
-
-
-def _frame_images(folder: Path) -> list[Path]:
-    return sorted(Path(e.path) for e in os.scandir(folder)
-                  if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES)
-
-
-def index_sources(root: str | Path) -> dict[str, Path]:
-    """Clip id 'identity/video/clip' -> path, for a VoxCeleb1-style tree under `root`.
-
-    A clip is `{identity}/{video}/{clip}.mp4` (any of VIDEO_SUFFIXES) or a folder
-    `{identity}/{video}/{clip}/` of frame images (VoxCeleb1's unzipped face frames).
-    """
-    root = Path(root)
-    clips: dict[str, Path] = {}
-    for identity in (e for e in os.scandir(root) if e.is_dir()):
-        for video in (e for e in os.scandir(identity.path) if e.is_dir()):
-            for clip in os.scandir(video.path):
-                path = Path(clip.path)
-                if clip.is_dir():
-                    if any(Path(e.name).suffix.lower() in IMAGE_SUFFIXES
-                           for e in os.scandir(clip.path)):
-                        clips[f"{identity.name}/{video.name}/{clip.name}"] = path
-                elif path.suffix.lower() in VIDEO_SUFFIXES:
-                    clips[f"{identity.name}/{video.name}/{path.stem}"] = path
-    return dict(sorted(clips.items()))
 
 
 def clip_digest(path: str | Path) -> str:
@@ -60,36 +37,56 @@ def clip_digest(path: str | Path) -> str:
     if path.is_file():
         return sha256_file(path)
     digest = hashlib.sha256()
-    for image in _frame_images(path):
+    for image in frame_images(path):
         digest.update(image.name.encode() + b"\0" + sha256_file(image).encode())
     return digest.hexdigest()
 
 
-def sample_clip(path: str | Path, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` frames spread uniformly over a clip (RGB) and their frame indices.
+def sample_clip(path: str | Path, count: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """`count` frames spread uniformly over a clip (RGB), their frame indices and the clip's
+    frame count.
 
-    A frame folder only has the sampled images read.
+    A frame folder only has the sampled images read. A video is streamed, keeping only the
+    frames at the indices its container's duration promises (and the last few, in case it
+    ends early), so memory holds `count` frames whatever the clip's length.
     """
     path = Path(path)
     if path.is_dir():
-        images = _frame_images(path)
+        images = frame_images(path)
         if not images:
-            raise ValueError(f"no frame images in {path}")
+            raise ValueError("no frame images in the folder")
         idx = np.unique(np.linspace(0, len(images) - 1, count).round().astype(int))
-        return _read_images([images[i] for i in idx]), idx
-    video = read_video(path)
-    idx = np.unique(np.linspace(0, len(video) - 1, count).round().astype(int))
-    return video.frames[idx], idx
+        return _read_images([images[i] for i in idx]), idx, len(images)
+    reader = VideoReader(path)
+    expected = max(1, reader.expected_frames)
+    wanted = set(np.linspace(0, expected - 1, count).round().astype(int).tolist())
+    kept: dict[int, np.ndarray] = {}
+    tail: deque[tuple[int, np.ndarray]] = deque(maxlen=max(1, count))
+    t = 0
+    for chunk in reader.chunks(64):
+        for frame in chunk:
+            if t in wanted:
+                kept[t] = frame.copy()
+            tail.append((t, frame.copy()))
+            t += 1
+    kept.update(tail)
+    idx = np.unique(np.linspace(0, t - 1, count).round().astype(int))
+    # a clip shorter than its container says: the nearest frame that was kept stands in
+    have = np.array(sorted(kept))
+    idx = np.unique([int(have[np.abs(have - i).argmin()]) for i in idx])
+    return np.stack([kept[int(i)] for i in idx]), idx, t
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"damaged frame image {path.name} (cannot decode it)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _read_images(images: list[Path]) -> np.ndarray:
     """RGB frames of equal size (later frames resized to the first one's size if they differ)."""
-    frames = []
-    for path in images:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ValueError(f"cannot read frame image {path}")
-        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    frames = [_read_image(path) for path in images]
     size = frames[0].shape[1::-1]
     return np.stack([f if f.shape[1::-1] == size
                      else cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
@@ -97,16 +94,39 @@ def _read_images(images: list[Path]) -> np.ndarray:
 
 def clip_as_video(path: str | Path, store: Store, fps: float) -> Path:
     """A clip as a video file: the file itself, or a frame folder encoded losslessly at `fps`
-    into the store (once per folder content), so later stages can treat every real alike."""
+    into the store (once per folder content), so later stages can treat every real alike.
+
+    Images are encoded one by one (memory holds one frame); an image that cannot be decoded is
+    left out and counted in the item's meta (`images_skipped`).
+    """
     path = Path(path)
     if path.is_file():
         return path
     digest = clip_digest(path)
     key = content_key("source_video", digest, {"fps": float(fps)})
     if not store.has("source_video", key):
-        frames = _read_images(_frame_images(path))
-        with store.build("source_video", key, {"clip": str(path), "sha256": digest}) as tmp:
-            write_video(tmp / "clip.mp4", frames, fps)
+        meta = {"clip": str(path), "sha256": digest, "images_skipped": []}
+
+        def decodable() -> Iterator[np.ndarray]:
+            for image_path in frame_images(path):
+                try:
+                    yield _read_image(image_path)
+                except ValueError:
+                    meta["images_skipped"].append(image_path.name)
+                    log.warning("%s: %s left out, it cannot be decoded", path, image_path.name)
+
+        images = decodable()
+        first = next(images, None)
+        if first is None:
+            raise ValueError(f"{path}: no frame image can be decoded")
+        size = first.shape[1::-1]
+        with store.build("source_video", key, meta) as tmp, \
+                VideoWriter(tmp / "clip.mp4", *size, fps) as writer:
+            writer.write(first)
+            for image in images:
+                if image.shape[1::-1] != size:
+                    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+                writer.write(image)
     return store.item_dir("source_video", key) / "clip.mp4"
 
 
@@ -137,54 +157,119 @@ def frame_scores(
     return pl.DataFrame(rows)
 
 
+def _score_table(path: Path, detector: FaceDetector, frames_per_clip: int, min_prob: float
+                 ) -> tuple[pl.DataFrame, np.ndarray | None, int]:
+    sampled, idx, total = sample_clip(path, frames_per_clip)
+    table = frame_scores(sampled, detector.detect(sampled), min_prob).with_columns(
+        pl.Series("frame", idx))
+    best = sampled[int(table["score"].arg_max())] if table["found"].any() else None
+    return table, best, total
+
+
+def clip_problem(clip_frames: int, faces_found: int, sampled: int, min_frames: int
+                 ) -> str | None:
+    """Why a scored clip cannot be a source (None when it can)."""
+    if clip_frames < min_frames:
+        return (f"too short: {clip_frames} frame{'s' if clip_frames != 1 else ''}, fewer than "
+                f"sources.min_frames ({min_frames})")
+    if faces_found == 0:
+        return f"no face found in any of {sampled} sampled frames"
+    return None
+
+
 def score_clip(
     clip_id: str, path: Path, detector: FaceDetector, frames_per_clip: int, min_prob: float,
-    store: Store,
+    store: Store, min_frames: int = 0,
 ) -> dict:
-    """Score one clip (cached in the store by clip content and scoring settings)."""
-    digest = clip_digest(path)
+    """Score one clip (cached in the store by clip content and scoring settings).
+
+    Never raises for a bad clip: the record's `reason` says why it cannot be used (empty,
+    not a video, damaged, a damaged frame image, too short, no face); None when it can.
+    """
+    identity, video_id, clip = (clip_id.split("/") + ["", ""])[:3]
+    record = {"clip_id": clip_id, "identity": identity, "video": video_id, "clip": clip,
+              "path": str(path), "sha256": None, "key": None, "computed": False, "sampled": 0,
+              "faces_found": 0, "clip_frames": 0, "frames": [], "frame": -1, "prob": 0.0,
+              "frontal": 0.0, "yaw": None, "pitch": None, "roll": None, "sharpness": 0.0,
+              "score": 0.0, "landmarks": None, "image_path": None, "image_sha256": None,
+              "reason": None}
+    try:
+        digest = clip_digest(path)
+    except OSError:
+        record["reason"] = unreadable_reason(path)
+        return record
     params = {"frames_per_clip": frames_per_clip, "min_prob": min_prob,
               "min_face_size": detector.min_face_size, "version": SCORER_VERSION}
     key = content_key("source_frame", digest, params)
-    computed = not store.has("source_frame", key)
-    if computed:
-        sampled, idx = sample_clip(path, frames_per_clip)
-        table = frame_scores(sampled, detector.detect(sampled), min_prob).with_columns(
-            pl.Series("frame", idx)
-        )
-        with store.build("source_frame", key, {"clip": clip_id, "sha256": digest}) as tmp:
+    record.update(sha256=digest, key=key, computed=not store.has("source_frame", key))
+    if record["computed"]:
+        try:
+            table, best, total = _score_table(Path(path), detector, frames_per_clip, min_prob)
+        except (VideoError, ValueError) as exc:
+            record["reason"] = getattr(exc, "reason", str(exc))
+            return record
+        except Exception as exc:  # noqa: BLE001  (one clip never costs its shard)
+            log.exception("%s (%s)", clip_id, path)
+            record["reason"] = f"unexpected error while scoring: {type(exc).__name__}: {exc}"
+            return record
+        with store.build("source_frame", key,
+                         {"clip": clip_id, "sha256": digest, "clip_frames": total}) as tmp:
             table.write_parquet(tmp / "scores.parquet")
-            best = int(table["score"].arg_max()) if table["found"].any() else None
             if best is not None:
-                cv2.imwrite(str(tmp / "frame.png"), cv2.cvtColor(sampled[best], cv2.COLOR_RGB2BGR))
+                cv2.imwrite(str(tmp / "frame.png"), cv2.cvtColor(best, cv2.COLOR_RGB2BGR))
     item = store.item_dir("source_frame", key)
     table = pl.read_parquet(item / "scores.parquet")
-    identity, video_id, clip = (clip_id.split("/") + ["", ""])[:3]
-    record = {"clip_id": clip_id, "identity": identity, "video": video_id, "clip": clip,
-              "path": str(path), "sha256": digest, "key": key, "computed": computed,
-              "sampled": table.height, "faces_found": int(table["found"].sum()),
-              "frames": table.select(FRAME_FIELDS).to_dicts()}
+    total = int(store.meta("source_frame", key).get("clip_frames", 0))
+    record.update(sampled=table.height, faces_found=int(table["found"].sum()),
+                  clip_frames=total, frames=table.select(FRAME_FIELDS).to_dicts())
+    record["reason"] = clip_problem(total, record["faces_found"], table.height, min_frames)
     if table["found"].any():
         best = table.row(int(table["score"].arg_max()), named=True)
         record.update({k: best[k] for k in ("frame", "prob", "frontal", "yaw", "pitch", "roll",
                                             "sharpness", "score", "landmarks")})
         image = item / "frame.png"
-        record.update(image_path=str(image), image_sha256=sha256_file(image))
-    else:
-        record.update(frame=-1, prob=0.0, frontal=0.0, yaw=None, pitch=None, roll=None,
-                      sharpness=0.0, score=0.0, landmarks=None, image_path=None,
-                      image_sha256=None)
+        record.update(image_path=str(image),
+                      image_sha256=store.file_sha256("source_frame", key, "frame.png"))
     return record
+
+
+#: Column types of the per-clip score records (rejected clips have nulls and no frames).
+_FRAME_STRUCT = pl.Struct({"frame": pl.Int64, "found": pl.Boolean, "prob": pl.Float64,
+                           "yaw": pl.Float64, "pitch": pl.Float64, "roll": pl.Float64,
+                           "frontal": pl.Float64, "sharpness": pl.Float64, "score": pl.Float64})
+RECORD_SCHEMA = {
+    "clip_id": pl.String, "identity": pl.String, "video": pl.String, "clip": pl.String,
+    "path": pl.String, "sha256": pl.String, "key": pl.String, "computed": pl.Boolean,
+    "sampled": pl.Int64, "faces_found": pl.Int64, "clip_frames": pl.Int64,
+    "frames": pl.List(_FRAME_STRUCT), "frame": pl.Int64, "prob": pl.Float64,
+    "frontal": pl.Float64, "yaw": pl.Float64, "pitch": pl.Float64, "roll": pl.Float64,
+    "sharpness": pl.Float64, "score": pl.Float64, "landmarks": pl.List(pl.Float64),
+    "image_path": pl.String, "image_sha256": pl.String, "reason": pl.String,
+}
+
+
+def score_table(records: list[dict]) -> pl.DataFrame:
+    """The score records of a shard as one table of fixed types."""
+    return pl.DataFrame(records, schema=RECORD_SCHEMA)
+
+
+def source_failures(table: pl.DataFrame) -> pl.DataFrame:
+    """The rejected clips of sources.parquet: id, where it came from, why, what was measured."""
+    path = "source_path" if "source_path" in table.columns else "path"
+    return table.filter(pl.col("reason").is_not_null()).select(
+        "clip_id", "identity", pl.col(path).alias("source_path"), "reason", "sha256",
+        "clip_frames", "sampled", "faces_found")
 
 
 def select_sources(scores: pl.DataFrame, count: int, seed: int) -> pl.DataFrame:
     """Mark `count` clips as selected, balanced over identities (round robin, best score first).
 
-    count 0 selects every clip with a face. The order of identities is a seeded shuffle;
-    within an identity clips go best score first, so the pick is auditable and stable.
+    count 0 selects every usable clip (no `reason` against it). The order of identities is a
+    seeded shuffle; within an identity clips go best score first, so the pick is auditable
+    and stable.
     """
-    usable = scores.filter(pl.col("faces_found") > 0).sort(["identity", "score", "clip_id"],
-                                                              descending=[False, True, False])
+    usable = scores.filter(pl.col("reason").is_null() & (pl.col("faces_found") > 0)).sort(
+        ["identity", "score", "clip_id"], descending=[False, True, False])
     identities = sorted(usable["identity"].unique().to_list())
     rng = np.random.default_rng(seed)
     rng.shuffle(identities)

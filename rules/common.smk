@@ -1,8 +1,10 @@
 # Helpers shared by every stage: config validation, the input layout, sharding.
+import os
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from dfmnist.config import (
@@ -35,12 +37,19 @@ RESULTS = config["results_dir"]
 STORE = f"{RESULTS}/store"  # content-addressed items (see dfmnist.store)
 ACTIONS = config["actions"]
 try:
-    SOURCE_CLIPS = source_clips(config)  # clip id -> path
-    DRIVING = driving_takes(config)  # action -> take -> path
+    # discovered once per invocation; ignored entries (hidden files, non-videos) are logged
+    SOURCE_CLIPS, SOURCES_IGNORED = source_clips(config)  # clip id -> path
+    DRIVING, DRIVING_IGNORED = driving_takes(config)  # action -> take -> path
 except ConfigError as exc:
     sys.exit(str(exc))
+for _what, _ignored in (("source clips", SOURCES_IGNORED), ("driving takes", DRIVING_IGNORED)):
+    if _ignored.entries:
+        logger.info(f"inputs: {_what}: {_ignored.summary()}")
 
 SOURCE_SHARDS = range(config["sources"]["shards"])
+DRIVING_SHARDS = range(config["driving"]["shards"])
+# faces.* keys that change what MTCNN finds (device and batch size only change the speed)
+FACE_SCIENCE = {k: config["faces"][k] for k in ("min_prob", "min_face_size", "detect_max_side")}
 GENERATE_SHARDS = range(config["generate"]["shards"])
 GENERATOR_GPUS = generator_gpus(config["generate"])  # the generate rule's gpu resource
 COMPRESS_SHARDS = range(config["compress"]["shards"])
@@ -58,26 +67,35 @@ wildcard_constraints:
     provider="|".join(PROVIDERS),
 
 
+def _by_shard(items, shards):
+    """Item id -> path for every shard at once (ids hashed once per invocation)."""
+    out = {s: {} for s in range(shards)}
+    for item, path in items:
+        out[shard_of(item, shards)][item] = str(path)
+    return out
+
+
+_CLIP_SHARDS = _by_shard(SOURCE_CLIPS.items(), config["sources"]["shards"])
+_TAKE_SHARDS = _by_shard(
+    ((f"{a}/{t}", p) for a, takes in DRIVING.items() for t, p in takes.items()),
+    config["driving"]["shards"],
+)
+
+
 def clips_in_shard(shard):
     """Clip id -> path for one scoring shard."""
-    n = config["sources"]["shards"]
-    return {c: str(p) for c, p in SOURCE_CLIPS.items() if shard_of(c, n) == int(shard)}
+    return _CLIP_SHARDS[int(shard)]
 
 
-DRIVING_TAKES = [(action, take) for action, takes in DRIVING.items() for take in takes]
+def takes_in_shard(shard):
+    """'action/take' -> raw video path for one driving shard."""
+    return _TAKE_SHARDS[int(shard)]
 
 
-def accepted_driving(wildcards):
-    """Crops of the takes the track_driving checkpoint accepted (evaluated after it ran)."""
-    from dfmnist.driving import take_accepted
-
-    videos, tracks = [], []
-    for action, take in DRIVING_TAKES:
-        info = checkpoints.track_driving.get(action=action, take=take).output.info
-        if take_accepted(info):
-            videos.append(f"{RESULTS}/driving/{action}/{take}.mp4")
-            tracks.append(f"{RESULTS}/driving/{action}/{take}.landmarks.parquet")
-    return {"videos": videos, "tracks": tracks}
+def readable_inputs(items):
+    """The paths that exist: a broken link or a vanished file becomes a failure row of its
+    shard instead of a missing-input error that stops the whole workflow."""
+    return [p for p in items.values() if os.path.exists(p)]
 
 
 def demo_photo_input(spec):

@@ -1,14 +1,16 @@
 # Stage 4: animate the plan, one job per shard. A generator job on a GPU declares
 # `resources: gpu=1`, so `--resources gpu=N` bounds how many run at once; on a workstation each
 # job then takes a free device itself (lock-file slots, dfmnist.gpus), under SLURM the
-# scheduler assigns it.
+# scheduler assigns it. A candidate whose generation raises is a row in the shard's
+# failures table (with the error); the shard's other fakes are kept.
 
 
 rule generate_shard:
     input:
         f"{RESULTS}/plan/plan.parquet",
     output:
-        f"{RESULTS}/fake/raw/shards/{{shard}}.parquet",
+        fakes=f"{RESULTS}/fake/raw/shards/{{shard}}.parquet",
+        failures=f"{RESULTS}/fake/raw/shards/{{shard}}.failures.parquet",
     params:
         generate=config["generate"],
         store=STORE,

@@ -77,7 +77,8 @@ use rule generate_shard as generate_round_shard with:
     input:
         f"{RESULTS}/plan/rounds/{{round}}.parquet",
     output:
-        f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.parquet",
+        fakes=f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.parquet",
+        failures=f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.failures.parquet",
     log:
         f"{RESULTS}/logs/generate_shard/rounds/{{round}}/{{shard}}.log",
 

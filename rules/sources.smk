@@ -1,16 +1,18 @@
 # Stage 1: score sampled frames of every source clip (MTCNN pose proxies, detection
 # probability, sharpness), keep the best frame per clip, select sources over identities.
+# A clip that cannot be used (empty, not a video, damaged, a damaged frame image, too short, no
+# face) is a row with a reason; it never costs its shard.
 
 
 rule score_sources:
     input:
-        lambda w: list(clips_in_shard(w.shard).values()),
+        lambda w: readable_inputs(clips_in_shard(w.shard)),
     output:
         f"{RESULTS}/sources/scores/{{shard}}.parquet",
     params:
         clips=lambda w: clips_in_shard(w.shard),
-        faces=config["faces"],
-        sources=config["sources"],
+        faces=FACE_SCIENCE,
+        sources={k: config["sources"][k] for k in ("frames_per_clip", "min_frames")},
         store=STORE,
     threads: 2
     log:
@@ -25,10 +27,12 @@ rule select_sources:
     input:
         expand(f"{RESULTS}/sources/scores/{{shard}}.parquet", shard=SOURCE_SHARDS),
     output:
-        f"{RESULTS}/manifests/sources.parquet",
+        sources=f"{RESULTS}/manifests/sources.parquet",
+        failures=f"{RESULTS}/manifests/source_failures.parquet",
     params:
         sources=config["sources"],
         store=STORE,
+        ignored=SOURCES_IGNORED.entries,
     log:
         f"{RESULTS}/logs/select_sources.log",
     conda:

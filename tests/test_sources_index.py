@@ -10,8 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from dfmnist.discovery import source_clips
 from dfmnist.io import read_video
-from dfmnist.sources import clip_digest, index_sources, sample_clip, score_clip, select_sources
+from dfmnist.sources import clip_digest, sample_clip, score_clip, select_sources
 from dfmnist.store import Store
 
 
@@ -45,15 +46,15 @@ def tree(tmp_path_factory, astronaut, carphone_path) -> Path:
 
 
 def test_index_finds_clips_and_frame_folders(tree):
-    clips = index_sources(tree)
+    clips = source_clips(tree)[0]
     assert list(clips) == ["id_a/v1/c1", "id_a/v1/c2", "id_b/1.6/yt_xyz"]
     assert clips["id_a/v1/c1"].is_file() and clips["id_b/1.6/yt_xyz"].is_dir()
-    frames, idx = sample_clip(clips["id_a/v1/c2"], 3)
-    assert frames.shape == (3, 144, 176, 3) and list(idx) == [0, 2, 5]
+    frames, idx, total = sample_clip(clips["id_a/v1/c2"], 3)
+    assert frames.shape == (3, 144, 176, 3) and list(idx) == [0, 2, 5] and total == 6
 
 
 def test_frame_folder_digest_follows_its_images(tree, tmp_path):
-    folder = index_sources(tree)["id_b/1.6/yt_xyz"]
+    folder = source_clips(tree)[0]["id_b/1.6/yt_xyz"]
     copy = tmp_path / "copy"
     shutil.copytree(folder, copy)
     assert clip_digest(copy) == clip_digest(folder)
@@ -65,7 +66,7 @@ def test_frame_folder_digest_follows_its_images(tree, tmp_path):
 
 def test_scores_pick_the_upright_sharp_frame_and_are_auditable(tree, tmp_path, detector):
     store = Store(tmp_path / "store")
-    clips = index_sources(tree)
+    clips = source_clips(tree)[0]
     records = [score_clip(c, p, detector, 4, 0.9, store) for c, p in clips.items()]
     by_id = {r["clip_id"]: r for r in records}
     astro = by_id["id_b/1.6/yt_xyz"]

@@ -78,7 +78,7 @@ def test_topup_rounds_until_the_pairs_run_out(server, tmp_path, detector, astron
     plan = build_plan(sources, driving, ["blink"], 2, 1.0, 0, generator_identity(generator), 1)
     (results / "plan").mkdir()
     plan.write_parquet(results / "plan" / "plan.parquet")
-    fakes = generate_shard(plan, generator, Store(results / "store"))
+    fakes, _ = generate_shard(plan, generator, Store(results / "store"))
     (results / "fake" / "raw" / "shards").mkdir(parents=True)
     fakes.write_parquet(results / "fake" / "raw" / "shards" / "0.parquet")
     for sha in fakes["sha256"]:

@@ -118,7 +118,7 @@ def test_real_data_layout_is_indexed(tmp_path: Path):
     (tmp_path / "id2" / "notes.txt").write_text("ignored")
     config = _config(enabled=False)
     config["data"] = {"sources_dir": str(tmp_path), "driving_dir": str(tmp_path)}
-    assert sorted(source_clips(config)) == ["id1/vidA/00001", "id1/vidA/00002", "id2/vidB/00001"]
+    assert sorted(source_clips(config)[0]) == ["id1/vidA/00001", "id1/vidA/00002", "id2/vidB/00001"]
 
 
 # -- generation through the store --------------------------------------------------------
@@ -153,16 +153,18 @@ def test_generate_shard_computes_once_then_reuses(tmp_path: Path, detector, astr
         "source_id": ["g/v/1"], "identity": ["g"], "source_image": [str(tmp_path / "src.png")],
         "source_landmarks": [source_lms.reshape(-1).tolist()], "take": ["take00"],
         "driving_video": [str(video)], "driving_track": [str(tmp_path / "drive.parquet")],
-        "key": ["k" * 64],
+        "key": ["c0ffee" * 10 + "c0de"],
     })
     store = Store(tmp_path / "store")
-    first = generate_shard(plan, generator, store)
+    first, failed = generate_shard(plan, generator, store)
+    assert failed.height == 0
     assert first["computed"].to_list() == [True] and first["device"][0] == "cpu"
     fake = read_video(first["video_path"][0])
     assert fake.frames.shape == (8, 128, 128, 3) and fake.fps == pytest.approx(10.0)
     assert np.array_equal(fake.frames[0], source)  # relative motion: frame 0 is the source
     assert np.abs(fake.frames[-1].astype(int) - source).mean() > 3  # and then it moves
-    second = generate_shard(plan, generator, store)
+    second, _ = generate_shard(plan, generator, store)
     assert second["computed"].to_list() == [False]
     assert second["sha256"].equals(first["sha256"])
-    assert store.meta("fake", "k" * 64)["generator"] == generator_identity(generator)
+    meta = store.meta("fake", "c0ffee" * 10 + "c0de")
+    assert meta["generator"] == generator_identity(generator)

@@ -1,17 +1,18 @@
 """Stage 1: select sources over identities from all clip scores; selected frame-folder clips
-are made videos (in the store) so that every real is a video downstream."""
+are made videos (in the store) so that every real is a video downstream. Rejected clips keep
+their row (with its reason) and are also listed in manifests/source_failures.parquet."""
 
 import polars as pl
 
-from dfmnist.io import atomic_path, sha256_file
-from dfmnist.sources import clip_as_video, select_sources
+from dfmnist.files import atomic_path, sha256_file
+from dfmnist.sources import clip_as_video, select_sources, source_failures
 from dfmnist.store import Store
 from dfmnist.workflow import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-cfg = snakemake.params.sources  # noqa: F821
-store = Store(snakemake.params.store)  # noqa: F821
-scores = pl.concat([pl.read_parquet(p) for p in snakemake.input], how="diagonal_relaxed")  # noqa: F821
+log = setup_logging(snakemake.log[0])
+cfg = snakemake.params.sources
+store = Store(snakemake.params.store)
+scores = pl.concat([pl.read_parquet(p) for p in snakemake.input], how="diagonal_relaxed")
 table = select_sources(scores.drop("computed"), cfg["count"], cfg["seed"])
 videos = {}
 for row in table.filter("selected").iter_rows(named=True):
@@ -24,8 +25,16 @@ table = table.with_columns(pl.col("path").alias("source_path")).with_columns(
     pl.col("clip_id").replace_strict({c: v[1] for c, v in videos.items()},
                                      default=pl.col("sha256")).alias("sha256"),
 )
-log.info("selected %d of %d clips over %d identities (%d frame folders made videos)",
-         table["selected"].sum(), table.height, table.filter("selected")["identity"].n_unique(),
-         len(videos))
-with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+failures = source_failures(table)
+for row in failures.iter_rows(named=True):
+    log.warning("rejected %s (%s): %s", row["clip_id"], row["source_path"], row["reason"])
+for path, why in snakemake.params.ignored:
+    log.info("ignored %s: %s", path, why)
+log.info("selected %d of %d clips over %d identities (%d frame folders made videos); "
+         "%d rejected, %d files ignored", table["selected"].sum(), table.height,
+         table.filter("selected")["identity"].n_unique(), len(videos), failures.height,
+         len(snakemake.params.ignored))
+with atomic_path(snakemake.output.sources) as tmp:
     table.write_parquet(tmp)
+with atomic_path(snakemake.output.failures) as tmp:
+    failures.write_parquet(tmp)
