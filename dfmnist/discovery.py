@@ -59,15 +59,16 @@ def _entries(folder: str | os.PathLike, ignored: Ignored) -> list[os.DirEntry]:
     return sorted(out, key=lambda e: e.name)
 
 
-def _claim(ids: dict[str, Path], key: str, path: Path, what: str) -> None:
+def _claim(ids: dict[str, Path], key: str, path: Path, kind: str, prefix: str = "") -> None:
+    """Record `path` under `key`, or fail naming both files that want it."""
     if key in ids:
         first, second = sorted([ids[key].name, path.name])
-        raise InputCollision(f"{what} {key!r} has two inputs in {path.parent}: {first} and "
-                             f"{second}; rename or remove one")
+        raise InputCollision(f"{kind} '{prefix}{key}' has two inputs in {path.parent}: {first} "
+                             f"and {second}; rename or remove one")
     ids[key] = path
 
 
-def video_files(folder: str | os.PathLike, ignored: Ignored, what: str = "take"
+def video_files(folder: str | os.PathLike, ignored: Ignored, prefix: str = ""
                 ) -> dict[str, Path]:
     """Stem -> video file of one folder (not recursive)."""
     found: dict[str, Path] = {}
@@ -76,7 +77,7 @@ def video_files(folder: str | os.PathLike, ignored: Ignored, what: str = "take"
         if entry.is_dir(follow_symlinks=True):
             ignored.add(path, "folder")
         elif path.suffix.lower() in VIDEO_SUFFIXES:
-            _claim(found, path.stem, path, what)
+            _claim(found, path.stem, path, "take", prefix)
         else:
             ignored.add(path, "not a video")
     return found
@@ -102,7 +103,7 @@ def driving_takes(root: str | os.PathLike, actions: list[str]
     takes = {}
     for action in actions:
         folder = Path(root) / action
-        takes[action] = video_files(folder, ignored, f"take {action}/") if folder.is_dir() \
+        takes[action] = video_files(folder, ignored, f"{action}/") if folder.is_dir() \
             else {}
     return takes, ignored
 

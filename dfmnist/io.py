@@ -194,9 +194,12 @@ class VideoReader:
     def _check(self, returncode: int, message: str, leftover: int) -> None:
         expected = self.expected_frames
         about = f" of about {expected}" if expected else ""
+        if self.frames_read == 0:
+            about = f" (about {expected} expected)" if expected else ""
         detail = first_error_line(message)
         if self.frames_read == 0:
-            reason = "no frames could be decoded" + (f" (ffmpeg: {detail})" if detail else "")
+            reason = (f"damaged or truncated video data: no frame could be decoded{about}"
+                      + (f" (ffmpeg: {detail})" if detail else ""))
         elif returncode != 0 or detail or leftover:
             reason = (f"damaged or truncated video data: decoded {self.frames_read}{about} "
                       f"frames" + (f" (ffmpeg: {detail})" if detail else ""))

@@ -1,5 +1,6 @@
 # Helpers shared by every stage: config validation, the input layout, sharding.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -94,8 +95,18 @@ def takes_in_shard(shard):
 
 def readable_inputs(items):
     """The paths that exist: a broken link or a vanished file becomes a failure row of its
-    shard instead of a missing-input error that stops the whole workflow."""
-    return [p for p in items.values() if os.path.exists(p)]
+    shard instead of a missing-input error that stops the whole workflow. A name with braces
+    cannot be an input (Snakemake reads them as wildcards and has no escape for a path a
+    function returns): such a file is still processed (params), but editing it in place does
+    not rerun its shard, which the start-up log says."""
+    return [p for p in items.values() if os.path.exists(p) and not BRACES.search(p)]
+
+
+BRACES = re.compile(r"[{}]")
+for _path in [*SOURCE_CLIPS.values(), *(p for t in DRIVING.values() for p in t.values())]:
+    if BRACES.search(str(_path)):
+        logger.warning(f"inputs: braces in {_path}: processed, but edits to it in place are "
+                       "not tracked; rename it to track them")
 
 
 def demo_photo_input(spec):
