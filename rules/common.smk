@@ -98,8 +98,15 @@ def readable_inputs(items):
     shard instead of a missing-input error that stops the whole workflow. A name with braces
     cannot be an input (Snakemake reads them as wildcards and has no escape for a path a
     function returns): such a file is still processed (params), but editing it in place does
-    not rerun its shard, which the start-up log says."""
-    return [p for p in items.values() if os.path.exists(p) and not BRACES.search(p)]
+    not rerun its shard, which the start-up log says. Inputs the workflow makes (the demo)
+    are inputs whether or not they exist yet."""
+    return [p for p in items.values()
+            if (os.path.exists(p) or made_here(p)) and not BRACES.search(p)]
+
+
+def made_here(path):
+    """Whether a workflow rule makes `path` (the embedded demo's inputs)."""
+    return Path(path).is_relative_to(RESULTS)
 
 
 BRACES = re.compile(r"[{}]")

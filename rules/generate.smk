@@ -10,7 +10,7 @@ rule generate_shard:
         f"{RESULTS}/plan/plan.parquet",
     output:
         fakes=f"{RESULTS}/fake/raw/shards/{{shard}}.parquet",
-        failures=f"{RESULTS}/fake/raw/shards/{{shard}}.failures.parquet",
+        failures=f"{RESULTS}/fake/raw/failures/{{shard}}.parquet",
     params:
         generate=config["generate"],
         store=STORE,

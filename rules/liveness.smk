@@ -78,7 +78,7 @@ use rule generate_shard as generate_round_shard with:
         f"{RESULTS}/plan/rounds/{{round}}.parquet",
     output:
         fakes=f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.parquet",
-        failures=f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.failures.parquet",
+        failures=f"{RESULTS}/fake/raw/failures/rounds/{{round}}/{{shard}}.parquet",
     log:
         f"{RESULTS}/logs/generate_shard/rounds/{{round}}/{{shard}}.log",
 

@@ -99,9 +99,12 @@ def test_demo_builds_a_consistent_dataset(built: Path):
     wide = dataset.pivot(on="variant", index="video_id", values="size_bytes")
     assert (wide["c40"] < wide["raw"]).all()
     # driving crops are 256x256 with their landmark tracks; one log per job
-    crop = cv2.VideoCapture(str(results / "driving" / "yaw" / "take00.mp4"))
+    driving = pl.read_parquet(results / "manifests" / "driving.parquet")
+    yaw = driving.filter(pl.col("action") == "yaw").row(0, named=True)
+    crop = cv2.VideoCapture(str(built / yaw["video_path"]))
     assert (crop.get(cv2.CAP_PROP_FRAME_WIDTH), crop.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (256, 256)
-    assert (results / "driving" / "yaw" / "take00.landmarks.parquet").is_file()
+    assert (built / yaw["track_path"]).is_file()
+    assert (results / "logs" / "driving_shard" / "0.log").stat().st_size > 0
     assert (results / "logs" / "generate_shard" / "0.log").stat().st_size > 0
     rates = pl.read_csv(results / "liveness" / "spoof_rates.csv")
     assert set(rates["action"]) == set(config["actions"])
