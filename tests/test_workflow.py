@@ -144,7 +144,7 @@ def deepfakebench_checkout(built: Path, root: Path) -> dict[str, int]:
 
 
 def test_deepfakebench_loader_reads_every_export(built: Path, tmp_path: Path):
-    from deepfakebench_rules import collect, load_item
+    from deepfakebench_rules import collect, derived_paths, load_item
 
     results = built / "results"
     dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
@@ -181,8 +181,9 @@ def test_deepfakebench_loader_reads_every_export(built: Path, tmp_path: Path):
                 assert (tmp_path / frame).resolve().stat().st_nlink >= 2
         for label in tree[stem]:
             for entry in (e for s in tree[stem][label].values() for e in s.values()):
-                masks = [f.replace("frames", "masks") for f in entry["frames"]]
-                assert entry["masks"] == masks
+                # the lists beside `frames` name the files the loader derives itself
+                masks, landmarks = zip(*(derived_paths(f) for f in entry["frames"]), strict=True)
+                assert entry["masks"] == list(masks) and entry["landmarks"] == list(landmarks)
 
 
 def test_faceforensics_layout_and_pair_splits(built: Path):
