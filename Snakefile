@@ -27,6 +27,7 @@ rule all:
     input:
         f"{RESULTS}/dataset/dataset.parquet",
         f"{RESULTS}/liveness/spoof_rates.csv",
-        f"{RESULTS}/dataset/deepfakebench.json",
         f"{RESULTS}/dataset/README.md",
+        f"{RESULTS}/deepfakebench",
+        f"{RESULTS}/faceforensics",
     default_target: True

@@ -39,6 +39,15 @@ def apply_shortcuts(config: dict) -> None:
         node[path[-1]] = value
 
 
+def _check_export_names(targets: dict) -> None:
+    from dfmnist.exports.deepfakebench import check_names
+
+    try:
+        check_names(targets["dataset_name"], targets["deepfakebench"]["path_prefix"])
+    except ValueError as exc:
+        raise ConfigError(f"config error: {exc}") from None
+
+
 def check_config(config: dict) -> None:
     """Cross-key checks the schema cannot express. Raises ConfigError."""
     _check_generator(config["generate"])
@@ -51,6 +60,7 @@ def check_config(config: dict) -> None:
     total = sum(splits.values())
     if abs(total - 1.0) > 1e-6:
         raise ConfigError(f"config error at targets.splits: fractions sum to {total:g}, not 1")
+    _check_export_names(config["targets"])
     if not config["demo"]["enabled"]:
         for key in ("sources_dir", "driving_dir"):
             value = config["data"].get(key, "")

@@ -87,22 +87,6 @@ def build_manifest(videos: pl.DataFrame, compressed: pl.DataFrame, frames: pl.Da
     ).sort(["variant", "video_id"])
 
 
-def deepfakebench_json(manifest: pl.DataFrame, name: str, size: int) -> dict:
-    """DeepfakeBench's layout: dataset -> label -> split -> compression -> video -> frames."""
-    from dfmnist.frames import frame_paths
-
-    labels = {"real": f"{name}_Real", "fake": f"{name}_Fake"}
-    tree: dict = {name: {label: {} for label in labels.values()}}
-    for row in manifest.sort(["video_id", "variant"]).iter_rows(named=True):
-        label = labels[row["label"]]
-        videos = tree[name][label].setdefault(row["split"], {}).setdefault(row["variant"], {})
-        videos[row["video_id"]] = {
-            "label": label,
-            "frames": frame_paths(row["frames_dir"], row["frame_indices"], size),
-        }
-    return tree
-
-
 def dataset_card(manifest: pl.DataFrame, spoof_rates: pl.DataFrame, config: dict,
                  generator: dict, encodes: dict[str, str]) -> str:
     """A markdown card: counts per action, split and variant, and how the data was made."""

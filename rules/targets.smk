@@ -1,5 +1,6 @@
-# Stage 7: training targets: frames per video and variant, identity-disjoint splits, the
-# dataset manifest, a DeepfakeBench-style JSON and a dataset card.
+# Stage 7: training targets: frames per video and variant (with face landmarks and masks),
+# identity-disjoint splits, the dataset manifest, a dataset card, and exports that
+# DeepfakeBench and FaceForensics++ tooling read unmodified.
 
 
 rule extract_frames:
@@ -16,6 +17,23 @@ rule extract_frames:
         "../envs/media.yaml"
     script:
         "../workflow_scripts/extract_frames.py"
+
+
+rule annotate_frames:
+    input:
+        f"{RESULTS}/frames/{{variant}}/{{shard}}.parquet",
+    output:
+        f"{RESULTS}/annotations/{{variant}}/{{shard}}.parquet",
+    params:
+        size=config["targets"]["frames"]["sizes"][0],
+        faces=config["faces"],
+        store=STORE,
+    log:
+        f"{RESULTS}/logs/annotate_frames/{{variant}}/{{shard}}.log",
+    conda:
+        "../envs/media.yaml"
+    script:
+        "../workflow_scripts/annotate_frames.py"
 
 
 rule splits:
@@ -74,7 +92,6 @@ rule dataset_exports:
         ),
         fakes=expand(f"{RESULTS}/fake/raw/shards/{{shard}}.parquet", shard=GENERATE_SHARDS),
     output:
-        json=f"{RESULTS}/dataset/deepfakebench.json",
         card=f"{RESULTS}/dataset/README.md",
     params:
         config=config,
@@ -85,3 +102,41 @@ rule dataset_exports:
         "../envs/core.yaml"
     script:
         "../workflow_scripts/dataset_exports.py"
+
+
+rule deepfakebench_export:
+    input:
+        manifest=f"{RESULTS}/dataset/dataset.parquet",
+        annotations=expand(
+            f"{RESULTS}/annotations/{{variant}}/{{shard}}.parquet",
+            variant=VARIANTS,
+            shard=COMPRESS_SHARDS,
+        ),
+    output:
+        directory(f"{RESULTS}/deepfakebench"),
+    params:
+        name=config["targets"]["dataset_name"],
+        prefix=config["targets"]["deepfakebench"]["path_prefix"],
+        size=config["targets"]["frames"]["sizes"][0],
+        store=STORE,
+    log:
+        f"{RESULTS}/logs/deepfakebench_export.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/deepfakebench_export.py"
+
+
+rule faceforensics_export:
+    input:
+        f"{RESULTS}/dataset/dataset.parquet",
+    output:
+        directory(f"{RESULTS}/faceforensics"),
+    params:
+        source_dataset=config["targets"]["faceforensics"]["source_dataset"],
+    log:
+        f"{RESULTS}/logs/faceforensics_export.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/faceforensics_export.py"

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -119,17 +120,6 @@ def test_demo_builds_a_consistent_dataset(built: Path):
 def test_exports_agree_with_the_manifest(built: Path):
     results = built / "results"
     dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
-    tree = json.loads((results / "dataset" / "deepfakebench.json").read_text())
-    (name,) = tree
-    flat = {(label, split, variant, video): entry
-            for label, splits in tree[name].items() for split, variants in splits.items()
-            for variant, videos in variants.items() for video, entry in videos.items()}
-    assert len(flat) == dataset.height
-    for row in dataset.iter_rows(named=True):
-        label = f"{name}_{'Real' if row['label'] == 'real' else 'Fake'}"
-        entry = flat[(label, row["split"], row["variant"], row["video_id"])]
-        assert entry["label"] == label and len(entry["frames"]) == row["n_frames"]
-        assert all((built / f).is_file() for f in entry["frames"])
     card = (results / "dataset" / "README.md").read_text()
     assert "real = 1" in card and "config sha256" in card
     reals = dataset.filter((pl.col("label") == "real") & (pl.col("variant") == "raw")).height
@@ -141,6 +131,90 @@ def test_exports_agree_with_the_manifest(built: Path):
     expected = dataset.filter((pl.col("split") == "train") & (pl.col("variant") == "c40"))
     assert len(train) == expected["n_frames"].sum()
     assert sorted({t for _, t, _ in train.items}) == sorted(set(expected["target"]))
+
+
+def deepfakebench_checkout(built: Path, root: Path) -> dict[str, int]:
+    """A DeepfakeBench checkout set up as the README says: rgb/{Name} linked into
+    datasets/rgb/, the JSONs copied to preprocessing/dataset_json/, label_dict.yaml's lines
+    appended under label_dict (after two of DeepfakeBench's own); returns that label_dict."""
+    export = built / "results" / "deepfakebench"
+    (root / "datasets" / "rgb").mkdir(parents=True)
+    for dataset in (export / "rgb").iterdir():
+        (root / "datasets" / "rgb" / dataset.name).symlink_to(dataset.resolve())
+    shutil.copytree(export / "dataset_json", root / "preprocessing" / "dataset_json")
+    ours = (export / "label_dict.yaml").read_text()
+    return yaml.safe_load("label_dict:\n  DFD_fake: 1\n  DFD_real: 0\n" + ours)["label_dict"]
+
+
+def test_deepfakebench_loader_reads_every_export(built: Path, tmp_path: Path):
+    from deepfakebench_rules import collect, derived_paths, load_item
+
+    results = built / "results"
+    dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
+    config = yaml.safe_load((built / "config.yaml").read_text())
+    name = config["targets"]["dataset_name"]
+    label_dict = deepfakebench_checkout(built, tmp_path)
+    ours = {k: v for k, v in label_dict.items() if k.startswith(name)}
+    assert ours == {f"{name}_real": 0, f"{name}_landmark_warp": 1}  # fake = 1 in DeepfakeBench
+    folder = tmp_path / "preprocessing" / "dataset_json"
+    stems = sorted(p.stem for p in folder.glob("*.json"))
+    assert stems == sorted(f"{name}_{v}" for v in dataset["variant"].unique())
+    for stem in stems:
+        tree = json.loads((folder / f"{stem}.json").read_text())
+        assert list(tree) == [stem] and set(tree[stem]) == set(ours)
+        variant = stem.removeprefix(f"{name}_")
+        for split in ("train", "val", "test"):
+            items = collect(folder, stem, split, label_dict)
+            rows = dataset.filter((pl.col("variant") == variant) & (pl.col("split") == split))
+            assert len(items) == rows["n_frames"].sum()
+            assert {v for _, _, v in items} == {f"{e['label']}_{video}" for label in tree[stem]
+                                                for video, e in tree[stem][label][split].items()}
+            # DeepfakeBench's targets: fake 1, real 0, the opposite of ours
+            assert sorted({t for _, t, _ in items}) == sorted({1 - t for t in rows["target"]})
+            for frame, target, _ in items:
+                assert frame.startswith(f"./datasets/rgb/{name}/")
+                image, mask, landmarks = load_item(frame, tmp_path)
+                assert image.shape == (256, 256, 3) and mask.shape == (256, 256)
+                assert set(np.unique(mask)) <= {0, 255}
+                # reals: nothing changed; fakes: the face, not the whole frame
+                assert (mask.mean() / 255 > 0.1) == bool(target) and mask.mean() / 255 < 0.9
+                assert landmarks.shape == (5, 2) and np.isfinite(landmarks).all()
+                assert ((landmarks > 0) & (landmarks < 256)).all()
+                # links into the store, not copies
+                assert (tmp_path / frame).resolve().stat().st_nlink >= 2
+        for label in tree[stem]:
+            for entry in (e for s in tree[stem][label].values() for e in s.values()):
+                # the lists beside `frames` name the files the loader derives itself
+                masks, landmarks = zip(*(derived_paths(f) for f in entry["frames"]), strict=True)
+                assert entry["masks"] == list(masks) and entry["landmarks"] == list(landmarks)
+
+
+def test_faceforensics_layout_and_pair_splits(built: Path):
+    results = built / "results"
+    dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
+    ff = results / "faceforensics"
+    splits = {s: json.loads((ff / "splits" / f"{s}.json").read_text())
+              for s in ("train", "val", "test")}
+    # FF++'s split files: lists of [target, source] string pairs
+    assert all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+               for pairs in splits.values() for p in pairs)
+    # a tool maps each name and each joined pair to its split (as DeepfakeBench's rearrange
+    # does for FF++); every exported video must land in its own manifest split
+    mode = {}
+    for split, pairs in splits.items():
+        for a, b in pairs:
+            mode.update({a: split, b: split, f"{a}_{b}": split, f"{b}_{a}": split})
+    for row in dataset.iter_rows(named=True):
+        top, method = (("original_sequences", "voxceleb1") if row["label"] == "real"
+                       else ("manipulated_sequences", "landmark_warp"))
+        videos = ff / top / method / row["variant"] / "videos"
+        name = row["source_id"].replace("/", "-")
+        if row["label"] == "fake":
+            name += f"_{row['action']}-{row['take'].replace('/', '-')}"
+        assert (videos / f"{name}.mp4").samefile(built / row["path"])  # a hard link
+        assert mode[name] == row["split"]
+    files = list(ff.glob("*/*/*/videos/*.mp4"))
+    assert len(files) == dataset.height
 
 
 def test_second_run_has_nothing_to_do(built: Path):

@@ -1,0 +1,51 @@
+"""What every export shares: flat video names in FaceForensics++'s style, and linking files."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def flat(part: str) -> str:
+    """One path component from an id such as `identity/video/clip` (FF++ names are flat)."""
+    return part.replace("/", "-")
+
+
+def video_name(row: dict) -> str:
+    """A real is its clip; a fake is `{target}_{source}` as in FaceForensics++: the clip whose
+    face is animated (the target), then the driving take that moved it (`{action}-{take}`)."""
+    if row["label"] == "real":
+        return flat(row["source_id"])
+    return f"{flat(row['source_id'])}_{row['action']}-{flat(row['take'])}"
+
+
+def link(src: str | Path, dst: Path) -> None:
+    """Hard link `dst` to `src`; across filesystems, a relative symbolic link instead."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        os.symlink(os.path.relpath(Path(src).resolve(), dst.parent.resolve()), dst)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty sibling folder to fill; it replaces `path` only if the block succeeds."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

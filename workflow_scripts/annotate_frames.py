@@ -1,0 +1,17 @@
+"""Stage 7: face landmarks and face-region masks for one shard of one variant's frames."""
+
+import polars as pl
+
+from dfmnist.exports.annotations import annotate_shard
+from dfmnist.io import atomic_path
+from dfmnist.store import Store
+from dfmnist.workflow import limit_threads, make_detector, setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821
+limit_threads(snakemake.threads)  # noqa: F821
+params = snakemake.params  # noqa: F821
+frames = pl.read_parquet(snakemake.input[0])  # noqa: F821
+table = annotate_shard(frames, params.size, make_detector(params.faces), params.faces,
+                       Store(params.store))
+with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+    table.write_parquet(tmp)

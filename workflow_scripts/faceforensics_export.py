@@ -1,0 +1,12 @@
+"""Stage 7: FaceForensics++'s directory layout and pair splits, as links to the videos."""
+
+import polars as pl
+
+from dfmnist.exports.faceforensics import write_faceforensics
+from dfmnist.workflow import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821
+params = snakemake.params  # noqa: F821
+counts = write_faceforensics(pl.read_parquet(snakemake.input[0]), snakemake.output[0],  # noqa: F821
+                             params.source_dataset)
+log.info("linked %s", counts)
