@@ -22,6 +22,13 @@ ROUNDS_INPUTS = lambda last: rounds_inputs(
     lambda r: checkpoints.topup_plan.get(round=r).output[0],
 )
 
+# a liveness job's output (round 0 or a top-up round), for its params' retry key
+VERDICTS_OF = lambda wc: (
+    f"{RESULTS}/liveness/{wc.provider}/"
+    + (f"rounds/{wc.round}/" if hasattr(wc, "round") else "")
+    + f"{wc.shard}.parquet"
+)
+
 
 wildcard_constraints:
     round=r"[1-9]\d*",
@@ -40,7 +47,7 @@ rule liveness_shard:
         options=lambda wc: verdict_options(config, wc.provider),
         # changes while the last run left fakes unjudged, so the job runs again (asking only
         # about those: the rest are cached); stable once every fake has a verdict
-        retry=lambda wc, output: retry_key(output[0]),
+        retry=lambda wc: retry_key(VERDICTS_OF(wc)),
     threads: 1
     resources:
         # web API jobs run one at a time (profiles/default: api_calls=1), each at its
