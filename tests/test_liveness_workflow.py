@@ -73,7 +73,8 @@ def test_snakemake_liveness_stage_against_the_server(server, astronaut, tmp_path
     server.faults["tianyan"] = ["unknown"]  # the first tianyan video stays unjudged
     targets = ["results/fake/accepted.parquet", "results/liveness/spoof_rates.png"]
     cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir),
-           "--cores", "2", "--allowed-rules", "liveness_shard", "liveness_cache_merge", "filter_fakes", "--", *targets]
+           "--cores", "2", "--allowed-rules", "liveness_shard", "liveness_cache_merge",
+           "filter_fakes", "--", *targets]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-4000:]
     calls = dict(server.counts)

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no cache at {args.cache}", file=sys.stderr)
         return 1
     if args.command == "merge":
-        print("merged %(verdicts)d verdicts from %(journals)d journals" % merge(args.cache))
+        done = merge(args.cache)
+        print(f"merged {done['verdicts']} verdicts from {done['journals']} journals")
         return 0
     with view(args.cache) as cache:  # an in-memory copy: the files are only read
         if args.command == "stats":
