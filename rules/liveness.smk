@@ -1,7 +1,10 @@
-# Stage 5: liveness verdicts per provider and shard, through a cache shared by all runs;
+# Stage 5: liveness verdicts per provider and shard, through a cache shared by all runs (each
+# job reads it and writes its new verdicts to a journal of its own; liveness_cache_merge folds
+# the journals in, one process at a time, see dfmnist/liveness/journal.py);
 # then the per-action policy keeps the first passing fakes up to plan.per_action. Actions that
 # fall short get top-up rounds (new candidates, generated and judged) up to plan.max_rounds.
 from dfmnist.liveness.policy import actions_for, api_calls, check_liveness_config, verdict_options
+from dfmnist.liveness.shard import retry_key
 from dfmnist.topup import rounds_inputs
 
 try:
@@ -17,6 +20,13 @@ ROUNDS_INPUTS = lambda last: rounds_inputs(
     PROVIDERS,
     list(GENERATE_SHARDS),
     lambda r: checkpoints.topup_plan.get(round=r).output[0],
+)
+
+# a liveness job's output (round 0 or a top-up round), for its params' retry key
+VERDICTS_OF = lambda wc: (
+    f"{RESULTS}/liveness/{wc.provider}/"
+    + (f"rounds/{wc.round}/" if hasattr(wc, "round") else "")
+    + f"{wc.shard}.parquet"
 )
 
 
@@ -35,6 +45,9 @@ rule liveness_shard:
         actions=lambda wc: actions_for(config, wc.provider),
         # verdict-relevant options only; the script reads endpoints and http from the config
         options=lambda wc: verdict_options(config, wc.provider),
+        # changes while the last run left fakes unjudged, so the job runs again (asking only
+        # about those: the rest are cached); stable once every fake has a verdict
+        retry=lambda wc: retry_key(VERDICTS_OF(wc)),
     threads: 1
     resources:
         # web API jobs run one at a time (profiles/default: api_calls=1), each at its
@@ -92,9 +105,30 @@ use rule liveness_shard as liveness_round_shard with:
         f"{RESULTS}/logs/liveness_shard/{{provider}}/rounds/{{round}}/{{shard}}.log",
 
 
+rule liveness_cache_merge:
+    input:
+        lambda wc: ROUNDS_INPUTS(MAX_ROUNDS)["verdicts"],
+    output:
+        f"{RESULTS}/liveness/cache_merge.json",
+    params:
+        cache=config["liveness"]["cache"],
+    localrule: True
+    log:
+        f"{RESULTS}/logs/liveness_cache_merge.log",
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/liveness_merge.py"
+
+
 rule filter_fakes:
     input:
-        unpack(lambda wc: {k: v for k, v in ROUNDS_INPUTS(MAX_ROUNDS).items() if k != "plans"}),
+        unpack(
+            lambda wc: {
+                **{k: v for k, v in ROUNDS_INPUTS(MAX_ROUNDS).items() if k != "plans"},
+                "merged": f"{RESULTS}/liveness/cache_merge.json",
+            }
+        ),
     output:
         accepted=f"{RESULTS}/fake/accepted.parquet",
         verdicts=f"{RESULTS}/liveness/verdicts.parquet",

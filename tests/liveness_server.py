@@ -1,11 +1,25 @@
 """A real HTTP server on 127.0.0.1 that speaks the Baidu and TianyanData liveness protocols.
 
-It issues OAuth tokens, checks tokens and signatures, decodes the uploaded videos (they must be
-MP4 files) and answers with scores set per video sha256 (or derived from the hash). Faults are
-queued per endpoint and consumed one per request: "429", "500", "slow" (answer after
-`slow_seconds`), "malformed" (broken JSON), "qps" (Baidu error 18 / Tianyan code 1003),
-"quota" (Baidu 17 / Tianyan 1004), "total_quota" (Baidu 19), "expire" (the token in use is
-expired: Baidu error 111). Every request is counted.
+Baidu's answers are shaped as Baidu's documents show them (URLs in dfmnist/liveness/baidu.py):
+the token endpoint answers ``access_token``/``expires_in``/``scope``/``session_key``/... or,
+for bad credentials, HTTP 401 ``{"error": "invalid_client", "error_description": "unknown
+client id"}`` ("Client authentication failed" for a wrong secret); the verification endpoint
+answers HTTP 200 in every case, ``{"err_no": 0, "err_msg": "SUCCESS", "result": {"score",
+"thresholds", "pic_list"}, "timestamp", "cached", "serverlogid"}`` on success. Error answers
+use the gateway's ``error_code``/``error_msg`` (token, QPS, quota: the error-code page's
+sample) and the service's ``err_no``/``err_msg`` (video codes); `style="err_no"` answers every
+error with ``err_no``. Messages are the documented ones (BAIDU_MESSAGES).
+
+It checks tokens and signatures, decodes the uploaded videos (they must be MP4 files) and
+answers with scores set per video sha256 (or derived from the hash). Faults are queued per
+endpoint and consumed one per request: "429", "500", "slow" (answer after `slow_seconds`),
+"malformed" (broken JSON), "mistyped" (score as a string), "qps" (Baidu error 18 / Tianyan
+code 1003), "busy" (Baidu 216612), "quota" (Baidu 17 / Tianyan 1004), "total_quota" (Baidu
+19), "expire" (the token in use expires: Baidu 111), "unknown" (an undocumented code),
+"refuse:<code>" (that code, e.g. refuse:216501 no face). `refusals` maps a video sha256 to a
+code answered for it every time. With `enforce_qps`, more than that many verification requests
+arriving within 1 s are answered with error 18. Every request is counted and its arrival time
+(time.monotonic()) recorded per path.
 """
 
 from __future__ import annotations
@@ -34,7 +48,17 @@ SECRETS = {"BAIDU_API_KEY": "bk-7f3a9c2e51d04b6e", "BAIDU_SECRET_KEY": "bs-91ac5
 TOKEN_PATH = "/oauth/2.0/token"
 VERIFY_PATH = "/rest/2.0/face/v1/faceliveness/verify"
 TIANYAN_PATH = "/tianyan/v1/liveness"
-THRESHOLDS = {"frr_1e-4": 0.05, "frr_1e-3": 0.3, "frr_1e-2": 0.9}
+THRESHOLDS = {"frr_1e-4": 0.05, "frr_1e-3": 0.3, "frr_1e-2": 0.9}  # the doc's sample answer
+
+#: Baidu's messages for the codes served (https://ai.baidu.com/ai-doc/FACE/5k37c1ujz).
+BAIDU_MESSAGES = {
+    17: "Open api daily request limit reached", 18: "Open api qps request limit reached",
+    19: "Open api total request limit reached", 110: "Access token invalid or no longer valid",
+    111: "Access token expired", 216100: "invalid param", 216434: "liveness check fail",
+    216501: "not found face", 216508: "not found video info", 216612: "system busy",
+    216908: "face quality is not good", 999999: "undocumented error",
+}
+GATEWAY_CODES = {4, 17, 18, 19, 100, 110, 111}
 
 
 def face_videos(root: Path, face_image: np.ndarray, n: int) -> list[Path]:
@@ -66,7 +90,8 @@ class LivenessServer:
 
     def __init__(self, api_key: str, secret_key: str, appid: str, tianyan_secret: str,
                  token_lifetime: int = 2592000, delay: float = 0.0,
-                 slow_seconds: float = 1.0) -> None:
+                 slow_seconds: float = 1.0, style: str = "documented",
+                 enforce_qps: float | None = None) -> None:
         self.api_key, self.secret_key = api_key, secret_key
         self.appid, self.tianyan_secret = appid, tianyan_secret
         self.token_lifetime = token_lifetime
@@ -77,6 +102,10 @@ class LivenessServer:
         self.tianyan_results: dict[str, dict[str, Any]] = {}
         self.faults: dict[str, list[str]] = {"baidu": [], "tianyan": []}
         self.counts: Counter[str] = Counter()
+        self.arrivals: dict[str, list[float]] = {}
+        self.style = style
+        self.enforce_qps = enforce_qps
+        self.refusals: dict[str, int] = {}  # video sha256 -> Baidu code answered for it
         self.tokens: dict[str, float] = {}  # token -> expiry (time.time())
         self.actions_seen: list[str] = []
         self.lock = threading.Lock()
@@ -107,9 +136,18 @@ class LivenessServer:
 
     # -- protocol logic (called from handler threads) ---------------------------------------
 
+    def baidu_error(self, code: int) -> dict[str, Any]:
+        """An error answer in the documented spelling for `code` (see the module docstring)."""
+        message = BAIDU_MESSAGES.get(code, "error")
+        if code in GATEWAY_CODES and self.style == "documented":
+            return {"error_code": code, "error_msg": message, "log_id": secrets.randbits(40)}
+        return {"err_no": code, "err_msg": message, "timestamp": int(time.time()), "cached": 0,
+                "serverlogid": str(secrets.randbits(32))}
+
     def token(self, query: dict[str, str]) -> tuple[int, Any]:
         if query.get("grant_type") != "client_credentials":
-            return 400, {"error": "unsupported_grant_type"}
+            return 400, {"error": "unsupported_grant_type",
+                         "error_description": "The authorization grant type is not supported"}
         if query.get("client_id") != self.api_key:
             return 401, {"error": "invalid_client", "error_description": "unknown client id"}
         if query.get("client_secret") != self.secret_key:
@@ -118,11 +156,20 @@ class LivenessServer:
         token = "24." + secrets.token_hex(16)
         with self.lock:
             self.tokens[token] = time.time() + self.token_lifetime
-        return 200, {"access_token": token, "expires_in": self.token_lifetime,
-                     "scope": "public vis-faceverify_faceliveness"}
+        return 200, {"refresh_token": "25." + secrets.token_hex(16),
+                     "expires_in": self.token_lifetime,
+                     "session_key": secrets.token_hex(12), "access_token": token,
+                     "scope": "public brain_all_scope vis-faceverify_faceverify_h5-face-liveness",
+                     "session_secret": secrets.token_hex(16)}
 
     def baidu(self, query: dict[str, str], form: dict[str, str]) -> tuple[int, Any]:
         token = query.get("access_token", "")
+        if self.enforce_qps is not None:
+            with self.lock:
+                now = self.arrivals[VERIFY_PATH][-1]
+                recent = [t for t in self.arrivals[VERIFY_PATH] if now - t < 1.0]
+            if len(recent) > self.enforce_qps:
+                return 200, self.baidu_error(18)
         fault = self.next_fault("baidu")
         if fault == "expire":
             with self.lock:
@@ -130,26 +177,32 @@ class LivenessServer:
         status = self._http_fault(fault)
         if status is not None:
             return status
-        errors = {"qps": (18, "Open api qps request limit reached"),
-                  "quota": (17, "Open api daily request limit reached"),
-                  "total_quota": (19, "Open api total request limit reached")}
-        if fault in errors:
-            code, msg = errors[fault]
-            return 200, {"error_code": code, "error_msg": msg, "log_id": 1}
+        codes = {"qps": 18, "busy": 216612, "quota": 17, "total_quota": 19, "unknown": 999999}
+        if fault in codes:
+            return 200, self.baidu_error(codes[fault])
+        if fault and fault.startswith("refuse:"):
+            return 200, self.baidu_error(int(fault.split(":")[1]))
         with self.lock:
             expiry = self.tokens.get(token)
         if expiry is None:
-            return 200, {"error_code": 110, "error_msg": "Access token invalid or no longer valid"}
+            return 200, self.baidu_error(110)
         if expiry < time.time():
-            return 200, {"error_code": 111, "error_msg": "Access token expired"}
+            return 200, self.baidu_error(111)
         video = _video(form.get("video_base64", ""))
         if video is None:
-            return 200, {"error_code": 216100, "error_msg": "invalid param"}
+            return 200, self.baidu_error(216508)
         sha = hashlib.sha256(video).hexdigest()
+        if sha in self.refusals:
+            return 200, self.baidu_error(self.refusals[sha])
         score = self.baidu_scores.get(sha, self.default_score)
         score = hash_score(sha) if score is None else score
-        return 200, {"error_code": 0, "error_msg": "SUCCESS", "log_id": 2,
-                     "result": {"score": score, "thresholds": THRESHOLDS, "pic_list": []}}
+        result = {"score": score, "thresholds": THRESHOLDS,
+                  "pic_list": [{"face_id": secrets.token_hex(8), "pic": "/9j/4AAQSkZJRg=="}]}
+        if fault == "mistyped":
+            result["score"] = str(score)
+        return 200, {"err_no": 0, "err_msg": "SUCCESS", "result": result,
+                     "timestamp": int(time.time()), "cached": 0,
+                     "serverlogid": str(secrets.randbits(32))}
 
     def tianyan(self, form: dict[str, str]) -> tuple[int, Any]:
         fault = self.next_fault("tianyan")
@@ -160,6 +213,10 @@ class LivenessServer:
             return 200, {"code": 1003, "message": "too many requests"}
         if fault == "quota":
             return 200, {"code": 1004, "message": "quota used up"}
+        if fault == "unknown":
+            return 200, {"code": 9999, "message": "undocumented"}
+        if fault and fault.startswith("refuse:"):
+            return 200, {"code": int(fault.split(":")[1]), "message": "refused"}
         if form.get("appid") != self.appid or form.get("sign") != sign(form,
                                                                         self.tianyan_secret):
             return 200, {"code": 1001, "message": "bad signature"}
@@ -175,6 +232,8 @@ class LivenessServer:
         if result is None:
             score = hash_score(sha)
             result = {"live": score > 0.3, "action_passed": score > 0.2, "score": score}
+        if fault == "mistyped":
+            result = {**result, "live": "yes"}
         return 200, {"code": 0, "message": "ok", "data": result}
 
     def _http_fault(self, fault: str | None) -> tuple[int, Any] | None:
@@ -183,7 +242,7 @@ class LivenessServer:
         if fault == "500":
             return 500, {"error": "internal"}
         if fault == "malformed":
-            return 200, "{\"error_code\": 0, \"result\": {\"score\""  # cut short
+            return 200, "{\"err_no\": 0, \"result\": {\"score\""  # cut short
         if fault == "slow":
             time.sleep(self.slow_seconds)
         return None
@@ -206,6 +265,8 @@ def _handler(server: LivenessServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
+            with server.lock:
+                server.arrivals.setdefault(url.path, []).append(time.monotonic())
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
             form = {k: v[0] for k, v in parse_qs(body).items()}

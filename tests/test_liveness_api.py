@@ -1,7 +1,8 @@
 """Baidu and TianyanData clients against a real HTTP server on 127.0.0.1 (tests/liveness_server).
 
-Real ffmpeg-encoded videos of a real face go over real sockets; the server checks tokens and
-signatures, injects faults and counts every request.
+Real ffmpeg-encoded videos of a real face go over real sockets; the server answers in the
+shapes Baidu's documents show, checks tokens and signatures, injects faults, counts every
+request and records when each arrived.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -17,17 +19,19 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dfmnist.filtering import LivenessError, verify_shard
 from dfmnist.io import sha256_file
 from dfmnist.liveness import BaiduProvider, TianyanProvider, make_provider
 from dfmnist.liveness.cache import VerdictCache
+from dfmnist.liveness.journal import JobCache, merge, read_journals
 from dfmnist.liveness.remote import (
     AuthError,
+    ProviderUnreachable,
     QuotaExceeded,
-    RequestRejected,
     RetriesExhausted,
-    TokenBucket,
+    SlidingWindowLimiter,
+    Unjudged,
 )
+from dfmnist.liveness.shard import verify_shard
 
 sys.path.insert(0, str(Path(__file__).parent))
 from liveness_server import (  # noqa: E402
@@ -40,8 +44,10 @@ from liveness_server import (  # noqa: E402
     start_server,
 )
 
+RequestRejected = Unjudged
+
 FAST = {"qps": 200, "concurrency": 4, "timeout": 0.5, "max_attempts": 4,
-        "backoff_base": 0.01, "backoff_max": 0.05}
+        "backoff_base": 0.01, "backoff_max": 0.05, "token_interval": 0.05}
 ACTIONS = ["blink", "open_mouth", "yaw", "nod", "smile", "blink"]
 
 
@@ -55,10 +61,31 @@ def shas(videos) -> list[str]:
     return [sha256_file(p) for p in videos]
 
 
+@pytest.fixture(params=["documented", "err_no"])
+def server(monkeypatch, request):
+    """The server, answering errors as documented (gateway error_code, service err_no), and
+    with err_no for every error."""
+    with start_server(monkeypatch) as srv:
+        srv.style = request.param
+        yield srv
+
+
 @pytest.fixture
-def server(monkeypatch):
+def one_server(monkeypatch):
+    """The server answering errors as documented (for tests where the spelling is moot)."""
     with start_server(monkeypatch) as srv:
         yield srv
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    """The most arrivals inside any sliding window of `window` seconds."""
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while t - times[j] >= window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
 
 
 def baidu(server: LivenessServer, **kw) -> BaiduProvider:
@@ -96,15 +123,23 @@ def test_baidu_verdicts_follow_the_score_and_the_configured_threshold(server, vi
     fixed = baidu(server, threshold=0.6)
     assert [v.passed for v in fixed.verify_many(items)] == [True, False, False, False]
     assert fixed.config_version() != named.config_version()
-    with pytest.raises(RequestRejected, match="no threshold 'frr_9'"):
+    with pytest.raises(RequestRejected, match="no numeric threshold 'frr_9'"):
         baidu(server, threshold="frr_9").verify(videos[0], "yaw")
 
 
-def test_baidu_rejects_non_video_uploads(server, tmp_path):
+def test_baidu_refusals_are_failed_verdicts_with_code_and_message(server, tmp_path, videos,
+                                                                   shas):
     junk = tmp_path / "not_a_video.mp4"
     junk.write_bytes(b"plain text, not an mp4")
-    with pytest.raises(RequestRejected, match="error 216100"):
-        baidu(server).verify(junk, "blink")
+    verdict = baidu(server).verify(junk, "blink")  # "not found video info"
+    assert not verdict.passed and verdict.details["code"] == 216508
+    assert verdict.details["reason"] == "not found video info" and verdict.details["refused"]
+    server.refusals[shas[0]] = 216501  # no face
+    server.faults["baidu"] = ["refuse:216434"]  # liveness check failed
+    got = baidu(server, http={"concurrency": 1}).verify_many(
+        [(videos[1], "blink"), (videos[0], "yaw"), (videos[2], "nod")])
+    assert [v.details.get("code") for v in got] == [216434, 216501, None]
+    assert got[1].details["reason"] == "not found face" and got[2].details["score"] > 0
 
 
 def test_tianyan_sends_signed_action_requests(server, videos, shas):
@@ -132,8 +167,14 @@ def test_wrong_credentials_stop_the_batch_without_leaking(server, videos, monkey
     assert "not-the-secret-0451" not in str(info.value)
     monkeypatch.setenv("BAIDU_SECRET_KEY", "wrong-baidu-secret-77")
     with pytest.raises(AuthError, match="Client authentication failed") as info:
+        baidu(server).verify_many([(p, "blink") for p in videos])  # stops at once
+    message = str(info.value)
+    assert message.startswith("baidu: ") and "\n" not in message
+    assert "wrong-baidu-secret-77" not in message and SECRETS["BAIDU_API_KEY"] not in message
+    assert server.counts[TOKEN_PATH] == 1  # one token request, no retry of bad credentials
+    monkeypatch.setenv("BAIDU_API_KEY", "unknown-key-31")
+    with pytest.raises(AuthError, match="invalid_client: unknown client id"):
         baidu(server).verify(videos[0], "blink")
-    assert "wrong-baidu-secret-77" not in str(info.value)
     monkeypatch.delenv("BAIDU_API_KEY")
     with pytest.raises(AuthError, match="BAIDU_API_KEY is not set"):
         baidu(server).verify(videos[0], "blink")
@@ -143,10 +184,12 @@ def test_wrong_credentials_stop_the_batch_without_leaking(server, videos, monkey
 # -- retries ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("api", ["baidu", "tianyan"])
-@pytest.mark.parametrize("fault", ["429", "500", "slow", "malformed", "qps"])
+@pytest.mark.parametrize("fault", ["429", "500", "slow", "qps", "busy"])
 def test_transient_faults_are_retried(server, videos, shas, api, fault):
     server.baidu_scores[shas[0]] = 0.7
     server.tianyan_results[shas[0]] = {"live": True, "action_passed": True, "score": 0.7}
+    if api == "tianyan" and fault == "busy":
+        fault = "qps"
     server.faults[api] = [fault, fault]
     provider = baidu(server) if api == "baidu" else tianyan(server)
     verdict = provider.verify(videos[0], "blink")
@@ -163,18 +206,52 @@ def test_attempts_are_capped_and_errors_never_cached(server, videos, tmp_path):
     assert server.counts[VERIFY_PATH] == 3
     fakes = fakes_table(videos).head(1)
     with VerdictCache(tmp_path / "cache.sqlite") as cache:
-        with pytest.raises(LivenessError, match="1 of 1 fakes could not be judged"):
-            verify_shard(fakes, baidu(server, http={"max_attempts": 3}), cache)
-        assert cache.count() == 0
+        table = verify_shard(fakes, baidu(server, http={"max_attempts": 3}), cache)
+        assert table["passed"].to_list() == [None] and cache.count() == 0
         (stats,) = cache.stats()
         assert stats["errors"] == 1 and stats["calls"] == 3 and stats["misses"] == 1
+
+
+@pytest.mark.parametrize("api", ["baidu", "tianyan"])
+@pytest.mark.parametrize("fault", ["unknown", "malformed", "mistyped"])
+def test_unknown_or_broken_answers_leave_only_that_video_unjudged(server, videos, tmp_path,
+                                                                    api, fault):
+    fakes = fakes_table(videos).filter(pl.col("action") != "smile")  # tianyan judges these
+    server.faults[api] = [fault]
+    make = baidu if api == "baidu" else tianyan
+    path = VERIFY_PATH if api == "baidu" else TIANYAN_PATH
+    with VerdictCache(tmp_path / "cache.sqlite") as cache:
+        first = verify_shard(fakes, make(server, http={"concurrency": 1}), cache)
+        assert first["passed"].null_count() == 1 and server.counts[path] == fakes.height
+        assert cache.count() == fakes.height - 1  # the unjudged video is not cached
+        unjudged = first.filter(pl.col("passed").is_null())
+        assert json.loads(unjudged["details"][0])["unjudged"].startswith(api)
+        second = verify_shard(fakes, make(server), cache)  # asks only about that one
+    assert server.counts[path] == fakes.height + 1
+    assert second["passed"].null_count() == 0
+    assert second["cached"].to_list() == [c is not None for c in first["passed"]]
+
+
+def test_unreachable_provider_stops_fast_with_one_line(one_server, videos):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = f"http://127.0.0.1:{port}"
+    provider = BaiduProvider(token_url=dead + TOKEN_PATH, verify_url=dead + VERIFY_PATH,
+                             http={"qps": 5, "concurrency": 4})  # default backoff and limits
+    start = time.perf_counter()
+    with pytest.raises(ProviderUnreachable) as info:
+        provider.verify_many([(videos[i % len(videos)], "blink") for i in range(40)])
+    assert time.perf_counter() - start < 15
+    message = str(info.value)
+    assert message.startswith(f"baidu: cannot reach 127.0.0.1:{port}") and "\n" not in message
 
 
 def test_expired_and_invalid_tokens_are_refreshed(server, videos):
     provider = baidu(server)
     provider.verify(videos[0], "blink")
     server.faults["baidu"] = ["expire"]  # the token in use expires: error 111
-    provider.verify(videos[1], "blink")
+    provider.verify(videos[1], "blink")  # refreshed once, sent again, inside this call
     assert server.counts[TOKEN_PATH] == 2 and server.counts[VERIFY_PATH] == 3
     server.tokens.clear()  # the server forgets every token: error 110
     assert provider.verify(videos[2], "blink").provider == "baidu"
@@ -186,6 +263,18 @@ def test_expired_and_invalid_tokens_are_refreshed(server, videos):
     time.sleep(1.1)
     short.verify(videos[1], "blink")
     assert server.counts[TOKEN_PATH] == 5
+    # a token refused again right after renewal leaves the video unjudged; renewals are
+    # bounded per job
+    server.faults["baidu"] = ["expire", "expire"]
+    with pytest.raises(Unjudged, match="refused again with a fresh token"):
+        baidu(server).verify(videos[3], "blink")
+    bounded = baidu(server, http={"max_token_requests": 2})
+    server.faults["baidu"] = ["expire", "expire"]
+    with pytest.raises(Unjudged):
+        bounded.verify(videos[3], "blink")
+    with pytest.raises(AuthError, match="2 token requests and still no token"):
+        server.faults["baidu"] = ["expire"]
+        bounded.verify(videos[4], "blink")
 
 
 @pytest.mark.parametrize(("api", "fault", "message"), [
@@ -216,7 +305,7 @@ def test_a_second_run_makes_no_calls_and_no_secret_is_written(server, videos, tm
     fakes = fakes_table(videos)
     policy = {"baidu": ACTIONS, "tianyan": ["blink", "open_mouth", "yaw", "nod"]}
     results, cache_path = tmp_path / "results", tmp_path / "cache" / "liveness.sqlite"
-    server.faults["baidu"] = ["429", "expire", "malformed"]
+    server.faults["baidu"] = ["429", "expire", "busy"]
     server.faults["tianyan"] = ["500", "qps"]
 
     def run() -> dict[str, pl.DataFrame]:
@@ -244,7 +333,7 @@ def test_a_second_run_makes_no_calls_and_no_secret_is_written(server, videos, tm
         stats = {row["provider"]: row for row in cache.stats()}
     assert stats["baidu"]["hits"] == 6 and stats["baidu"]["misses"] == 6
     assert stats["baidu"]["calls"] == calls[VERIFY_PATH]
-    assert stats["baidu"]["retries"] == calls[VERIFY_PATH] - 6
+    assert stats["baidu"]["retries"] == 2  # 429 and busy; the renewal's resend is no retry
     assert stats["baidu"]["token_calls"] == calls[TOKEN_PATH] == 2
     assert stats["tianyan"]["calls"] == 7 and stats["tianyan"]["retries"] == 2
     # nothing written, cached or logged holds a key, a secret or an access token
@@ -267,25 +356,32 @@ def test_verdict_cache_keys_on_provider_config_version(server, videos, tmp_path)
         assert server.counts[VERIFY_PATH] == 4 and cache.count("baidu") == 4
 
 
-def test_token_bucket_paces_requests(server, videos):
-    qps, n = 40.0, 21
+@pytest.mark.parametrize("qps", [5, 12])
+def test_no_window_of_one_second_holds_more_than_qps_requests(one_server, videos, qps):
+    """Server-side arrival times of 36 calls, the first ones waiting for the token."""
+    server = one_server
+    server.delay = 0.02
     provider = baidu(server, http={"qps": qps, "concurrency": 8})
+    n = 36 if qps > 5 else 30
     start = time.perf_counter()
-    provider.verify_many([(videos[i % len(videos)], "blink") for i in range(n)])
+    verdicts = provider.verify_many([(videos[i % len(videos)], "blink") for i in range(n)])
     elapsed = time.perf_counter() - start
-    assert elapsed >= (n - 1) / qps * 0.95  # 0.5 s: never faster than the limit
-    assert elapsed < (n - 1) / qps + 2.0
+    assert all(v.provider == "baidu" for v in verdicts)
+    arrivals = server.arrivals[VERIFY_PATH]
+    assert len(arrivals) == n and max_in_window(arrivals) <= qps
+    assert elapsed < (n / qps) * 1.2 + 1.0  # and not much slower than the limit
 
 
-def test_token_bucket_releases_at_the_rate():
-    async def take(n: int) -> None:
-        bucket = TokenBucket(rate=100, burst=1)
+def test_sliding_window_limiter_spaces_slots():
+    async def take(n: int) -> list[float]:
+        limiter, times = SlidingWindowLimiter(qps=20, margin=0.0), []
         for _ in range(n):
-            await bucket.acquire()
+            await limiter.acquire()
+            times.append(time.monotonic())
+        return times
 
-    start = time.perf_counter()
-    asyncio.run(take(11))
-    assert 0.095 <= time.perf_counter() - start < 0.5
+    times = asyncio.run(take(21))
+    assert max_in_window(times) <= 20 and 0.95 <= times[-1] - times[0] < 1.5
 
 
 def test_registry_builds_remote_providers(server):
@@ -297,7 +393,8 @@ def test_registry_builds_remote_providers(server):
 
 # -- the command line ------------------------------------------------------------------------
 
-def test_cli_stats_and_export(server, videos, tmp_path):
+def test_cli_stats_and_export(one_server, videos, tmp_path):
+    server = one_server
     cache_path = tmp_path / "c.sqlite"
     fakes = fakes_table(videos)
     with VerdictCache(cache_path) as cache:
@@ -312,9 +409,36 @@ def test_cli_stats_and_export(server, videos, tmp_path):
     (row,) = rows
     passed = sum(v.passed for v in baidu(server).verify_many([(p, "blink") for p in videos]))
     assert row == ["baidu", "6", str(passed), "6", "6", "6", "0", "1", "0"]
+    assert not (tmp_path / "c.sqlite-wal").exists()  # rollback journal, not WAL
     parquet = tmp_path / "verdicts.parquet"
     subprocess.run([*cli, "export", "--cache", str(cache_path), "--out", str(parquet)],
                    check=True, capture_output=True)
     table = pl.read_parquet(parquet)
     assert table.height == 6 and set(table["video_sha256"]) == set(fakes["sha256"])
     assert json.loads(table["details"][0])["thresholds"]["frr_1e-4"] == 0.05
+
+
+def test_jobs_write_journals_and_one_merge_folds_them_in(one_server, videos, tmp_path):
+    """Two jobs (as on two hosts) never write the shared file; stats/export see their
+    verdicts before and after the merge; a rerun asks nothing."""
+    server, cache_path = one_server, tmp_path / "c.sqlite"
+    fakes = fakes_table(videos)
+    with JobCache(cache_path, "baidu-0") as a, JobCache(cache_path, "baidu-1") as b:
+        verify_shard(fakes.head(3), baidu(server), a)
+        verify_shard(fakes.tail(3), baidu(server), b)
+    assert not cache_path.exists() and len(read_journals(cache_path)) == 2
+    cli = [sys.executable, "-m", "dfmnist.liveness"]
+    out = subprocess.run([*cli, "stats", "--cache", str(cache_path)], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.splitlines()[1].split()[:2] == ["baidu", "6"]
+    assert merge(cache_path) == {"journals": 2, "verdicts": 6, "removed": 2}
+    with VerdictCache(cache_path) as cache:
+        (stats,) = cache.stats()
+    assert stats["verdicts"] == 6 and stats["calls"] == 6 and stats["misses"] == 6
+    calls = server.counts[VERIFY_PATH]
+    with JobCache(cache_path, "baidu-0") as again:
+        assert verify_shard(fakes, baidu(server), again)["cached"].all()
+    assert server.counts[VERIFY_PATH] == calls
+    assert merge(cache_path)["verdicts"] == 0
+    with VerdictCache(cache_path) as cache:
+        assert cache.stats()[0]["hits"] == 6 and cache.count() == 6

@@ -91,5 +91,15 @@ def test_spoof_rates_per_action_and_provider(tmp_path):
                    ("blink", "policy"): (1, 2), ("smile", "baidu"): (2, 3),
                    ("smile", "policy"): (2, 3)}  # local is not in the policy: left out
     assert rates["action"].to_list()[0] == "blink"  # the paper's action order
+    # unjudged verdicts (null passed) are counted apart, out of the spoof rate
+    unjudged = pl.concat([verdicts, pl.DataFrame(
+        [("c5", "smile", "baidu", None), ("c1", "blink", "baidu", None)],
+        schema=verdicts.schema, orient="row")])
+    unjudged = unjudged.filter(~((pl.col("candidate_id") == "c1") & pl.col("passed").is_not_null()
+                                 & (pl.col("provider") == "baidu")))
+    rows = {(r["action"], r["provider"]): (r["passed"], r["videos"], r["unjudged"])
+            for r in spoof_rates(unjudged, policy).iter_rows(named=True)}
+    assert rows[("smile", "baidu")] == (2, 3, 1) and rows[("blink", "baidu")] == (1, 1, 1)
+    assert rows[("blink", "policy")] == (0, 1, 1)  # c1: tianyan passed, baidu unjudged
     png = plot_spoof_rates(rates, tmp_path / "rates.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -4,12 +4,12 @@ import sys
 
 import polars as pl
 
-from dfmnist.filtering import LivenessError, verify_shard
 from dfmnist.io import atomic_path
 from dfmnist.liveness import make_provider
-from dfmnist.liveness.cache import VerdictCache
+from dfmnist.liveness.journal import JobCache
 from dfmnist.liveness.policy import provider_options
 from dfmnist.liveness.remote import RemoteError
+from dfmnist.liveness.shard import verify_shard, write_verdicts
 from dfmnist.workflow import limit_threads, make_detector, setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821
@@ -21,13 +21,15 @@ if provider_name == "local":  # MTCNN on the CPU; web API providers need neither
     options["detector"] = make_detector(params.faces)
 provider = make_provider(provider_name, **options)
 fakes = pl.read_parquet(snakemake.input[0])  # noqa: F821
-with VerdictCache(params.cache) as cache:
+job = f"{provider_name}-{snakemake.rule}-{'-'.join(snakemake.wildcards)}"  # noqa: F821
+with JobCache(params.cache, job) as cache:  # new verdicts go to this job's own journal
     try:
         table = verify_shard(fakes, provider, cache, actions=params.actions)
-    except (RemoteError, LivenessError) as exc:  # quota, credentials, unjudged fakes
+    except RemoteError as exc:  # credentials, quota, provider unreachable: one line
         log.error("%s", exc)
         sys.exit(1)
-log.info("%s: %d passed of %d (%d from cache)", provider_name, table["passed"].sum(),
+log.info("%s: %d passed, %d failed, %d unjudged of %d (%d from cache)", provider_name,
+         table["passed"].sum(), (~table["passed"]).sum(), table["passed"].null_count(),
          table.height, table["cached"].sum())
 with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
-    table.write_parquet(tmp)
+    write_verdicts(table, tmp, params.retry)

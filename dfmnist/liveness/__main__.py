@@ -1,7 +1,8 @@
-"""The verdict cache from the command line.
+"""The verdict cache from the command line (with the jobs' journals not merged yet).
 
     python -m dfmnist.liveness stats  [--cache .cache/liveness.sqlite]
     python -m dfmnist.liveness export [--cache ...] --out verdicts.parquet
+    python -m dfmnist.liveness merge  [--cache ...]
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from dfmnist.liveness.cache import COUNTER_NAMES, VerdictCache
+from dfmnist.liveness.journal import journal_dir, merge, view
 
 DEFAULT_CACHE = ".cache/liveness.sqlite"
 
@@ -47,17 +49,22 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Inspect the liveness verdict cache.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("stats", "hits, misses and calls per provider"),
-                       ("export", "every cached verdict to Parquet")):
+                       ("export", "every cached verdict to Parquet"),
+                       ("merge", "fold the jobs' verdict journals into the cache")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--cache", type=Path, default=Path(DEFAULT_CACHE),
                          help=f"the SQLite cache (default {DEFAULT_CACHE})")
         if name == "export":
             cmd.add_argument("--out", type=Path, required=True, help="the Parquet file")
     args = parser.parse_args(argv)
-    if not args.cache.is_file():
+    if not args.cache.is_file() and not journal_dir(args.cache).is_dir():
         print(f"no cache at {args.cache}", file=sys.stderr)
         return 1
-    with VerdictCache(args.cache) as cache:
+    if args.command == "merge":
+        done = merge(args.cache)
+        print(f"merged {done['verdicts']} verdicts from {done['journals']} journals")
+        return 0
+    with view(args.cache) as cache:  # an in-memory copy: the files are only read
         if args.command == "stats":
             print(stats_table(cache))
         else:

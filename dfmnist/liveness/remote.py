@@ -1,14 +1,23 @@
 """The HTTP layer shared by the commercial liveness providers (`baidu`, `tianyan`).
 
-One `httpx.AsyncClient` per batch; a token bucket keeps requests within the provider's QPS;
-a semaphore bounds the requests in flight; each request has a timeout; timeouts, connection
-errors, 5xx, HTTP 429 and the provider's own "too many requests" codes are retried with
-exponential backoff and jitter up to `max_attempts` attempts (every attempt, retries included,
-takes a token from the bucket). Quota exhaustion and rejected credentials stop the whole batch.
+One `httpx.AsyncClient` per batch. What happens to one video depends on how its answer reads
+(each provider sorts its documented codes into these outcomes):
 
-Secrets (keys, secrets, access tokens) are read from environment variables, kept out of
-`settings()` and so out of the config version and the cache, and scrubbed from every error
-message. httpx's own request log (which would print URLs with the access token) is silenced.
+* a verdict: a score, or a definite refusal of this video (no face, unusable video: cached as
+  a failed verdict with the provider's code and message);
+* transient (timeouts, connection errors, HTTP 429/5xx, the provider's "busy"/QPS codes):
+  retried with exponential backoff and jitter, at most `max_attempts` attempts;
+* token refused as invalid/expired: a new token is fetched once and the call sent again;
+* unjudged (an unknown code, a malformed or mistyped answer, retries used up): only this video
+  is left without a verdict (never cached), the batch goes on;
+* fatal (credentials refused, quota used up, provider unreachable): the batch stops with one
+  line naming the provider; the verdicts already received are kept.
+
+Every request to the verification endpoint takes a slot from a `SlidingWindowLimiter` at the
+moment it is sent (after its token is ready), so no 1 s window holds more than `qps` requests,
+from the first one on. Secrets are read from environment variables, kept out of `settings()`
+(and so out of the config version and the cache) and scrubbed from every message; httpx's own
+request log (it would print URLs holding the access token) is silenced.
 """
 
 from __future__ import annotations
@@ -16,18 +25,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import os
 import random
-import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from dfmnist.liveness.base import LivenessProvider, Verdict
+from dfmnist.liveness.ratelimit import SlidingWindowLimiter
 from dfmnist.store import content_key
 
 log = logging.getLogger(__name__)
@@ -45,15 +56,17 @@ class RemoteError(RuntimeError):
 
 
 class RetryableError(RemoteError):
-    """A transient failure: timeout, connection error, 5xx, rate limit, malformed answer."""
+    """A transient failure: timeout, connection error, 5xx, 429, the provider's busy codes."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None,
+                 connect: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.connect = connect  # the server could not be reached at all
 
 
-class TokenExpired(RetryableError):
-    """The access token was refused as invalid or expired: fetch a new one and retry at once."""
+class TokenExpired(RemoteError):
+    """The access token was refused as invalid or expired: fetch a new one and send again."""
 
 
 class QuotaExceeded(RemoteError):
@@ -68,11 +81,22 @@ class AuthError(RemoteError):
     fatal = True
 
 
-class RequestRejected(RemoteError):
-    """The provider refused this one request (bad video, unsupported action); not retried."""
+class ProviderUnreachable(RemoteError):
+    """Several connection attempts in a row failed: stop instead of retrying for minutes."""
+
+    fatal = True
 
 
-class RetriesExhausted(RemoteError):
+class Unjudged(RemoteError):
+    """This one video got no verdict (unknown code, malformed or mistyped answer, action not
+    supported); it is not cached, so the next run asks again."""
+
+
+#: Kept for callers of the earlier name.
+RequestRejected = Unjudged
+
+
+class RetriesExhausted(Unjudged):
     """Every attempt failed with a transient error."""
 
 
@@ -84,47 +108,32 @@ def read_secret(env_var: str, provider: str) -> str:
     return value
 
 
-class TokenBucket:
-    """Asyncio token bucket: `rate` tokens per second, at most `burst` saved up.
-
-    Each `acquire` reserves a slot on a fixed timeline, so waiting callers are released at
-    exactly 1/rate intervals without drift.
-    """
-
-    def __init__(self, rate: float, burst: float = 1.0) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError(f"rate must be > 0 and burst >= 1, got {rate}, {burst}")
-        self.rate = float(rate)
-        self.burst = float(burst)
-        self._tokens = float(burst)
-        self._last = time.monotonic()
-
-    async def acquire(self) -> None:
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        self._tokens -= 1.0
-        if self._tokens < 0:
-            await asyncio.sleep(-self._tokens / self.rate)
-
-
 @dataclass
 class HttpSettings:
     """How requests are made; none of these change a verdict (not in the config version)."""
 
     qps: float = 5.0
-    burst: float = 1.0
+    window_margin: float = 0.05
+    burst: float = 1.0  # accepted for old configs; the sliding window never bursts past qps
     concurrency: int = 4
     timeout: float = 30.0
+    connect_timeout: float = 3.0
     max_attempts: int = 5
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    max_connect_failures: int = 3
+    max_token_requests: int = 5
+    token_interval: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1 or self.max_attempts < 1:
-            raise ValueError("concurrency and max_attempts must be >= 1")
-        if self.timeout <= 0 or self.backoff_base < 0 or self.backoff_max < 0:
-            raise ValueError("timeout must be > 0, backoff_base and backoff_max >= 0")
+        if self.concurrency < 1 or self.max_attempts < 1 or self.max_connect_failures < 1:
+            raise ValueError("concurrency, max_attempts and max_connect_failures must be >= 1")
+        if self.max_token_requests < 1:
+            raise ValueError("max_token_requests must be >= 1")
+        if self.timeout <= 0 or self.connect_timeout <= 0:
+            raise ValueError("timeout and connect_timeout must be > 0")
+        if self.backoff_base < 0 or self.backoff_max < 0 or self.token_interval < 0:
+            raise ValueError("backoff_base, backoff_max and token_interval must be >= 0")
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Delay before retry number `attempt` (1-based): exponential, half of it jittered."""
@@ -138,7 +147,7 @@ OnVerdict = Callable[[int, Verdict], None]
 
 
 class RemoteProvider(LivenessProvider):
-    """A provider behind an HTTP API; subclasses implement one attempt (`_attempt`)."""
+    """A provider behind an HTTP API; subclasses implement one request (`_attempt`)."""
 
     #: Bump when the request or the reading of the answer changes.
     PROTOCOL_VERSION = 1
@@ -147,7 +156,10 @@ class RemoteProvider(LivenessProvider):
         self.http = http if isinstance(http, HttpSettings) else HttpSettings(**(http or {}))
         self.calls = 0  # requests sent to the verification endpoint, retries included
         self.retries = 0
+        self.token_calls = 0
         self._secrets: set[str] = set()
+        self._connect_failures = 0
+        self._limiter: SlidingWindowLimiter | None = None
 
     # -- what subclasses provide ----------------------------------------------------------
 
@@ -157,7 +169,14 @@ class RemoteProvider(LivenessProvider):
 
     @abstractmethod
     async def _attempt(self, client: httpx.AsyncClient, video: bytes, action: str) -> Verdict:
-        """One request; raises a RemoteError subclass on failure."""
+        """One request (after `_prepare`); raises a RemoteError subclass on failure."""
+
+    @abstractmethod
+    def host(self) -> str:
+        """The host the verification requests go to (named when it cannot be reached)."""
+
+    async def _prepare(self, client: httpx.AsyncClient) -> None:
+        """Whatever must be ready before a request takes its slot (e.g. an access token)."""
 
     def supports(self, action: str) -> bool:
         """Whether the provider can judge `action` (all actions unless overridden)."""
@@ -181,10 +200,30 @@ class RemoteProvider(LivenessProvider):
                 text = text.replace(secret, "***")
         return text
 
+    @staticmethod
+    def host_of(url: str) -> str:
+        parts = urlsplit(url)
+        return parts.netloc or url
+
     def _transport_error(self, exc: httpx.HTTPError) -> RetryableError:
+        connect = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
         kind = "timeout" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
         # httpx messages may hold the request URL (and so an access token): scrub them
-        return RetryableError(f"{self.name}: {kind}: {self.redact(str(exc))[:200]}")
+        return RetryableError(f"{self.name}: {kind}: {self.redact(str(exc))[:200]}",
+                              connect=connect)
+
+    async def _send(self, client: httpx.AsyncClient, method: str, url: str,
+                    counted: bool = False, **kwargs: Any) -> httpx.Response:
+        """One HTTP exchange (`counted`: a verification request, counted in `calls`);
+        transport failures become RetryableError (connect-flagged)."""
+        if counted:
+            self.calls += 1
+        try:
+            response = await client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        self._connect_failures = 0
+        return response
 
     def _check_http(self, response: httpx.Response) -> None:
         """Raise RetryableError for 429 and 5xx answers."""
@@ -197,66 +236,87 @@ class RemoteProvider(LivenessProvider):
             raise RetryableError(f"{self.name}: HTTP {response.status_code}", retry_after=wait)
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
-        """The answer as a JSON object; malformed answers are transient (RetryableError)."""
+        """The answer as a JSON object; 429/5xx are transient, anything unreadable leaves
+        the video unjudged."""
         self._check_http(response)
         try:
             data = response.json()
         except ValueError:
-            raise RetryableError(
-                f"{self.name}: malformed JSON (HTTP {response.status_code})") from None
+            raise Unjudged(
+                f"{self.name}: malformed answer (HTTP {response.status_code}, not JSON)") from None
         if not isinstance(data, dict):
-            raise RetryableError(f"{self.name}: answer is not a JSON object")
+            raise Unjudged(f"{self.name}: malformed answer (JSON {type(data).__name__}, "
+                           "not an object)")
         return data
 
-    async def _verify_one(self, client: httpx.AsyncClient, bucket: TokenBucket,
-                          path: Path, action: str) -> Verdict:
+    def _note_connect_failure(self, exc: RetryableError) -> None:
+        if not exc.connect:
+            return
+        self._connect_failures += 1
+        if self._connect_failures >= self.http.max_connect_failures:
+            raise ProviderUnreachable(
+                f"{self.name}: cannot reach {self.host()} ({self._connect_failures} connection "
+                f"failures in a row; last: {exc}); check the network and the endpoint")
+
+    async def _verify_one(self, client: httpx.AsyncClient, path: Path, action: str) -> Verdict:
         self.check_action(action)
         if not self.supports(action):
-            raise RequestRejected(f"{self.name}: action {action!r} is not supported")
+            raise Unjudged(f"{self.name}: action {action!r} is not supported")
         video = Path(path).read_bytes()
-        last: RetryableError | None = None
-        for attempt in range(1, self.http.max_attempts + 1):
-            await bucket.acquire()
-            self.calls += 1
+        assert self._limiter is not None
+        last: RemoteError | None = None
+        token_refreshed = False
+        attempt = 0
+        while attempt < self.http.max_attempts:
+            attempt += 1
             try:
+                await self._prepare(client)  # the token is ready before the slot is taken
+                await self._limiter.acquire()
                 return await self._attempt(client, video, action)
-            except TokenExpired as exc:  # a fresh token is fetched on the next attempt
+            except TokenExpired as exc:
+                if token_refreshed:  # a fresh token refused at once: not a token problem
+                    raise Unjudged(f"{exc}; refused again with a fresh token") from None
+                token_refreshed = True
+                attempt -= 1  # the renewal and its one resend are not a retry of the video
                 last = exc
+                continue
             except RetryableError as exc:
+                self._note_connect_failure(exc)
                 last = exc
-                if attempt < self.http.max_attempts:
-                    delay = self.http.backoff(attempt, exc.retry_after)
-                    log.warning("%s; retry %d in %.2f s", exc, attempt, delay)
-                    await asyncio.sleep(delay)
             if attempt < self.http.max_attempts:
                 self.retries += 1
-        raise RetriesExhausted(f"{self.name}: {path} ({action}): gave up after "
+                delay = self.http.backoff(attempt, getattr(last, "retry_after", None))
+                log.info("%s; retry %d in %.2f s", last, attempt, delay)
+                await asyncio.sleep(delay)
+        raise RetriesExhausted(f"{self.name}: {Path(path).name} ({action}): gave up after "
                                f"{self.http.max_attempts} attempts; last error: {last}")
 
     def _client(self) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=self.http.concurrency,
                               max_keepalive_connections=self.http.concurrency)
-        return httpx.AsyncClient(timeout=self.http.timeout, limits=limits)
+        timeout = httpx.Timeout(self.http.timeout,
+                                connect=min(self.http.connect_timeout, self.http.timeout))
+        return httpx.AsyncClient(timeout=timeout, limits=limits)
 
     async def averify_many(self, items: Sequence[tuple[Path, str]],
                            on_verdict: OnVerdict | None = None) -> list[Verdict | RemoteError]:
-        """Judge every (video, action); per item a Verdict or the RemoteError that stopped it.
-
-        A fatal error (quota, credentials) cancels what is still waiting and is raised once
-        the verdicts already received have been handed to `on_verdict`.
-        """
-        bucket = TokenBucket(self.http.qps, self.http.burst)
+        """Judge every (video, action); per item a Verdict or the RemoteError that left it
+        unjudged. A fatal error cancels what is still waiting and is raised once the
+        verdicts already received have been handed to `on_verdict`."""
+        self._limiter = SlidingWindowLimiter(self.http.qps, self.http.window_margin)
+        self._connect_failures = 0
         gate = asyncio.Semaphore(self.http.concurrency)
         results: list[Verdict | RemoteError | None] = [None] * len(items)
 
         async def run(i: int, client: httpx.AsyncClient) -> None:
             async with gate:
                 try:
-                    verdict = await self._verify_one(client, bucket, *items[i])
+                    verdict = await self._verify_one(client, *items[i])
                 except RemoteError as exc:
                     results[i] = exc
                     if exc.fatal:
                         raise
+                    log.warning("%s", exc)
                     return
                 results[i] = verdict
                 if on_verdict is not None:
@@ -271,7 +331,7 @@ class RemoteProvider(LivenessProvider):
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
-        return [r if r is not None else RemoteError(f"{self.name}: not attempted")
+        return [r if r is not None else Unjudged(f"{self.name}: not attempted")
                 for r in results]
 
     def verify_many(self, items: Sequence[tuple[Path, str]],
@@ -280,12 +340,40 @@ class RemoteProvider(LivenessProvider):
         return asyncio.run(self.averify_many(items, on_verdict))
 
     def verify(self, video_path: Path, action: str) -> Verdict:
-        """Judge one video; raises the RemoteError that stopped it."""
+        """Judge one video; raises the RemoteError that left it unjudged."""
         (result,) = self.verify_many([(Path(video_path), action)])
         if isinstance(result, RemoteError):
             raise result
         return result
 
+    def _verdict(self, passed: bool, score: float, action: str,
+                 details: dict[str, Any]) -> Verdict:
+        details["config_version"] = self.config_version()
+        return Verdict(passed=bool(passed), score=round(min(1.0, max(0.0, score)), 6),
+                       provider=self.name, action=action, details=details)
+
+    def _refusal(self, code: int, message: str, action: str,
+                 details: dict[str, Any]) -> Verdict:
+        """A definite refusal of this video (documented code): a failed verdict that keeps
+        the provider's code and message."""
+        details.update(refused=True, code=code, reason=message)
+        return self._verdict(False, 0.0, action, details)
+
     @staticmethod
     def b64(video: bytes) -> str:
         return base64.b64encode(video).decode("ascii")
+
+
+def real_number(value: Any) -> float | None:
+    """`value` as a float when it is a JSON number (not a bool, not NaN), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def json_int(value: Any) -> int | None:
+    """`value` when it is a JSON integer (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value

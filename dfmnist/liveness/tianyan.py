@@ -1,7 +1,9 @@
 """TianyanData action liveness: the face in the video must be live AND perform the action.
 
-TianyanData's API is sold under contract and its documentation is not public, so the wire
-format here is this project's, kept small and configurable (endpoint, action names, codes):
+TianyanData's API is sold under contract and its documentation is not public (no public
+document, sample answer or SDK of it could be found), so the wire format here is this
+project's, kept small and configurable (endpoint, action names, codes); check it against your
+contract before paying for calls:
 
 Request: a form-encoded POST to `url` with `appid`, `timestamp` (Unix seconds), `nonce`
 (random hex), `action` (the provider's name for the action, see `actions`), `video_base64`
@@ -10,9 +12,11 @@ order, followed by ``&key=<secret>``. The app id and secret come from environmen
 
 Answer: JSON ``{"code": 0, "message": ..., "data": {"live": bool, "action_passed": bool,
 "score": float}}``. The video passes when live, the action was seen and score >= `threshold`.
-Codes: `rate_codes` (default 1003) are retried with backoff, `quota_codes` (1004) stop the
-batch, `auth_codes` (1001 bad signature/app id, 1002 timestamp out of window) stop it too,
-`fail_codes` (2001 no live face) are verdicts (not live); any other code rejects that request.
+Codes: `rate_codes` (default 1003 too many requests, 1005 busy) are retried with backoff,
+`quota_codes` (1004) stop the batch, `auth_codes` (1001 bad signature/app id, 1002 timestamp
+out of window) stop it too, `fail_codes` (2001 no live face, 3001 video cannot be decoded,
+3002 video too short) are refusals (failed verdicts keeping code and message); any other code,
+or an answer that is not this shape, leaves that video unjudged.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from dfmnist.liveness.remote import (
     HttpSettings,
     QuotaExceeded,
     RemoteProvider,
-    RequestRejected,
     RetryableError,
+    Unjudged,
+    json_int,
+    real_number,
 )
 
 #: The paper's TianyanData actions and the names sent for them.
@@ -57,10 +63,10 @@ class TianyanProvider(RemoteProvider):
         secret_env: str = "TIANYAN_SECRET",
         actions: Mapping[str, str] | None = None,
         threshold: float = 0.5,
-        rate_codes: list[int] | tuple[int, ...] = (1003,),
+        rate_codes: list[int] | tuple[int, ...] = (1003, 1005),
         quota_codes: list[int] | tuple[int, ...] = (1004,),
         auth_codes: list[int] | tuple[int, ...] = (1001, 1002),
-        fail_codes: list[int] | tuple[int, ...] = (2001,),
+        fail_codes: list[int] | tuple[int, ...] = (2001, 3001, 3002),
         model_version: str = "",
         http: HttpSettings | dict[str, Any] | None = None,
     ) -> None:
@@ -83,6 +89,9 @@ class TianyanProvider(RemoteProvider):
     def supports(self, action: str) -> bool:
         return action in self.actions
 
+    def host(self) -> str:
+        return self.host_of(self.url)
+
     def settings(self) -> dict[str, Any]:
         """Threshold, action names and verdict codes: what can change a verdict (no secret)."""
         return {"provider": self.name, "threshold": self.threshold,
@@ -100,15 +109,16 @@ class TianyanProvider(RemoteProvider):
         return fields
 
     async def _attempt(self, client: httpx.AsyncClient, video: bytes, action: str) -> Verdict:
-        try:
-            response = await client.post(self.url, data=self.request_fields(video, action))
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
+        response = await self._send(client, "POST", self.url, counted=True,
+                                    data=self.request_fields(video, action))
         data = self._json(response)
-        code = int(data.get("code") or 0)
+        code = json_int(data.get("code"))
         message = self.redact(str(data.get("message") or ""))[:200]
+        if code is None:
+            raise Unjudged(f"tianyan: answer without an integer code (HTTP "
+                           f"{response.status_code})")
         if code in self.rate_codes:
-            raise RetryableError(f"tianyan: code {code} (rate limit: {message})")
+            raise RetryableError(f"tianyan: code {code} (busy: {message})")
         if code in self.quota_codes:
             raise QuotaExceeded(f"tianyan: code {code}: quota used up ({message}); "
                                 "verdicts received so far are cached, run again later")
@@ -116,21 +126,18 @@ class TianyanProvider(RemoteProvider):
             raise AuthError(f"tianyan: code {code}: request refused ({message}); "
                             f"check {self.appid_env}, {self.secret_env} and the clock")
         if code in self.fail_codes:
-            return self._verdict(False, 0.0, action, {"code": code, "reason": message})
+            return self._refusal(code, message, action, {"sent_action": self.actions[action]})
         if code:
-            raise RequestRejected(f"tianyan: code {code}: {message}")
+            raise Unjudged(f"tianyan: code {code}: {message} (not a known refusal)")
         result = data.get("data")
-        if not isinstance(result, dict) or "score" not in result:
-            raise RetryableError("tianyan: answer without data.score")
-        score = float(result["score"])
-        live = bool(result.get("live"))
-        seen = bool(result.get("action_passed"))
+        if not isinstance(result, dict):
+            raise Unjudged("tianyan: success answer without a data object")
+        score = real_number(result.get("score"))
+        live, seen = result.get("live"), result.get("action_passed")
+        if score is None or not 0 <= score <= 1 or not isinstance(live, bool) \
+                or not isinstance(seen, bool):
+            raise Unjudged("tianyan: data needs live and action_passed (booleans) and score "
+                           "(a number in [0, 1])")
         details = {"live": live, "action_passed": seen, "score": score,
                    "threshold": self.threshold, "sent_action": self.actions[action]}
         return self._verdict(live and seen and score >= self.threshold, score, action, details)
-
-    def _verdict(self, passed: bool, score: float, action: str,
-                 details: dict[str, Any]) -> Verdict:
-        details["config_version"] = self.config_version()
-        return Verdict(passed=bool(passed), score=round(min(1.0, max(0.0, score)), 6),
-                       provider=self.name, action=action, details=details)
