@@ -161,11 +161,10 @@ def original_batched_keypoints(original: OriginalFomm, nets: tuple, source: np.n
     batch: the demo's math with other float rounding (the floor of any comparison)."""
     generator, kp_detector = nets
     normalize_kp = original.demo.normalize_kp
-    to = (lambda x: x.to(device))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        src = to(torch.from_numpy(to_unit(source[None])).permute(0, 3, 1, 2))
-        drv = to(torch.from_numpy(to_unit(driving)).permute(0, 3, 1, 2))
+        src = torch.from_numpy(to_unit(source[None])).permute(0, 3, 1, 2).to(device)
+        drv = torch.from_numpy(to_unit(driving)).permute(0, 3, 1, 2).to(device)
         kp_source, kp_all = kp_detector(src), kp_detector(drv)
         out = []
         for t in range(len(driving)):
@@ -300,7 +299,8 @@ def main(argv: list[str] | None = None) -> None:
             if label == base_label:
                 continue
             ratios = sorted(b / o for b, o in zip(walls[base_label], walls[label], strict=True))
-            print(f"ratio {label} / baseline: {np.median(walls[base_label]) / np.median(walls[label]):.2f}x "
+            wall_ratio = np.median(walls[base_label]) / np.median(walls[label])
+            print(f"ratio {label} / baseline: {wall_ratio:.2f}x "
                   f"wall (per-repeat {ratios[0]:.2f}-{ratios[-1]:.2f}), "
                   f"{np.median(cpus[base_label]) / np.median(cpus[label]):.2f}x CPU time")
     reference_out = outputs[base_label]
