@@ -2,7 +2,8 @@
 
 Baseline. With ``--original PATH`` (a checkout of AliaksandrSiarohin/first-order-model) the
 baseline is the original code itself, as users run it: ``demo.load_checkpoints`` on its
-``config/<config>.yaml`` and ``demo.make_animation`` (relative, adapt_scale), which renders
+``config/<config>.yaml`` (for 'small', which has none: its classes built from our config)
+and ``demo.make_animation`` (relative, adapt_scale), which renders
 frame by frame with its own ``modules/`` networks (see `dfmnist.generators.fomm.original`).
 Without it the baseline is OUR OWN networks run in the same frame-by-frame loop, which says
 nothing about the original code; the header line says which baseline was used.
@@ -241,15 +242,11 @@ def main(argv: list[str] | None = None) -> None:
     cuda = device.type == "cuda"
     ours = {batch: FommGenerator(checkpoint=checkpoint, config=config.name, device=args.device,
                                  batch_size=batch, align_corners=False,
-                                 precision="fp32" if batch == 1 else args.precision)
+                                 precision=args.precision)
             for batch in [1, *args.batch]}
     runners: dict[str, Callable[[], np.ndarray]] = {}
     if original is not None:
-        if not original.config_path(config.name).is_file():
-            raise SystemExit(f"{original.config_path(config.name)} not found (config "
-                             f"{config.name!r} has no YAML in the original checkout)")
-        nets = original.load_checkpoints(original.config_path(config.name), checkpoint,
-                                         cpu=not cuda)
+        nets = original.networks(config, checkpoint, cpu=not cuda)
         src_f, drv_f = to_unit(source), list(to_unit(driving))
 
         def base() -> np.ndarray:

@@ -7,7 +7,6 @@ import datetime
 import hashlib
 import json
 import os
-import warnings
 from pathlib import Path
 
 import cv2
@@ -395,15 +394,7 @@ def test_matches_the_original_code(small_checkpoint: Path, faces) -> None:
     """Against the original repository's own demo.make_animation and modules (small config,
     same state dicts, strict loading) on real faces."""
     original = load_original(os.environ["DFMNIST_FOMM_ORIGINAL"])
-    config = get_config("small")
-    with warnings.catch_warnings():  # its torch.meshgrid call without indexing=
-        warnings.simplefilter("ignore", UserWarning)
-        kp_detector = original.demo.KPDetector(**config.kp_detector, **config.common).eval()
-        generator = original.demo.OcclusionAwareGenerator(**config.generator,
-                                                          **config.common).eval()
-    state = torch.load(small_checkpoint, map_location="cpu", weights_only=True)
-    kp_detector.load_state_dict(state["kp_detector"])
-    generator.load_state_dict(state["generator"])
+    generator, kp_detector = original.networks(get_config("small"), small_checkpoint, cpu=True)
     source, driving = faces[0], moving_clip(faces[1], 6)
     unit = np.float32(255.0)
     theirs = np.stack(original.make_animation(source.astype(np.float32) / unit,

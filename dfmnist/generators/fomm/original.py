@@ -26,6 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from dfmnist.generators.fomm.checkpoint import FommConfig
+
 __all__ = ["OriginalFomm", "load_original"]
 
 #: Files of the checkout that are used (checked up front, for a clear error).
@@ -48,6 +52,25 @@ class OriginalFomm:
         """``demo.load_checkpoints``: (generator, kp_detector) in eval mode."""
         return self.demo.load_checkpoints(config_path=str(config),
                                           checkpoint_path=str(checkpoint), cpu=cpu)
+
+    def networks(self, config: FommConfig, checkpoint: Path, cpu: bool) -> tuple[Any, Any]:
+        """(generator, kp_detector) holding `checkpoint`'s weights: through
+        ``demo.load_checkpoints`` and the checkout's YAML when it has one for `config`, else
+        (configs of ours such as 'small') its ``modules`` classes built from our config's
+        hyper-parameters (the same names) with the state dicts loaded strictly."""
+        yaml_path = self.config_path(config.name)
+        if yaml_path.is_file():
+            return self.load_checkpoints(yaml_path, checkpoint, cpu=cpu)
+        with warnings.catch_warnings():  # its torch.meshgrid call without indexing=
+            warnings.simplefilter("ignore", UserWarning)
+            kp_detector = self.demo.KPDetector(**config.kp_detector, **config.common)
+            generator = self.demo.OcclusionAwareGenerator(**config.generator, **config.common)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        kp_detector.load_state_dict(state["kp_detector"])
+        generator.load_state_dict(state["generator"])
+        if not cpu:
+            kp_detector, generator = kp_detector.cuda(), generator.cuda()
+        return generator.eval(), kp_detector.eval()
 
     def make_animation(self, source: Any, driving: Any, generator: Any, kp_detector: Any,
                        cpu: bool, relative: bool = True, adapt_scale: bool = True) -> list[Any]:
