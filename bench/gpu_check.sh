@@ -9,7 +9,8 @@
 #   --dry-run the same steps on the CPU with the small model and a few frames (checks the
 #             script, measures nothing of interest).
 # Environment: PYTHON (default: .venv/bin/python if present, else python3), STEP_TIMEOUT
-# (seconds per step, default 95: at most 3 steps, under 5 minutes), LOG_DIR (default: a fresh temporary directory).
+# (seconds per step, default 95: at most 3 steps, under 5 minutes), LOG_DIR (default: a
+# fresh temporary directory).
 set -euo pipefail
 
 dry=0
