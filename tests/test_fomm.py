@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -24,7 +26,10 @@ from dfmnist.generators.fomm import (
     relative_keypoints,
     save_checkpoint,
 )
-from dfmnist.generators.fomm.blocks import coordinate_grid
+from dfmnist.generators.fomm.blocks import ConvBlock, coordinate_grid
+from dfmnist.generators.fomm.checkpoint import get_config
+from dfmnist.generators.fomm.inference import SubpixelUpBlock
+from dfmnist.generators.fomm.original import load_original
 
 DATA = Path(__file__).resolve().parent / "data"
 SIZE = 64  # the small config's frame size
@@ -331,6 +336,77 @@ def test_hull_area_and_movement_scale() -> None:
         return
     assert hull_area(points) == pytest.approx(ConvexHull(points).volume, rel=1e-12)
 
+def test_subpixel_block_equals_upsample_then_conv(faces) -> None:
+    """The 2x2-per-phase form of nearest-2x + 3x3 conv + BN + ReLU, on a real face, odd and
+    even sizes (border phases), both memory formats."""
+    torch.manual_seed(5)
+    block = ConvBlock(3, 8, 3, resample="up").eval()
+    with torch.no_grad():
+        block.norm.running_mean.normal_(0.0, 0.1)
+        block.norm.running_var.uniform_(0.5, 2.0)
+    fast = SubpixelUpBlock(copy.deepcopy(block))
+    for size in (SIZE, 37):
+        image = to_batch(cv2.resize(faces[0], (size, size))[None])
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            x = image.contiguous(memory_format=fmt)
+            with torch.inference_mode():
+                expected, got = block(x), fast(x)
+            assert got.shape == expected.shape == (1, 8, 2 * size, 2 * size)
+            assert (got - expected).abs().max() < 1e-5 * max(1.0, float(expected.abs().max()))
+            assert expected.std() > 0.01
+    with pytest.raises(ValueError, match="3x3 conv"):
+        SubpixelUpBlock(ConvBlock(3, 8, 5, resample="up"))
+
+
+def _reference_loop(plain: FommGenerator, source: np.ndarray, driving: np.ndarray) -> np.ndarray:
+    """Our plain networks in the original demo's loop: per-frame keypoints, full forward with
+    the source re-encoded every frame."""
+    kp_detector, generator = plain.networks()
+    with torch.inference_mode():
+        src = to_batch(source[None])
+        kp_source = kp_detector(src)
+        kp_initial = kp_detector(to_batch(driving[:1]))
+        scale = adapt_movement_scale(kp_source.value[0].numpy(), kp_initial.value[0].numpy())
+        frames = []
+        for t in range(len(driving)):
+            kp_t = relative_keypoints(kp_source, kp_detector(to_batch(driving[t:t + 1])),
+                                      kp_initial, scale=scale)
+            frames.append(generator(src, kp_t, kp_source)[0].permute(1, 2, 0).numpy())
+    return np.stack(frames)
+
+
+def test_optimised_render_matches_the_reference_loop(small_checkpoint: Path, faces) -> None:
+    """Everything on (batches, shared source encoding, folded norms, sub-pixel decoders,
+    channels_last) vs our plain networks in the demo's loop: within 1e-5 on real faces."""
+    source, driving = faces[0], moving_clip(faces[1], 6)
+    fast = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=4)
+    plain = FommGenerator(checkpoint=small_checkpoint, config="small", fold_bn=False,
+                          subpixel=False, channels_last=False)
+    frames = fast.render(source, driving)
+    diff = np.abs(frames - _reference_loop(plain, source, driving))
+    assert diff.max() < 1e-5 and diff.mean() < 1e-6
+    assert np.abs(frames[3] - frames[0]).mean() > 1e-3  # the motion is rendered
+
+
+@pytest.mark.skipif(not os.environ.get("DFMNIST_FOMM_ORIGINAL"),
+                    reason="set DFMNIST_FOMM_ORIGINAL to a first-order-model checkout")
+def test_matches_the_original_code(small_checkpoint: Path, faces) -> None:
+    """Against the original repository's own demo.make_animation and modules (small config,
+    same state dicts, strict loading) on real faces."""
+    original = load_original(os.environ["DFMNIST_FOMM_ORIGINAL"])
+    generator, kp_detector = original.networks(get_config("small"), small_checkpoint, cpu=True)
+    source, driving = faces[0], moving_clip(faces[1], 6)
+    unit = np.float32(255.0)
+    theirs = np.stack(original.make_animation(source.astype(np.float32) / unit,
+                                              list(driving.astype(np.float32) / unit),
+                                              generator, kp_detector, cpu=True))
+    ours = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=4,
+                         align_corners=False).render(source, driving)
+    diff = np.abs(ours - theirs)
+    print(f"max {diff.max():.2e} mean {diff.mean():.2e}")
+    assert diff.max() < 1e-5 and diff.mean() < 1e-6
+    assert np.abs(theirs[3] - theirs[0]).mean() > 1e-3
+
 
 # -- options, identity, errors ------------------------------------------------------------
 
@@ -372,7 +448,7 @@ def test_speed_options_keep_the_output(fomm: FommGenerator, small_checkpoint: Pa
     driving = moving_clip(faces[1], 3)
     reference = fomm.render(faces[0], driving)
     assert fomm.channels_last  # the CPU default
-    for options in ({"channels_last": False}, {"fold_bn": False}):
+    for options in ({"channels_last": False}, {"fold_bn": False}, {"subpixel": False}):
         other = FommGenerator(checkpoint=small_checkpoint, config="small", **options)
         diff = np.abs(other.render(faces[0], driving) - reference)
         assert diff.max() < 2e-5 and diff.mean() < 2e-6, options
@@ -380,6 +456,11 @@ def test_speed_options_keep_the_output(fomm: FommGenerator, small_checkpoint: Pa
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.networks()[1].modules())
     folded = [m for m in fomm.networks()[1].modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(folded) == 2  # only the residual blocks' first norms (before a ReLU) remain
+    nets = fomm.networks()
+    subpixel = [m for net in nets for m in net.modules() if isinstance(m, SubpixelUpBlock)]
+    assert len(subpixel) == 2 + 3 + 3  # generator decoder, both hourglass decoders
+    assert not any(isinstance(m, ConvBlock) and m.resample == "up"
+                   for net in nets for m in net.modules())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

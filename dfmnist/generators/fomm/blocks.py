@@ -22,7 +22,6 @@ __all__ = [
     "HourglassEncoder",
     "ResidualBlock",
     "coordinate_grid",
-    "fold_batch_norms",
     "level_width",
 ]
 
@@ -96,9 +95,9 @@ class ResidualBlock(nn.Module):
         self.norm2 = nn.BatchNorm2d(channels, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.relu(self.norm1(x)))
+        h = self.conv1(F.relu(self.norm1(x), inplace=not isinstance(self.norm1, nn.Identity)))
         h = self.conv2(F.relu(self.norm2(h), inplace=True))
-        return x + h
+        return h.add_(x)
 
 
 class HourglassEncoder(nn.Module):
@@ -152,38 +151,6 @@ class Hourglass(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
-
-
-def _fold(conv: nn.Conv2d, norm: nn.Module) -> None:
-    """Fold an eval-mode batch norm that directly follows `conv` into its weights."""
-    if not isinstance(norm, nn.BatchNorm2d):
-        return
-    with torch.no_grad():
-        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-        conv.weight.mul_(scale.view(-1, 1, 1, 1))
-        conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
-
-
-def fold_batch_norms(module: nn.Module) -> int:
-    """Fold every batch norm that directly follows a convolution (all of `ConvBlock`'s, the
-    second of `ResidualBlock`'s) into that convolution, in place; returns how many.
-
-    For inference only: the module computes the same function in eval mode (up to float
-    rounding) with fewer passes over memory, but its state dict no longer matches the
-    checkpoint layout. Work on a copy.
-    """
-    folded = 0
-    for block in list(module.modules()):
-        if isinstance(block, ConvBlock) and isinstance(block.norm, nn.BatchNorm2d):
-            _fold(block.conv, block.norm)
-            block.norm = nn.Identity()
-            folded += 1
-        elif isinstance(block, ResidualBlock) and isinstance(block.norm2, nn.BatchNorm2d):
-            _fold(block.conv1, block.norm2)
-            block.norm2 = nn.Identity()
-            folded += 1
-    return folded
 
 
 class AntiAliasDownsample(nn.Module):

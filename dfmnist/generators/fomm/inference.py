@@ -1,0 +1,120 @@
+"""Inference-only rewrites of the FOMM networks: the same function with less work.
+
+* `fold_batch_norms`: an eval-mode batch norm that directly follows a convolution becomes
+  part of that convolution's weights and bias (one pass over memory less per block).
+* `subpixel_upsampling`: "nearest 2x upsampling, then a 3x3 convolution" (every decoder
+  block of the generator and of both hourglasses) equals four 2x2 convolutions on the
+  low-resolution input, one per output pixel phase, whose kernels are sums of the 3x3
+  kernel's taps. Nearest upsampling repeats each input pixel twice along each axis, so the
+  3x3 window around output row ``2i`` reads input rows ``i-1, i, i`` and around ``2i+1``
+  rows ``i, i, i+1``; adding the taps that read the same row gives a 2-tap kernel (and the
+  zero padding of the upsampled image is the zero padding of the input). 16 multiply-adds
+  per input pixel and channel pair instead of 36, and no upsampled tensor is built.
+
+Both change only float rounding. The rewritten modules no longer have the checkpoint's
+state-dict layout: apply them to a copy (`FommGenerator` does).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfmnist.generators.fomm.blocks import ConvBlock, ResidualBlock
+
+__all__ = ["SubpixelUpBlock", "fold_batch_norms", "subpixel_upsampling"]
+
+
+def _fold(conv: nn.Conv2d, norm: nn.Module) -> None:
+    """Fold an eval-mode batch norm that directly follows `conv` into its weights."""
+    if not isinstance(norm, nn.BatchNorm2d):
+        return
+    with torch.no_grad():
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+        conv.weight.mul_(scale.view(-1, 1, 1, 1))
+        conv.bias = nn.Parameter((bias - norm.running_mean) * scale + norm.bias)
+
+
+def fold_batch_norms(module: nn.Module) -> int:
+    """Fold every batch norm that directly follows a convolution (all of `ConvBlock`'s, the
+    second of `ResidualBlock`'s) into that convolution, in place; returns how many.
+
+    For inference only: the module computes the same function in eval mode (up to float
+    rounding) with fewer passes over memory, but its state dict no longer matches the
+    checkpoint layout. Work on a copy.
+    """
+    folded = 0
+    for block in list(module.modules()):
+        if isinstance(block, ConvBlock) and isinstance(block.norm, nn.BatchNorm2d):
+            _fold(block.conv, block.norm)
+            block.norm = nn.Identity()
+            folded += 1
+        elif isinstance(block, ResidualBlock) and isinstance(block.norm2, nn.BatchNorm2d):
+            _fold(block.conv1, block.norm2)
+            block.norm2 = nn.Identity()
+            folded += 1
+    return folded
+
+
+def _phase_taps(kernel: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 3-tap kernel along `dim` as two 2-tap kernels, for even and odd output phases:
+    even output pixels read input (i-1, i) with taps (k0, k1+k2), odd ones (i, i+1) with
+    (k0+k1, k2)."""
+    k0, k1, k2 = kernel.unbind(dim)
+    return torch.stack([k0, k1 + k2], dim), torch.stack([k0 + k1, k2], dim)
+
+
+class SubpixelUpBlock(nn.Module):
+    """A folded ``ConvBlock(resample="up")`` (nearest 2x, 3x3 conv, ReLU) computed as one
+    2x2 convolution with four output-channel groups (one per output phase) on the input,
+    interleaved into the 2x output (see the module docstring)."""
+
+    def __init__(self, block: ConvBlock) -> None:
+        super().__init__()
+        conv = block.conv
+        if block.resample != "up" or tuple(conv.kernel_size) != (3, 3) \
+                or tuple(conv.padding) != (1, 1) or tuple(conv.stride) != (1, 1):
+            raise ValueError("SubpixelUpBlock needs an upsampling block with a 3x3 conv, "
+                             "padding 1, stride 1")
+        if not isinstance(block.norm, nn.Identity):
+            fold_batch_norms(block)
+        self.out_channels = conv.out_channels
+        with torch.no_grad():
+            weight = conv.weight.detach().double()  # sum taps in float64: one rounding
+            rows = _phase_taps(weight, 2)
+            kernels = [col for row in rows for col in _phase_taps(row, 3)]  # (a, b) order
+            bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+        self.weight = nn.Parameter(torch.cat(kernels).to(conv.weight.dtype),
+                                   requires_grad=False)
+        self.bias = nn.Parameter(bias.detach().repeat(4), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, h, w = x.shape
+        # output (i, j) of phase (a, b) sits at (i + a, j + b) of the (h+1) x (w+1) result
+        phases = F.conv2d(x, self.weight, self.bias, padding=1).relu_()
+        c = self.out_channels
+        channels_last = x.dim() == 4 and not x.is_contiguous() \
+            and x.is_contiguous(memory_format=torch.channels_last)
+        out = torch.empty((batch, c, 2 * h, 2 * w), dtype=phases.dtype, device=x.device,
+                          memory_format=torch.channels_last if channels_last
+                          else torch.contiguous_format)
+        for a in (0, 1):
+            for b in (0, 1):
+                group = 2 * a + b
+                out[:, :, a::2, b::2] = phases[:, group * c:(group + 1) * c, a:a + h, b:b + w]
+        return out
+
+
+def subpixel_upsampling(module: nn.Module) -> int:
+    """Replace every upsampling `ConvBlock` with 3x3 kernels in `module` by its
+    `SubpixelUpBlock`, in place (folding its batch norm); returns how many."""
+    replaced = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, ConvBlock) and child.resample == "up" \
+                    and tuple(child.conv.kernel_size) == (3, 3):
+                setattr(parent, name, SubpixelUpBlock(child))
+                replaced += 1
+    return replaced
