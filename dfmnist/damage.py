@@ -46,6 +46,8 @@ def unreadable_reason(path: str | Path, ffmpeg_message: str = "") -> str:
         return f"broken link (points to {os.readlink(path)}, which does not exist)"
     if path.is_dir():
         return "a folder, not a video file"
+    if not path.is_file():  # a FIFO or a device: opening it could block forever
+        return "not a regular file (a pipe, socket or device)"
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:

@@ -27,8 +27,9 @@ from dfmnist.faces import (
 )
 from dfmnist.io import LOSSLESS_RGB, VideoReader, VideoWriter
 
-#: Decoded bytes per chunk while streaming a take (a few 4K frames, many small ones).
-CHUNK_BYTES = 192 << 20
+#: Decoded bytes per chunk while streaming a take: two 4K frames, hundreds of small ones
+#: (torch and MTCNN alone take about 1.2 GB of RSS, so this keeps a 4K take under 1.5 GB).
+CHUNK_BYTES = 64 << 20
 
 
 class NoFaceError(ValueError):

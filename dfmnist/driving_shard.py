@@ -84,6 +84,8 @@ def process_take(action: str, take: str, path: str | Path, detector: FaceDetecto
     row.update(action=action, take=take, source_path=str(path), accepted=False,
                computed=False)
     try:
+        if not path.is_file():
+            raise FileNotFoundError(path)
         row["size_bytes"] = path.stat().st_size
         digest = sha256_file(path)
     except OSError:
@@ -100,7 +102,7 @@ def process_take(action: str, take: str, path: str | Path, detector: FaceDetecto
                 meta["info"] = _build_take(path, tmp, detector, settings)
         except VideoError as exc:  # the file's content: the same answer next time
             with store.build(KIND, key, meta):
-                meta["info"] = {"accepted": False, "reason": exc.reason}
+                meta["info"] = {**exc.facts, "accepted": False, "reason": exc.reason}
         except Exception as exc:  # noqa: BLE001  (one take never costs its shard)
             log.error("%s/%s (%s): %s", action, take, path, traceback.format_exc())
             row["reason"] = f"unexpected error while processing: {type(exc).__name__}: {exc}"

@@ -22,9 +22,12 @@ from dfmnist.files import atomic_path, sha256_file  # noqa: F401  (part of this 
 class VideoError(RuntimeError):
     """A video could not be read or written. `reason` says why in a user's words (no path)."""
 
-    def __init__(self, message: str, reason: str | None = None) -> None:
+    def __init__(self, message: str, reason: str | None = None, facts: dict | None = None
+                 ) -> None:
         super().__init__(message)
         self.reason = reason or message
+        #: what was measured before the problem showed (stream facts, frames decoded)
+        self.facts = facts or {}
 
 
 @lru_cache(maxsize=1)
@@ -205,7 +208,11 @@ class VideoReader:
                       f"frames" + (f" (ffmpeg: {detail})" if detail else ""))
         else:
             return
-        raise VideoError(f"{self.path}: {reason}", reason)
+        width, height = self.info.display_size
+        facts = {"frames": self.frames_read, "fps": self.fps, "width": width, "height": height,
+                 "codec": self.info.codec, "source_fps": self.info.fps,
+                 "rotation": self.info.rotation}
+        raise VideoError(f"{self.path}: {reason}", reason, facts)
 
     def read(self) -> Video:
         """Every frame at once (for short videos; long ones should use `chunks`)."""

@@ -194,6 +194,8 @@ def score_clip(
               "score": 0.0, "landmarks": None, "image_path": None, "image_sha256": None,
               "reason": None}
     try:
+        if not (Path(path).is_file() or Path(path).is_dir()):
+            raise FileNotFoundError(path)
         digest = clip_digest(path)
     except OSError:
         record["reason"] = unreadable_reason(path)

@@ -67,6 +67,7 @@ def make_driving(root: Path, face: np.ndarray, tmp: Path) -> dict[str, str]:
     write_video(blink / "one_frame.mp4", face_frames(face, 1), 25.0)
     write_video(yaw / "empty_room.mp4", np.full((20, 240, 320, 3), 90, np.uint8), 25.0)
     os.symlink(tmp / "gone.mp4", yaw / "moved.mp4")  # a link into a folder that was moved
+    os.mkfifo(yaw / "stream.mp4")  # reading a pipe would wait forever
     # company that phones and other systems bring along: ignored and counted
     (blink / "._good take (1) é.mp4").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 60)
     (blink / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
@@ -80,6 +81,7 @@ def make_driving(root: Path, face: np.ndarray, tmp: Path) -> dict[str, str]:
         "blink/one_frame": "too short: 1 frame, fewer than driving.min_frames (8)",
         "yaw/empty_room": "no face found in any of 20 frames",
         "yaw/moved": "broken link",
+        "yaw/stream": "not a regular file",
     }
 
 
@@ -159,7 +161,10 @@ def test_every_bad_input_is_a_row_with_a_reason_and_the_rest_builds(
             got[take]["source_path"]).suffix)
     assert got["yaw/empty_room"]["frames"] == 20 and got["yaw/empty_room"]["faces_found"] == 0
     assert got["blink/zero"]["size_bytes"] == 0
-    assert "of about" in got["blink/cut_copy"]["reason"]  # what was decoded, of how many
+    assert "of about 60 frames" in got["blink/cut_copy"]["reason"]  # decoded, of how many
+    cut = got["blink/cut_copy"]
+    assert 0 < cut["frames"] < 60 and (cut["width"], cut["height"], cut["codec"]) == (
+        320, 240, "h264")
     for row in manifest.iter_rows(named=True):
         video = read_video(work / row["video_path"])
         assert len(video) == row["frames"] == 20 and video.frames.shape[1:] == (256, 256, 3)
@@ -190,7 +195,7 @@ def test_every_bad_input_is_a_row_with_a_reason_and_the_rest_builds(
     shards = pl.concat([pl.read_parquet(p) for p in (results / "driving" / "shards").glob(
         "[01].parquet")])
     stored = shards.filter(pl.col("key").is_not_null())
-    assert stored.height == 9 and not stored["computed"].any()
+    assert stored.height == 9 and not stored["computed"].any()  # 2 crops, 7 rejections
     assert pl.read_parquet(results / "manifests" / "driving.parquet").equals(
         manifest.drop("computed").with_columns(computed=pl.lit(False)).select(
             pl.read_parquet(results / "manifests" / "driving.parquet").columns))

@@ -95,9 +95,13 @@ def test_score_clip_picks_a_face_frame(tmp_path: Path, real_clip: Path, detector
 
 
 def test_selection_is_balanced_over_identities():
-    rows = [{"clip_id": f"{i}/v/{c}", "identity": i, "faces_found": 1, "score": s}
+    rows = [{"clip_id": f"{i}/v/{c}", "identity": i, "faces_found": 1, "score": s,
+             "reason": None}
             for i, n in (("a", 5), ("b", 1), ("c", 3))
             for c, s in zip(range(n), np.linspace(1, 0, n), strict=True)]
+    # the best score of all, but rejected (a clip too short to be a real video)
+    rows.append({"clip_id": "a/v/9", "identity": "a", "faces_found": 1, "score": 2.0,
+                 "reason": "too short: 3 frames, fewer than sources.min_frames (8)"})
     table = select_sources(pl.DataFrame(rows), count=5, seed=0)
     chosen = table.filter("selected")
     assert chosen.height == 5
@@ -105,4 +109,6 @@ def test_selection_is_balanced_over_identities():
     assert per == {"a": 2, "b": 1, "c": 2}
     # within an identity the best-scoring clips are taken first
     assert set(chosen.filter(pl.col("identity") == "a")["clip_id"]) == {"a/v/0", "a/v/1"}
-    assert select_sources(pl.DataFrame(rows), 0, 0)["selected"].all()
+    everything = select_sources(pl.DataFrame(rows), 0, 0)
+    assert everything.filter(pl.col("reason").is_null())["selected"].all()
+    assert not everything.filter(pl.col("clip_id") == "a/v/9")["selected"].any()

@@ -62,7 +62,7 @@ def test_slurm_profile_gives_gpu_shards_one_gres_gpu_and_groups_small_jobs(tmp_p
     out = proc.stdout + proc.stderr
     assert "workflow specific profile" in out  # profiles/default was loaded as well
     jobs = jobs_of_dry_run(out)
-    assert {rule for rule, _ in jobs} >= {"generate_shard", "track_driving", "compress_shard"}
+    assert {rule for rule, _ in jobs} >= {"generate_shard", "driving_shard", "compress_shard"}
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     gpu_rules = {r for r, res in profile["set-resources"].items() if "gres" in res}
     assert {"generate_shard", "train_detector"} <= gpu_rules

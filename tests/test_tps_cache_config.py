@@ -168,3 +168,24 @@ def test_generate_shard_computes_once_then_reuses(tmp_path: Path, detector, astr
     assert second["sha256"].equals(first["sha256"])
     meta = store.meta("fake", "c0ffee" * 10 + "c0de")
     assert meta["generator"] == generator_identity(generator)
+
+    # items that raise (a damaged driving video, a track that does not fit its video) are
+    # failure rows with the error; the shard's other items are kept
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    FaceTrack(np.zeros((3, 4)), np.ones(3), lms[:3], np.ones(3, bool)).to_frame().write_parquet(
+        tmp_path / "short.parquet")
+    bad = pl.concat([
+        plan,
+        plan.with_columns(candidate_id=pl.lit("yaw/g/v/1/take01"), key=pl.lit("d1" * 32),
+                          driving_video=pl.lit(str(damaged))),
+        plan.with_columns(candidate_id=pl.lit("yaw/g/v/1/take02"), key=pl.lit("d2" * 32),
+                          driving_track=pl.lit(str(tmp_path / "short.parquet"))),
+    ])
+    fakes, failures = generate_shard(bad, generator, store)
+    assert fakes["candidate_id"].to_list() == ["right_slope/g/v/1/take00"]
+    assert not fakes["computed"].any()
+    errors = dict(zip(failures["candidate_id"], failures["error"], strict=True))
+    assert "damaged or truncated container" in errors["yaw/g/v/1/take01"]
+    assert "driving_landmarks must have shape (T, 5, 2) = (8, 5, 2)" in errors["yaw/g/v/1/take02"]
+    assert not store.has("fake", "d1" * 32) and not store.has("fake", "d2" * 32)
