@@ -16,6 +16,11 @@ def stable_int(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
 
 
+def candidate_id(action: str, clip_id: str, take: str) -> str:
+    """The id of the candidate that animates source `clip_id` with driving `take`."""
+    return f"{action}/{clip_id}/{take}"
+
+
 def shard_of(candidate_id: str, shards: int) -> int:
     return stable_int("shard", candidate_id) % shards
 
@@ -51,7 +56,7 @@ def build_plan(
             s = src.row(int(order[rank % src.height]), named=True)
             # source i of round q gets take (i + q): every (source, take) pair once
             d = takes.row((rank % src.height + rank // src.height) % takes.height, named=True)
-            candidate = f"{action}/{s['clip_id']}/{d['take']}"
+            candidate = candidate_id(action, s["clip_id"], d["take"])
             key = content_key("fake", s["image_sha256"], d["video_sha256"], d["track_sha256"],
                               generator)
             rows.append({

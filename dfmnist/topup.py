@@ -5,17 +5,20 @@ each action still short of `per_action` gets ceil(shortfall x oversample) new ca
 (source, take) pairs it has not used yet, in a seeded order, ranked after the earlier ones so
 those keep priority. A round without shortfall, or with no unused pair left, plans nothing and
 ends the rounds.
+
+Pairs are drawn lazily: sources x takes grows past memory at scale (10,000 sources x 1,000
+takes is 10^7 pairs per action), while a round needs a few thousand.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import polars as pl
 
-from dfmnist.plan import build_plan, stable_int
+from dfmnist.plan import build_plan, candidate_id, stable_int
 
 
 def shortfalls(summary: pl.DataFrame) -> dict[str, int]:
@@ -24,33 +27,59 @@ def shortfalls(summary: pl.DataFrame) -> dict[str, int]:
             if r["shortfall"] > 0}
 
 
+#: Below this many pairs per needed one, a round shuffles every pair index instead of drawing.
+DENSE_FACTOR = 4
+
+
+def pair_indices(pairs: int, needed: int, rng: np.random.Generator) -> Iterator[int]:
+    """Distinct indices in [0, pairs) in a seeded random order, drawn lazily.
+
+    `needed`: how many the caller may consume (those it wants plus those it may skip). When
+    pairs are plentiful (more than DENSE_FACTOR x needed) indices are drawn uniformly and
+    repeats rejected, so memory and time grow with what is consumed, not with `pairs`, and
+    each index costs fewer than 1 + 1/(DENSE_FACTOR - 1) draws. Otherwise `pairs` is small
+    (bounded by DENSE_FACTOR x needed) and one permutation of them is cheap.
+    """
+    if pairs <= DENSE_FACTOR * needed + 1024:
+        yield from (int(k) for k in rng.permutation(pairs))
+        return
+    seen: set[int] = set()
+    while len(seen) < pairs:
+        k = int(rng.integers(pairs))
+        if k not in seen:
+            seen.add(k)
+            yield k
+
+
 def topup_plan(sources: pl.DataFrame, driving: pl.DataFrame, planned: pl.DataFrame,
                missing: dict[str, int], oversample: float, seed: int, generator: dict,
                shards: int) -> pl.DataFrame:
     """New candidates (the plan's schema) for every action in `missing`.
 
     `planned`: every candidate of the earlier rounds. Each action gets up to
-    ceil(shortfall x oversample) (source, take) pairs it has never used, in a seeded order,
-    ranked after its earlier candidates; rows (content key, shard) come from `build_plan`.
+    ceil(shortfall x oversample) (source, take) pairs it has never used, in a seeded order
+    (pair index i x takes + j, see `pair_indices`), ranked after its earlier candidates; rows
+    (content key, shard) come from `build_plan`.
     """
     src = sources.sort("clip_id")
+    clip_ids = src["clip_id"].to_list()
     empty = build_plan(src, driving, [], 0, 1.0, seed, generator, shards)
     parts = [empty]
     for action, short in sorted(missing.items()):
         takes = driving.filter(pl.col("action") == action).sort("take")
+        take_ids = takes["take"].to_list()
         done = planned.filter(pl.col("action") == action)
         used = set(done["candidate_id"])
         next_rank = int(done["rank"].max()) + 1 if done.height else 0
         want = math.ceil(short * oversample)
-        pairs = [(i, j) for i in range(src.height) for j in range(takes.height)]
-        order = np.random.default_rng(stable_int(seed, action, "topup")).permutation(len(pairs))
-        for k in order:
+        rng = np.random.default_rng(stable_int(seed, action, "topup"))
+        for k in pair_indices(len(clip_ids) * len(take_ids), want + len(used), rng):
             if want == 0:
                 break
-            i, j = pairs[int(k)]
-            row = build_plan(src[i], takes[j], [action], 1, 1.0, seed, generator, shards)
-            if row["candidate_id"][0] in used:
+            i, j = divmod(k, len(take_ids))
+            if candidate_id(action, clip_ids[i], take_ids[j]) in used:
                 continue
+            row = build_plan(src[i], takes[j], [action], 1, 1.0, seed, generator, shards)
             parts.append(row.with_columns(rank=pl.lit(next_rank, dtype=pl.Int64)))
             next_rank += 1
             want -= 1

@@ -80,3 +80,40 @@ def test_rounds_inputs_stop_at_the_first_empty_round(tmp_path: Path):
     assert files["plans"] == ["res/plan/plan.parquet", str(tmp_path / "1.parquet")]
     assert rounds_inputs(0, "res", ["local"], [0], round_plan)["plans"] == [
         "res/plan/plan.parquet"]
+
+
+def test_pair_indices_are_distinct_seeded_and_cover_small_ranges():
+    import numpy as np
+
+    from dfmnist.topup import pair_indices
+
+    dense = list(pair_indices(50, 3, np.random.default_rng(1)))
+    assert sorted(dense) == list(range(50))
+    sparse = pair_indices(10**12, 5, np.random.default_rng(1))
+    drawn = [next(sparse) for _ in range(2000)]
+    assert len(set(drawn)) == 2000 and all(0 <= k < 10**12 for k in drawn)
+    again = pair_indices(10**12, 5, np.random.default_rng(1))
+    assert [next(again) for _ in range(2000)] == drawn
+    assert max(drawn) > 10**11  # drawn over the whole range, not its start
+
+
+def test_topup_at_scale_draws_few_pairs_from_many():
+    """20,000 sources x 5,000 takes = 10^8 pairs per action: the round touches only what it
+    plans (materialising the pairs would take gigabytes)."""
+    n = 20_000
+    ids = [f"id{i // 100:04d}/v/{i % 100:05d}" for i in range(n)]
+    many = pl.DataFrame({"clip_id": ids, "identity": [c.split("/")[0] for c in ids],
+                         "image_path": [f"/img/{i}.png" for i in range(n)],
+                         "image_sha256": [f"sha{i}" for i in range(n)],
+                         "landmarks": [[0.0] * 10] * n})
+    takes = pl.DataFrame([{"action": "blink", "take": f"take{k:05d}",
+                           "video_path": f"/d/{k}.mp4", "video_sha256": f"v{k}",
+                           "track_path": f"/d/{k}.parquet", "track_sha256": f"t{k}"}
+                          for k in range(5_000)])
+    plan = build_plan(many, takes, ["blink"], 30, 1.0, 0, GEN, 4)
+    new = topup_plan(many, takes, plan, {"blink": 40}, 1.5, 0, GEN, 4)
+    assert new.height == 60 and new["rank"].to_list() == list(range(30, 90))
+    assert new["candidate_id"].n_unique() == 60
+    assert not set(new["candidate_id"]) & set(plan["candidate_id"])
+    assert new["source_id"].n_unique() > 50  # spread over the sources, not the first few
+    assert new.equals(topup_plan(many, takes, plan, {"blink": 40}, 1.5, 0, GEN, 4))

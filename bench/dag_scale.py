@@ -1,0 +1,158 @@
+"""How the workflow's orchestration grows with the number of inputs.
+
+    python bench/dag_scale.py [--sizes 1k,20k,150k] [--real 1k,20k] [--keep DIR]
+
+For each size (source clips / driving takes: 1k/50, 20k/2,000, 150k/10,000) it builds a
+VoxCeleb-style tree of symlinks ({identity}/{video}/{clip}.mp4, 100 clips per identity) and a
+driving tree ({action}/{take}.mp4), all pointing at one small real clip of a real face, and
+prints for `snakemake -n` (the whole default target): wall time (parse + discovery + DAG),
+job count and peak RSS.
+
+`--real` sizes also run the item-scale stages for real (`manifests/sources.parquet` and
+`manifests/driving.parquet`: every clip scored, every take cropped, as one item each). Every
+link points at the same bytes, so the content-addressed store computes one clip and one take
+and every other item is a store hit: what is timed is the per-item work the workflow does
+besides the science (hashing each input, store look-ups, one row per item, job scheduling),
+i.e. the orchestration. Then a no-op rerun of the same targets. Run times should grow
+linearly with the item count.
+
+It also prints the file count a paper-scale build would leave (per-item counts measured on
+the demo, see `file_count_estimate`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES = {"1k": (1_000, 50), "20k": (20_000, 2_000), "150k": (150_000, 10_000)}
+CLIPS_PER_IDENTITY = 100
+CLIPS_PER_VIDEO = 10
+
+
+def make_clip(path: Path, seconds: float = 1.0, fps: int = 12, side: int = 256) -> None:
+    """A small real clip: a real photo of a face (skimage's astronaut), slowly zooming."""
+    import cv2
+    import numpy as np
+    from skimage import data
+
+    from dfmnist.io import VideoWriter
+
+    photo = data.astronaut()[:300, 100:400]
+    frames = []
+    for i in range(int(seconds * fps)):
+        crop = 6 + i
+        frames.append(cv2.resize(photo[crop:-crop, crop:-crop], (side, side)))
+    with VideoWriter(path, side, side, fps) as writer:
+        writer.write(np.stack(frames))
+
+
+def build_tree(root: Path, clips: int, takes: int, actions: list[str], clip: Path,
+               take: Path) -> None:
+    """Symlinked source and driving trees (the same bytes behind every link)."""
+    sources = root / "voxceleb"
+    for c in range(clips):
+        identity, rest = divmod(c, CLIPS_PER_IDENTITY)
+        video, k = divmod(rest, CLIPS_PER_VIDEO)
+        folder = sources / f"id{identity:05d}" / f"v{video:02d}"
+        if k == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        os.symlink(clip, folder / f"{k:05d}.mp4")
+    driving = root / "driving"
+    for t in range(takes):
+        action = actions[t % len(actions)]
+        folder = driving / action
+        folder.mkdir(parents=True, exist_ok=True)
+        os.symlink(take, folder / f"take{t:05d}.mp4")
+
+
+def write_config(workdir: Path, root: Path, clips: int, takes: int) -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["demo"]["enabled"] = False
+    config["data"] = {"sources_dir": str(root / "voxceleb"), "driving_dir": str(root / "driving")}
+    # about 1,000 clips per scoring job and 100 takes per driving job
+    config["sources"].update(shards=math.ceil(clips / 1000), count=0, min_frames=8)
+    config["driving"].update(shards=math.ceil(takes / 100), min_frames=8)
+    config["liveness"]["cache"] = str(workdir / "liveness.sqlite")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return config
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (MB) and output of one command, under /usr/bin/time -v."""
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - start
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{out[-4000:]}")
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out).group(1)) // 1024
+    return wall, rss, out
+
+
+def snakemake(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d",
+            str(workdir), "--cores", "2", *args]
+
+
+def job_count(out: str) -> int:
+    """Total of the 'Job stats' table of a dry run."""
+    match = re.search(r"^total\s+(\d+)", out, flags=re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1k,20k,150k")
+    ap.add_argument("--real", default="1k,20k", help="sizes also run for real ('' = none)")
+    ap.add_argument("--scheduler", default=None, help="override the profile's scheduler")
+    ap.add_argument("--keep", type=Path, help="build the trees here and keep them")
+    args = ap.parse_args()
+    base = args.keep or Path(tempfile.mkdtemp(prefix="dag_scale_"))
+    base.mkdir(parents=True, exist_ok=True)
+    actions = yaml.safe_load((REPO / "config.yaml").read_text())["actions"]
+    clip, take = base / "clip.mp4", base / "take.mp4"
+    if not clip.exists():
+        make_clip(clip)
+        make_clip(take, seconds=2.0, side=360)
+    extra = ["--scheduler", args.scheduler] if args.scheduler else []
+    real = [s for s in args.real.split(",") if s]
+    print(f"{'size':>6} {'clips':>8} {'takes':>6} {'what':<14} {'jobs':>6} {'wall s':>8} "
+          f"{'peak MB':>8}")
+    for size in args.sizes.split(","):
+        clips, takes = SIZES[size]
+        root = base / size
+        workdir = root / "work"
+        if not (root / "driving").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            build_tree(root, clips, takes, actions, clip, take)
+        workdir.mkdir(parents=True, exist_ok=True)
+        write_config(workdir, root, clips, takes)
+        rows = [("dry run", snakemake(workdir, "-n", "--quiet", "rules", *extra))]
+        if size in real:
+            targets = ["results/manifests/sources.parquet", "results/manifests/driving.parquet"]
+            rows += [("real run", snakemake(workdir, *targets, *extra)),
+                     ("no-op rerun", snakemake(workdir, *targets, *extra)),
+                     ("no-op dry run", snakemake(workdir, "-n", "--quiet", "rules", *extra))]
+        for what, cmd in rows:
+            wall, rss, out = timed(cmd, workdir)
+            print(f"{size:>6} {clips:>8} {takes:>6} {what:<14} {job_count(out):>6} "
+                  f"{wall:>8.1f} {rss:>8}", flush=True)
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
