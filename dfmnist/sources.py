@@ -268,29 +268,27 @@ def select_sources(scores: pl.DataFrame, count: int, seed: int) -> pl.DataFrame:
 
     count 0 selects every usable clip (no `reason` against it). The order of identities is a
     seeded shuffle; within an identity clips go best score first, so the pick is auditable
-    and stable.
+    and stable. The round robin is one sort: round r takes every identity's r-th best clip, in
+    the shuffled identity order.
     """
     usable = scores.filter(pl.col("reason").is_null() & (pl.col("faces_found") > 0)).sort(
         ["identity", "score", "clip_id"], descending=[False, True, False])
     identities = sorted(usable["identity"].unique().to_list())
     rng = np.random.default_rng(seed)
     rng.shuffle(identities)
-    queues = {i: usable.filter(pl.col("identity") == i)["clip_id"].to_list() for i in identities}
+    turn = pl.DataFrame({"identity": identities, "turn": range(len(identities))},
+                        schema={"identity": usable.schema["identity"], "turn": pl.Int64})
     target = usable.height if count == 0 else min(count, usable.height)
-    chosen: list[str] = []
-    while len(chosen) < target:
-        for identity in identities:
-            if queues[identity] and len(chosen) < target:
-                chosen.append(queues[identity].pop(0))
-    rank = {clip: r for r, clip in enumerate(chosen)}
     # a clip's place among its identity's usable clips, best score first (1 = that identity's
     # best): with selection_rank it says why a clip was or was not taken
-    within = {clip: r + 1 for i in identities
-              for r, clip in enumerate(usable.filter(pl.col("identity") == i)["clip_id"])}
-    return scores.with_columns(
-        pl.col("clip_id").is_in(chosen).alias("selected"),
-        pl.col("clip_id").replace_strict(rank, default=None, return_dtype=pl.Int64)
-        .alias("selection_rank"),
-        pl.col("clip_id").replace_strict(within, default=None, return_dtype=pl.Int64)
-        .alias("identity_rank"),
-    ).sort("clip_id")
+    ranked = usable.select(
+        "clip_id", "identity",
+        (pl.int_range(pl.len()).over("identity") + 1).cast(pl.Int64).alias("identity_rank"),
+    ).join(turn, on="identity").sort(["identity_rank", "turn"]).with_columns(
+        pl.int_range(pl.len()).cast(pl.Int64).alias("order"))
+    ranks = ranked.select(
+        "clip_id", "identity_rank",
+        pl.when(pl.col("order") < target).then(pl.col("order")).alias("selection_rank"))
+    return scores.join(ranks, on="clip_id", how="left").with_columns(
+        pl.col("selection_rank").is_not_null().alias("selected"),
+    ).select(*scores.columns, "selected", "selection_rank", "identity_rank").sort("clip_id")

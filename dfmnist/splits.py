@@ -22,11 +22,10 @@ def assign_splits(videos: pl.DataFrame, fractions: dict[str, float], seed: int) 
     size = dict(counts.group_by("identity").agg(pl.col("len").sum()).iter_rows())
     identities.sort(key=lambda i: -size[i])  # stable: the seeded order breaks ties
     actions = sorted(counts["action"].unique().to_list())
-    per_identity = {
-        i: np.array([counts.filter((pl.col("identity") == i) & (pl.col("action") == a))["len"]
-                     .sum() for a in actions], dtype=float)
-        for i in identities
-    }
+    # one pivot: identity x action video counts (0 where an identity has none of an action)
+    table = counts.pivot(on="action", index="identity", values="len").fill_null(0)
+    per_identity = {row[0]: np.array(row[1:], dtype=float)
+                    for row in table.select("identity", *actions).iter_rows()}
     totals = sum(per_identity.values(), np.zeros(len(actions)))
     current = {s: np.zeros(len(actions)) for s in splits}
     assignment: dict[str, str] = {}
