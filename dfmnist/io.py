@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -158,22 +158,31 @@ class VideoReader:
         n = int(round(self.info.duration * self.fps)) if self.fps else 0
         return min(n, self.max_frames) if self.max_frames else n
 
-    def _command(self) -> list[str]:
+    def _command(self, select: Sequence[int] | None = None) -> list[str]:
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin",
                "-i", str(self.path), "-map", "0:V:0", "-an", "-sn", "-dn"]
-        if self.fps and self.fps != self.info.fps:
-            cmd += ["-vf", f"fps={self.fps}"]
+        filters = [f"fps={self.fps}"] if self.fps and self.fps != self.info.fps else []
+        if select is not None:
+            # ffmpeg still decodes every frame (so damage anywhere is still reported), but
+            # only the selected ones are converted and piped
+            filters.append("select='" + "+".join(f"eq(n\\,{int(i)})" for i in select) + "'")
+            cmd += ["-fps_mode", "passthrough"]
+        if filters:
+            cmd += ["-vf", ",".join(filters)]
         if self.max_frames:
             cmd += ["-frames:v", str(self.max_frames)]
         return cmd + ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
 
-    def chunks(self, size: int = 32) -> Iterator[np.ndarray]:
-        """Frames (n <= size, H, W, 3) in order; raises VideoError at the end if damaged."""
+    def chunks(self, size: int = 32, select: Sequence[int] | None = None
+               ) -> Iterator[np.ndarray]:
+        """Frames (n <= size, H, W, 3) in order; raises VideoError at the end if damaged.
+
+        `select`: only the frames with these indices (fewer if the stream ends first)."""
         frame_bytes = self.width * self.height * 3
         want = max(1, int(size)) * frame_bytes
         self.frames_read = 0
         with tempfile.TemporaryFile() as errors:
-            proc = subprocess.Popen(self._command(), stdout=subprocess.PIPE, stderr=errors)
+            proc = subprocess.Popen(self._command(select), stdout=subprocess.PIPE, stderr=errors)
             try:
                 while True:
                     buf = _read_exactly(proc.stdout, want)

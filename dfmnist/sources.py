@@ -46,9 +46,12 @@ def sample_clip(path: str | Path, count: int) -> tuple[np.ndarray, np.ndarray, i
     """`count` frames spread uniformly over a clip (RGB), their frame indices and the clip's
     frame count.
 
-    A frame folder only has the sampled images read. A video is streamed, keeping only the
-    frames at the indices its container's duration promises (and the last few, in case it
-    ends early), so memory holds `count` frames whatever the clip's length.
+    A frame folder only has the sampled images read. A video is decoded by ffmpeg, which hands
+    over only the frames at the indices its container's duration promises (a `select` filter:
+    faster than streaming every frame or than one seeking ffmpeg per frame on short and long
+    clips alike, see bench/source_sampling.py, and ffmpeg still decodes every frame, so
+    damage anywhere is reported). A clip that ends before its container says (or gives no
+    duration) is streamed instead, keeping only the frames at those indices and the last few.
     """
     path = Path(path)
     if path.is_dir():
@@ -58,6 +61,18 @@ def sample_clip(path: str | Path, count: int) -> tuple[np.ndarray, np.ndarray, i
         idx = np.unique(np.linspace(0, len(images) - 1, count).round().astype(int))
         return _read_images([images[i] for i in idx]), idx, len(images)
     reader = VideoReader(path)
+    expected = reader.expected_frames
+    if expected > 0:
+        idx = np.unique(np.linspace(0, expected - 1, count).round().astype(int))
+        parts = list(reader.chunks(len(idx), select=idx.tolist()))
+        if sum(len(p) for p in parts) == len(idx):
+            return np.concatenate(parts), idx, expected
+    return _stream_sample(reader, count)
+
+
+def _stream_sample(reader: VideoReader, count: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """`sample_clip` for a clip whose length is not what its container says: every frame is
+    streamed (memory holds `count` of them) and counted."""
     expected = max(1, reader.expected_frames)
     wanted = set(np.linspace(0, expected - 1, count).round().astype(int).tolist())
     kept: dict[int, np.ndarray] = {}

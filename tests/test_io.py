@@ -92,3 +92,21 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path):
         raise ValueError("crash")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("rate", [None, 12.0])
+def test_selected_frames_are_the_streamed_frames(tmp_path: Path, face_frames, rate):
+    """`select` hands over exactly the frames a full decode has at those indices (also after
+    resampling to a constant rate), and sample_clip's seek path agrees with streaming."""
+    from dfmnist.io import VideoReader
+    from dfmnist.sources import _stream_sample, sample_clip
+
+    path = write_video(tmp_path / "v.mp4", face_frames, 25.0, Encoding(crf=23))
+    everything = read_video(path, fps=rate).frames
+    picked = [0, 5, 6, len(everything) - 1]
+    got = np.concatenate(list(VideoReader(path, fps=rate).chunks(3, select=picked)))
+    assert np.array_equal(got, everything[picked])
+    frames, idx, total = sample_clip(path, 8)
+    s_frames, s_idx, s_total = _stream_sample(VideoReader(path), 8)
+    assert (total, idx.tolist()) == (s_total, s_idx.tolist()) == (24, s_idx.tolist())
+    assert np.array_equal(frames, s_frames)
