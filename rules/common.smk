@@ -1,6 +1,5 @@
 # Helpers shared by every stage: config validation, the input layout, sharding.
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from dfmnist.compress import variants_from_config
 from dfmnist.liveness.policy import expand_policy
 from dfmnist.gpus import generator_gpus
 from dfmnist.plan import shard_of
+from dfmnist.shard_inputs import write_lists
 
 apply_shortcuts(config)  # --config generator=fomm fomm_checkpoint=FILE
 expand_policy(config)  # liveness.policy: paper
@@ -83,37 +83,27 @@ _TAKE_SHARDS = _by_shard(
 )
 
 
-def clips_in_shard(shard):
-    """Clip id -> path for one scoring shard."""
-    return _CLIP_SHARDS[int(shard)]
-
-
-def takes_in_shard(shard):
-    """'action/take' -> raw video path for one driving shard."""
-    return _TAKE_SHARDS[int(shard)]
-
-
-def readable_inputs(items):
-    """The paths that exist: a broken link or a vanished file becomes a failure row of its
-    shard instead of a missing-input error that stops the whole workflow. A name with braces
-    cannot be an input (Snakemake reads them as wildcards and has no escape for a path a
-    function returns): such a file is still processed (params), but editing it in place does
-    not rerun its shard, which the start-up log says. Inputs the workflow makes (the demo)
-    are inputs whether or not they exist yet."""
-    return [p for p in items.values()
-            if (os.path.exists(p) or made_here(p)) and not BRACES.search(p)]
+_RESULTS_PREFIX = os.path.normpath(RESULTS) + os.sep
 
 
 def made_here(path):
     """Whether a workflow rule makes `path` (the embedded demo's inputs)."""
-    return Path(path).is_relative_to(RESULTS)
+    return os.path.normpath(path).startswith(_RESULTS_PREFIX)
 
 
-BRACES = re.compile(r"[{}]")
-for _path in [*SOURCE_CLIPS.values(), *(p for t in DRIVING.values() for p in t.values())]:
-    if BRACES.search(str(_path)):
-        logger.warning(f"inputs: braces in {_path}: processed, but edits to it in place are "
-                       "not tracked; rename it to track them")
+# One list file per shard names its items with their file stamps (dfmnist.shard_inputs): the
+# shard's input, rewritten only when an item changes, so Snakemake tracks a few hundred files
+# instead of every clip. A broken link or a vanished file is a line like any other and becomes
+# a failure row of its shard. Inputs the workflow makes (the demo) are inputs of their own.
+_unmade = lambda path: not made_here(path)
+SOURCE_INPUTS = {
+    s: [path, *(p for p in _CLIP_SHARDS[s].values() if made_here(p))]
+    for s, path in write_lists(_CLIP_SHARDS, f"{RESULTS}/inputs/sources", _unmade).items()
+}
+DRIVING_INPUTS = {
+    s: [path, *(p for p in _TAKE_SHARDS[s].values() if made_here(p))]
+    for s, path in write_lists(_TAKE_SHARDS, f"{RESULTS}/inputs/driving", _unmade).items()
+}
 
 
 def demo_photo_input(spec):

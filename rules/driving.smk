@@ -7,11 +7,10 @@
 
 rule driving_shard:
     input:
-        lambda w: readable_inputs(takes_in_shard(w.shard)),
+        lambda w: DRIVING_INPUTS[int(w.shard)],  # the list file first
     output:
         f"{RESULTS}/driving/shards/{{shard}}.parquet",
     params:
-        takes=lambda w: takes_in_shard(w.shard),
         driving=config["driving"],
         faces=FACE_SCIENCE,
         store=STORE,

@@ -6,11 +6,10 @@
 
 rule score_sources:
     input:
-        lambda w: readable_inputs(clips_in_shard(w.shard)),
+        lambda w: SOURCE_INPUTS[int(w.shard)],  # the list file first
     output:
         f"{RESULTS}/sources/scores/{{shard}}.parquet",
     params:
-        clips=lambda w: clips_in_shard(w.shard),
         faces=FACE_SCIENCE,
         sources={k: config["sources"][k] for k in ("frames_per_clip", "min_frames")},
         store=STORE,
