@@ -16,6 +16,9 @@ besides the science (hashing each input, store look-ups, one row per item, job s
 i.e. the orchestration. Then a no-op rerun of the same targets. Run times should grow
 linearly with the item count.
 
+`--scheduler-jobs N` times Snakemake's two job selectors on N independent trivial jobs
+(`echo` into a file) that are all ready at once, the shape of a large shard stage.
+
 It also prints the file count a paper-scale build would leave (per-item counts measured on
 the demo, see `file_count_estimate`).
 """
@@ -113,15 +116,44 @@ def job_count(out: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+SCHEDULER_SNAKEFILE = """
+import os
+rule all:
+    input: expand("out/{i}.txt", i=range(int(os.environ["JOBS"])))
+rule one:
+    output: "out/{i}.txt"
+    shell: "echo {wildcards.i} > {output}"
+"""
+
+
+def compare_schedulers(base: Path, jobs: int) -> None:
+    """Wall time of N ready trivial jobs under the greedy and the ILP job selector."""
+    folder = base / "schedulers"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Snakefile").write_text(SCHEDULER_SNAKEFILE)
+    os.environ["JOBS"] = str(jobs)
+    for scheduler in ("greedy", "ilp"):
+        shutil.rmtree(folder / "out", ignore_errors=True)
+        shutil.rmtree(folder / ".snakemake", ignore_errors=True)
+        wall, rss, _ = timed([sys.executable, "-m", "snakemake", "--cores", "2", "--quiet",
+                              "all", "--scheduler", scheduler], folder)
+        print(f"{jobs} trivial jobs, --scheduler {scheduler}: {wall:.1f} s, peak {rss} MB",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1k,20k,150k")
     ap.add_argument("--real", default="1k,20k", help="sizes also run for real ('' = none)")
     ap.add_argument("--scheduler", default=None, help="override the profile's scheduler")
     ap.add_argument("--keep", type=Path, help="build the trees here and keep them")
+    ap.add_argument("--scheduler-jobs", type=int, default=0,
+                    help="also time greedy vs ILP on this many ready trivial jobs")
     args = ap.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="dag_scale_"))
     base.mkdir(parents=True, exist_ok=True)
+    if args.scheduler_jobs:
+        compare_schedulers(base, args.scheduler_jobs)
     actions = yaml.safe_load((REPO / "config.yaml").read_text())["actions"]
     clip, take = base / "clip.mp4", base / "take.mp4"
     if not clip.exists():

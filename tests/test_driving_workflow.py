@@ -5,6 +5,7 @@ still builds, and a VoxCeleb1-style frame folder is scored, selected and made a 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import yaml
 from dfmnist.faces import FaceTrack
 from dfmnist.io import Encoding, ffmpeg_exe, read_video, write_video
 from dfmnist.motion import roll_degrees
+from dfmnist.shard_inputs import read_list
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,3 +112,17 @@ def test_rejected_take_goes_to_failures_and_the_rest_builds(tmp_path, grace_hopp
     # a second run has nothing to do
     again = subprocess.run([*cmd, "-n"], capture_output=True, text=True, env=env, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # a take replaced in place reruns its shard only (the shard's input list changed), and
+    # the ids of both stages' shard lists are the inputs found
+    time_before = (results / "inputs" / "sources" / "0.jsonl").stat().st_mtime_ns
+    write_video(driving / "yaw" / "take1.mp4", face_frames(face, 9, 240, 320), 25.0)
+    changed = subprocess.run([*cmd, "-n"], capture_output=True, text=True, env=env,
+                             timeout=300)
+    out = changed.stdout + changed.stderr
+    assert re.search(r"^driving_shard\s+1$", out, flags=re.MULTILINE), out[-3000:]
+    assert "score_sources" not in out
+    assert (results / "inputs" / "sources" / "0.jsonl").stat().st_mtime_ns == time_before
+    listed = {}
+    for shard_list in sorted((results / "inputs" / "driving").glob("*.jsonl")):
+        listed.update(read_list(shard_list))
+    assert sorted(listed) == ["blink/IMG_0001", "blink/empty_room", "yaw/take1"]

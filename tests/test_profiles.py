@@ -28,6 +28,7 @@ def test_workstation_profile_counts_the_visible_gpus(monkeypatch, visible, gpus)
     assert args.resources["gpu"].value == gpus
     assert args.resources["api_calls"].value == 1
     assert args.cores == os.cpu_count()
+    assert args.scheduler == "greedy"
 
 
 def test_workstation_profile_without_cuda_variable_counts_nvidia_devices(monkeypatch):
@@ -61,6 +62,9 @@ def test_slurm_profile_gives_gpu_shards_one_gres_gpu_and_groups_small_jobs(tmp_p
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout + proc.stderr
     assert "workflow specific profile" in out  # profiles/default was loaded as well
+    _, args = parse_args(["-s", str(REPO / "Snakefile"), "--profile",
+                          str(REPO / "profiles" / "slurm"), "-n"])
+    assert args.scheduler == "greedy"  # the workflow profile's, under SLURM too
     jobs = jobs_of_dry_run(out)
     assert {rule for rule, _ in jobs} >= {"generate_shard", "driving_shard", "compress_shard"}
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
