@@ -80,13 +80,13 @@ def build_tree(root: Path, clips: int, takes: int, actions: list[str], clip: Pat
         os.symlink(take, folder / f"take{t:05d}.mp4")
 
 
-def write_config(workdir: Path, root: Path, clips: int, takes: int) -> dict:
+def write_config(workdir: Path, root: Path, clips: int, takes: int, clips_per_shard: int,
+                 takes_per_shard: int) -> dict:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["demo"]["enabled"] = False
     config["data"] = {"sources_dir": str(root / "voxceleb"), "driving_dir": str(root / "driving")}
-    # about 1,000 clips per scoring job and 100 takes per driving job
-    config["sources"].update(shards=math.ceil(clips / 1000), count=0, min_frames=8)
-    config["driving"].update(shards=math.ceil(takes / 100), min_frames=8)
+    config["sources"].update(shards=math.ceil(clips / clips_per_shard), count=0, min_frames=8)
+    config["driving"].update(shards=math.ceil(takes / takes_per_shard), min_frames=8)
     config["liveness"]["cache"] = str(workdir / "liveness.sqlite")
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return config
@@ -145,6 +145,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1k,20k,150k")
     ap.add_argument("--real", default="1k,20k", help="sizes also run for real ('' = none)")
+    ap.add_argument("--clips-per-shard", type=int, default=1000)
+    ap.add_argument("--takes-per-shard", type=int, default=100)
     ap.add_argument("--scheduler", default=None, help="override the profile's scheduler")
     ap.add_argument("--keep", type=Path, help="build the trees here and keep them")
     ap.add_argument("--scheduler-jobs", type=int, default=0,
@@ -171,7 +173,10 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
             build_tree(root, clips, takes, actions, clip, take)
         workdir.mkdir(parents=True, exist_ok=True)
-        write_config(workdir, root, clips, takes)
+        config = write_config(workdir, root, clips, takes, args.clips_per_shard,
+                              args.takes_per_shard)
+        print(f"{size}: {config['sources']['shards']} scoring shards, "
+              f"{config['driving']['shards']} driving shards", flush=True)
         rows = [("dry run", snakemake(workdir, "-n", "--quiet", "rules", *extra))]
         if size in real:
             targets = ["results/manifests/sources.parquet", "results/manifests/driving.parquet"]
