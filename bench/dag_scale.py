@@ -19,8 +19,8 @@ linearly with the item count.
 `--scheduler-jobs N` times Snakemake's two job selectors on N independent trivial jobs
 (`echo` into a file) that are all ready at once, the shape of a large shard stage.
 
-It also prints the file count a paper-scale build would leave (per-item counts measured on
-the demo, see `file_count_estimate`).
+`--build DIR` (the work directory of a finished demo build) prints the file count a
+paper-scale build would leave, from the build's own per-item counts (`file_count_estimate`).
 """
 
 from __future__ import annotations
@@ -141,6 +141,55 @@ def compare_schedulers(base: Path, jobs: int) -> None:
               flush=True)
 
 
+#: Paper-scale item counts (DeepFake MNIST+): every VoxCeleb1 clip scored, 5 takes x 10
+#: actions, 10,000 accepted fakes generated at plan.oversample 1.5, and 10,000 fakes + 10,000
+#: reals in 3 compression variants (raw, c23, c40).
+PAPER = {"clips": 153_516, "takes": 50, "generated": 15_000, "videos": 60_000}
+#: What each store kind's item count grows with.
+KIND_GROWS_WITH = {"source_frame": "clips", "source_video": "clips", "driving_take": "takes",
+                   "fake": "generated", "compressed": "videos", "frames": "videos",
+                   "annotations": "videos", "annotation_blank": None, "detector": None}
+
+
+def count_files(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder)) if folder.is_dir() else 0
+
+
+def file_count_estimate(workdir: Path) -> None:
+    """Files per item of each store kind in a finished build, scaled to the paper's counts."""
+    import polars as pl
+
+    results = workdir / "results"
+    demo = {
+        "clips": pl.read_parquet(results / "manifests" / "sources.parquet").height,
+        "takes": pl.read_parquet(results / "manifests" / "driving.parquet").height,
+        "generated": len(list((results / "store" / "fake").glob("*/*"))),
+        "videos": pl.read_parquet(results / "dataset" / "dataset.parquet").height,
+    }
+    print(f"build {workdir}: {demo}")
+    total = 0
+    for kind_dir in sorted((results / "store").iterdir()):
+        items = len(list(kind_dir.glob("*/*")))
+        files = count_files(kind_dir)
+        grows = KIND_GROWS_WITH.get(kind_dir.name)
+        paper = files if grows is None else round(files / max(demo[grows], 1) * PAPER[grows])
+        total += paper
+        print(f"  store/{kind_dir.name:<16} {items:>5} items {files:>6} files "
+              f"({files / max(items, 1):.1f} per item) -> paper scale {paper:>10,}")
+    # outside the store: shard tables and logs grow with shards, the exports with videos
+    for name in ("deepfakebench", "faceforensics"):
+        files = count_files(results / name)
+        paper = round(files / max(demo["videos"], 1) * PAPER["videos"])
+        total += paper
+        print(f"  {name:<22} {files:>6} files -> paper scale {paper:>10,}")
+    # the demo's own inputs (results/demo) stand in for the user's data: not counted
+    rest = count_files(results) - count_files(results / "store") - sum(
+        count_files(results / n) for n in ("deepfakebench", "faceforensics", "demo"))
+    meta = count_files(workdir / ".snakemake" / "metadata")
+    print(f"  other results files {rest}, .snakemake/metadata {meta} (grow with shards)")
+    print(f"paper-scale build: about {total + rest + meta:,} files")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1k,20k,150k")
@@ -149,9 +198,14 @@ def main() -> None:
     ap.add_argument("--takes-per-shard", type=int, default=100)
     ap.add_argument("--scheduler", default=None, help="override the profile's scheduler")
     ap.add_argument("--keep", type=Path, help="build the trees here and keep them")
+    ap.add_argument("--build", type=Path, help="a finished build's work directory: estimate "
+                    "the file count of a paper-scale build from it, then stop")
     ap.add_argument("--scheduler-jobs", type=int, default=0,
                     help="also time greedy vs ILP on this many ready trivial jobs")
     args = ap.parse_args()
+    if args.build:
+        file_count_estimate(args.build)
+        return
     base = args.keep or Path(tempfile.mkdtemp(prefix="dag_scale_"))
     base.mkdir(parents=True, exist_ok=True)
     if args.scheduler_jobs:

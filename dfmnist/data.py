@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import polars as pl
 import torch
 from torch.utils.data import Dataset
 
-from dfmnist.frames import frame_paths
+from dfmnist.frames import FrameTar
 
 
 class FrameDataset(Dataset):
     """One item per extracted frame: (image tensor 3xSxS in [0, 1], target, video index).
 
     target follows the paper: real = 1, fake = 0. `root` is the workflow directory that the
-    manifest's relative paths start from.
+    manifest's relative paths start from. Frames are read straight from each video's frames
+    tar (dfmnist.frames): the tars' member offsets are read once here, then each item is one
+    positioned read and a PNG decode, in whichever worker process asks for it.
     """
 
     def __init__(self, manifest: str | Path | pl.DataFrame, split: str | None = None,
@@ -39,22 +40,20 @@ class FrameDataset(Dataset):
         self.size = int(size)
         self.root = Path(root)
         self.transform = transform
-        self.items: list[tuple[Path, int, int]] = []
+        self.items: list[tuple[FrameTar, int, int, int]] = []  # (tar, frame, target, video)
         for v, row in enumerate(self.videos.iter_rows(named=True)):
-            for path in frame_paths(row["frames_dir"], row["frame_indices"], self.size):
-                self.items.append((self.root / path, int(row["target"]), v))
-        if self.items and not self.items[0][0].is_file():
-            raise FileNotFoundError(f"no frames of size {self.size} at {self.items[0][0]}")
+            frames = FrameTar(self.root / row["frames_dir"])
+            for j in row["frame_indices"]:
+                if not self.items:
+                    frames.png(j, self.size)  # a size that was not extracted fails here
+                self.items.append((frames, int(j), int(row["target"]), v))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        path, target, video = self.items[index]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FileNotFoundError(f"cannot read frame {path}")
-        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        frames, frame, target, video = self.items[index]
+        rgb = frames.rgb(frame, self.size)
         tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 255.0
         if self.transform is not None:
             tensor = self.transform(tensor)

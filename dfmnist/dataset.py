@@ -132,6 +132,7 @@ def dataset_card(manifest: pl.DataFrame, spoof_rates: pl.DataFrame, config: dict
     for r in spoof_rates.iter_rows(named=True):
         lines.append(f"| {r['action']} | {r['providers']} | {r['candidates']} | {r['passed']} | "
                      f"{r['spoof_rate']:.2f} | {r['accepted']} | {r['shortfall']} |")
-    lines += ["", "Frames: `frames_dir/{size}/{frame:04d}.png`; paths are relative to the "
-              "workflow directory.", ""]
+    lines += ["", "Frames: one tar per video, `frames_dir/frames.tar`, in WebDataset layout "
+              "(members `{frame:04d}.{size}.png`; `dfmnist.data.FrameDataset` reads it); paths "
+              "are relative to the workflow directory.", ""]
     return "\n".join(lines)

@@ -1,13 +1,22 @@
-"""Frame extraction: sampled frames per video at the sizes detectors use, as integer-named PNGs.
+"""Frame extraction: sampled frames per video at the sizes detectors use, as PNGs in one tar.
 
 The videos are 256x256 face crops (VoxCeleb framing), so a detector's input is the frame
 resized: 256 for MesoNet and Xception, 224 for ResNet, 299 optionally, as in the paper.
-Each size gets its own folder: `{frames_dir}/{size}/{frame:04d}.png`.
+
+A video's frames are one file, `{frames_dir}/frames.tar`, in WebDataset layout: one sample per
+frame, its files `{frame:04d}.{size}.png` side by side (uncompressed members, so a loader reads
+a frame with one positioned read, see `FrameTar`). One file per video instead of one per frame
+and size keeps a paper-scale build within a cluster volume's file quota; the PNG files that
+the DeepfakeBench export needs are written into the export only.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import tarfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,6 +28,10 @@ from dfmnist.store import Store, content_key
 log = logging.getLogger(__name__)
 
 FRAMES = "frames"
+#: The file of a frames item.
+FRAMES_TAR = "frames.tar"
+#: Bump when the item's layout changes, so stored frames are rebuilt.
+LAYOUT = "webdataset-tar-1"
 
 
 def uniform_indices(n_frames: int, count: int) -> np.ndarray:
@@ -49,7 +62,7 @@ def extract_shard(videos: pl.DataFrame, sampling: dict, store: Store) -> pl.Data
     """Frames of each video (columns video_id, variant, path, sha256) into the store."""
     sizes = [int(s) for s in sampling["sizes"]]
     settings = {"sampling": sampling.get("sampling", "uniform"), "count": sampling.get("count"),
-                "k": sampling.get("k"), "sizes": sizes}
+                "k": sampling.get("k"), "sizes": sizes, "layout": LAYOUT}
     rows = []
     for i, video in enumerate(videos.iter_rows(named=True), start=1):
         key = content_key(FRAMES, video["sha256"], settings)
@@ -59,12 +72,7 @@ def extract_shard(videos: pl.DataFrame, sampling: dict, store: Store) -> pl.Data
             idx = sample_indices(len(decoded), sampling)
             with store.build(FRAMES, key, {"video_id": video["video_id"],
                                            "indices": idx.tolist(), "sizes": sizes}) as tmp:
-                for size in sizes:
-                    (tmp / str(size)).mkdir()
-                    for j in idx:
-                        frame = resize_square(decoded.frames[j], size)
-                        cv2.imwrite(str(tmp / str(size) / f"{j:04d}.png"),
-                                    cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                write_frame_tar(tmp / FRAMES_TAR, decoded.frames, idx, sizes)
         folder = store.item_dir(FRAMES, key)
         indices = store.meta(FRAMES, key)["indices"]
         log.info("[%d/%d] %s/%s: %d frames x %d sizes%s", i, videos.height, video["variant"],
@@ -77,6 +85,60 @@ def extract_shard(videos: pl.DataFrame, sampling: dict, store: Store) -> pl.Data
     })
 
 
-def frame_paths(frames_dir: str, indices: list[int], size: int) -> list[str]:
-    """The image files of one video's frames at one size."""
-    return [f"{frames_dir}/{size}/{j:04d}.png" for j in indices]
+def frame_member(index: int, size: int) -> str:
+    """The tar member of frame `index` at `size` (WebDataset: sample key, then extension)."""
+    return f"{int(index):04d}.{int(size)}.png"
+
+
+def write_frame_tar(path: Path, frames: np.ndarray, indices: np.ndarray, sizes: list[int]
+                    ) -> None:
+    """Frames `indices` of `frames` (RGB) at each size, as PNG members, sample by sample."""
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for j in indices:
+            for size in sizes:
+                frame = cv2.cvtColor(resize_square(frames[j], size), cv2.COLOR_RGB2BGR)
+                ok, png = cv2.imencode(".png", frame)
+                if not ok:
+                    raise ValueError(f"cannot encode frame {j} at {size}")
+                info = tarfile.TarInfo(frame_member(j, size))
+                info.size = len(png)
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(png.tobytes()))
+
+
+class FrameTar:
+    """Where each member of a frames tar lies (offset, size), read from its headers once, so a
+    frame is one positioned read of its PNG bytes."""
+
+    def __init__(self, frames_dir: str | Path) -> None:
+        self.path = Path(frames_dir) / FRAMES_TAR
+        with tarfile.open(self.path, "r:") as tar:
+            self.members = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+
+    def png(self, index: int, size: int) -> bytes:
+        """The PNG bytes of frame `index` at `size`."""
+        name = frame_member(index, size)
+        if name not in self.members:
+            raise FileNotFoundError(f"no frame {index} of size {size} in {self.path}")
+        offset, length = self.members[name]
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+        if len(data) != length:
+            raise ValueError(f"{self.path} is truncated at {name}")
+        return data
+
+    def rgb(self, index: int, size: int) -> np.ndarray:
+        """Frame `index` at `size` as RGB uint8."""
+        image = cv2.imdecode(np.frombuffer(self.png(index, size), np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"cannot decode frame {index} of size {size} in {self.path}")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_frames(frames_dir: str | Path, indices: list[int], size: int) -> np.ndarray:
+    """One video's frames `indices` at `size`, RGB uint8 (n, size, size, 3)."""
+    frames = FrameTar(frames_dir)
+    return np.stack([frames.rgb(j, size) for j in indices])

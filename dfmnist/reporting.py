@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import polars as pl
 
-from dfmnist.frames import frame_paths
+from dfmnist.frames import FrameTar
 
 
 def _inline(text: str) -> str:
@@ -81,8 +81,8 @@ def sample_frames_grid(manifest: pl.DataFrame, root: str | Path = ".", size: int
                 continue
             r = row.row(0, named=True)
             idx = r["frame_indices"][len(r["frame_indices"]) // 2]
-            (path,) = frame_paths(r["frames_dir"], [idx], size)
-            image = cv2.imread(str(root / path), cv2.IMREAD_COLOR)
+            image = cv2.cvtColor(FrameTar(root / r["frames_dir"]).rgb(idx, size),
+                                 cv2.COLOR_RGB2BGR)
             image = cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA)
             name = f"{variant} {r['label']}" + (f" {r['action']}" if r["action"] else "")
             cv2.rectangle(image, (0, 0), (tile, 16), (0, 0, 0), -1)

@@ -1,8 +1,8 @@
 """Compression, frame extraction and source scoring on real encoded video."""
 
+import tarfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import polars as pl
 import pytest
@@ -14,7 +14,13 @@ from dfmnist.compress import (
     quality_against,
     variants_from_config,
 )
-from dfmnist.frames import extract_shard, frame_paths, sample_indices, uniform_indices
+from dfmnist.frames import (
+    FrameTar,
+    extract_shard,
+    read_frames,
+    sample_indices,
+    uniform_indices,
+)
 from dfmnist.io import Encoding, read_video, sha256_file, write_video
 from dfmnist.sources import score_clip, select_sources
 from dfmnist.store import Store
@@ -70,15 +76,24 @@ def test_frames_are_sampled_resized_and_integer_named(tmp_path: Path, real_clip:
     table = extract_shard(videos, sampling, Store(tmp_path))
     indices = table["frame_indices"][0].to_list()
     assert indices == [0, 10, 19, 29]
+    frames_dir = Path(table["frames_dir"][0])
+    assert sorted(p.name for p in frames_dir.iterdir()) == ["frames.tar", "meta.json"]
+    # WebDataset layout (webdataset/tariterators.py: a member's sample key is its path up to
+    # the first dot of its base name, the rest its field; a sample ends where the key changes,
+    # so a sample's members must be adjacent): one sample per frame, one field per size
+    with tarfile.open(frames_dir / "frames.tar") as tar:
+        names = tar.getnames()
+    keys = [n.split(".", 1)[0] for n in names]
+    assert [k for i, k in enumerate(keys) if i == 0 or k != keys[i - 1]] == \
+        ["0000", "0010", "0019", "0029"]
+    assert {n.split(".", 1)[1] for n in names} == {"144.png", "64.png"}
     for size in (144, 64):
-        paths = frame_paths(table["frames_dir"][0], indices, size)
-        assert [Path(p).name for p in paths] == ["0000.png", "0010.png", "0019.png", "0029.png"]
-        assert all(cv2.imread(p).shape == (size, size, 3) for p in paths)
+        assert read_frames(frames_dir, indices, size).shape == (4, size, size, 3)
     # the full-size frame is the decoded frame itself (lossless PNG)
     decoded = read_video(real_clip).frames[10]
-    first = cv2.cvtColor(cv2.imread(frame_paths(table["frames_dir"][0], [10], 144)[0]),
-                         cv2.COLOR_BGR2RGB)
-    assert np.array_equal(first, decoded)
+    assert np.array_equal(FrameTar(frames_dir).rgb(10, 144), decoded)
+    with pytest.raises(FileNotFoundError, match="no frame 11 of size 144"):
+        FrameTar(frames_dir).png(11, 144)
 
 
 def test_score_clip_picks_a_face_frame(tmp_path: Path, real_clip: Path, detector):

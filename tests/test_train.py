@@ -17,6 +17,7 @@ import torchvision
 import yaml
 
 from dfmnist.data import FrameDataset
+from dfmnist.frames import FRAMES_TAR, write_frame_tar
 from dfmnist.io import read_video
 from dfmnist.store import Store
 from dfmnist.tps import border_anchors, warp_image
@@ -221,7 +222,8 @@ def real_frames(tmp_path_factory, astronaut, grace_hopper,
     for identity, image in sources.items():
         for label in ("real", "fake"):
             frames_dir = f"{identity}_{label}"
-            (root / frames_dir / "256").mkdir(parents=True)
+            (root / frames_dir).mkdir(parents=True)
+            frames = []
             for index in (0, 1):
                 frame = np.roll(cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA),
                                 8 * index, axis=1)
@@ -231,8 +233,8 @@ def real_frames(tmp_path_factory, astronaut, grace_hopper,
                     frame = warp_image(frame, np.vstack([anchors, moved]),
                                        np.vstack([anchors, inner]))
                     frame = cv2.GaussianBlur(frame, (0, 0), 1.5)
-                cv2.imwrite(str(root / frames_dir / "256" / f"{index:04d}.png"),
-                            cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                frames.append(frame)
+            write_frame_tar(root / frames_dir / FRAMES_TAR, np.stack(frames), [0, 1], [256])
             rows.append({"video_id": f"{label}/{identity}", "variant": "raw", "label": label,
                          "target": int(label == "real"), "identity": identity,
                          "action": None if label == "real" else "yaw",

@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from dfmnist.faces import FaceDetector, FaceTrack, track_from_detections
-from dfmnist.frames import frame_paths
+from dfmnist.frames import read_frames
 from dfmnist.store import Store, content_key
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,7 @@ def annotate_shard(frames: pl.DataFrame, size: int, detector: FaceDetector,
         computed = not store.has(ANNOTATIONS, key)
         if computed:
             indices = list(video["frame_indices"])
-            images = np.stack([cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB)
-                               for p in frame_paths(video["frames_dir"], indices, size)])
+            images = read_frames(video["frames_dir"], indices, size)
             track = track_from_detections(detector.detect(images),
                                           min_prob=float(settings["min_prob"]))
             boxes, landmarks, how = face_geometry(track, size)

@@ -28,7 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from dfmnist.exports.common import atomic_dir, link, video_name
-from dfmnist.frames import frame_paths
+from dfmnist.frames import FrameTar
 
 SPLITS = ("train", "val", "test")
 #: Names DeepfakeBench's loader handles as FaceForensics++ (compression read from the JSON).
@@ -78,8 +78,10 @@ def safe_video_name(row: dict) -> str:
 
 
 def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: str,
-                       prefix: str, size: int, blank: str) -> tuple[dict, list[tuple[str, str]]]:
-    """{stem: JSON tree} per variant, and the (store file, export path) links to make.
+                       prefix: str, size: int, blank: str
+                       ) -> tuple[dict, list[tuple[str | tuple[str, int, int], str]]]:
+    """{stem: JSON tree} per variant, and the files to place: (store file to link, or
+    (frames_dir, frame, size) of a frame to write out of its tar, export path).
 
     Export paths are relative to the export folder's `rgb/` parent with `{prefix}` replaced
     by `rgb`; the JSON holds them under `prefix`.
@@ -90,7 +92,7 @@ def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: 
     ann = {(r["video_id"], r["variant"]): r["annotations_dir"]
            for r in annotations.iter_rows(named=True)}
     trees: dict[str, dict] = {}
-    links: list[tuple[str, str]] = []
+    links: list[tuple[str | tuple[str, int, int], str]] = []  # (file or frame, where)
     for variant in sorted(set(manifest["variant"])):
         stem = f"{name}_{variant}"
         tree = {label: {s: {} for s in SPLITS} for label in labels.values()}
@@ -105,10 +107,10 @@ def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: 
             if ann_dir is None:
                 raise ValueError(f"no face annotations for {variant}/{row['video_id']}")
             entry = {"label": label, "frames": [], "masks": [], "landmarks": []}
-            sources = frame_paths(row["frames_dir"], row["frame_indices"], size)
-            for j, frame in zip(row["frame_indices"], sources, strict=True):
+            for j in row["frame_indices"]:
                 for kind, src, ext in (
-                    ("frames", frame, "png"),
+                    # a frame is a member of its video's frames tar: written out as a file
+                    ("frames", (row["frames_dir"], j, size), "png"),
                     ("masks", blank if row["label"] == "real" else f"{ann_dir}/{j:04d}.png",
                      "png"),
                     ("landmarks", f"{ann_dir}/{j:04d}.npy", "npy"),
@@ -127,9 +129,17 @@ def write_deepfakebench(manifest: pl.DataFrame, annotations: pl.DataFrame, out_d
     trees, links = deepfakebench_tree(manifest, annotations, name, prefix.rstrip("/"), size,
                                       blank)
     generators = sorted(set(manifest["generator"].drop_nulls()))
+    tars: dict[str, FrameTar] = {}
     with atomic_dir(out_dir) as tmp:
         for src, rel in links:
-            link(src, tmp / rel)
+            if isinstance(src, tuple):
+                frames_dir, index, frame_size = src
+                if frames_dir not in tars:
+                    tars = {frames_dir: FrameTar(frames_dir)}  # one video's frames at a time
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(tars[frames_dir].png(index, frame_size))
+            else:
+                link(src, tmp / rel)
         (tmp / "dataset_json").mkdir()
         counts = {}
         for stem, tree in trees.items():

@@ -68,15 +68,13 @@ def pick_frames(manifest: pl.DataFrame, variant: str, count: int) -> pl.DataFram
 def cam_grid(model: Detector, chosen: pl.DataFrame, size: int, root: str | Path = ".",
              tile: int = 192) -> tuple[np.ndarray, pl.DataFrame]:
     """Frames (top row) over their maps (bottom row), labelled; and each frame's P(real)."""
-    from dfmnist.frames import frame_paths
+    from dfmnist.frames import FrameTar
     from dfmnist.train.experiments import _resize_to
 
     resize = _resize_to(model.net.input_size if hasattr(model.net, "input_size") else size)
     images, originals = [], []
     for row in chosen.iter_rows(named=True):
-        (path,) = frame_paths(row["frames_dir"], [row["frame"]], size)
-        bgr = cv2.imread(str(Path(root) / path), cv2.IMREAD_COLOR)
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = FrameTar(Path(root) / row["frames_dir"]).rgb(row["frame"], size)
         originals.append(rgb)
         images.append(resize(torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float() / 255.0))
     batch = torch.stack(images)
