@@ -143,16 +143,30 @@ def compare_schedulers(base: Path, jobs: int) -> None:
 
 #: Paper-scale item counts (DeepFake MNIST+): every VoxCeleb1 clip scored, 5 takes x 10
 #: actions, 10,000 accepted fakes generated at plan.oversample 1.5, and 10,000 fakes + 10,000
-#: reals in 3 compression variants (raw, c23, c40).
-PAPER = {"clips": 153_516, "takes": 50, "generated": 15_000, "videos": 60_000}
-#: What each store kind's item count grows with.
+#: reals in 3 compression variants (raw, c23, c40), 8 frames per video (targets.frames.count)
+#: at 2 sizes.
+PAPER = {"clips": 153_516, "takes": 50, "generated": 15_000, "videos": 60_000, "frames": 8,
+         "sizes": 2}
+#: What each store kind's item count grows with; per-frame kinds also grow with the frames
+#: per video (a file per frame).
 KIND_GROWS_WITH = {"source_frame": "clips", "source_video": "clips", "driving_take": "takes",
                    "fake": "generated", "compressed": "videos", "frames": "videos",
-                   "annotations": "videos", "annotation_blank": None, "detector": None}
+                   "face_annotations": "videos"}
+PER_FRAME = {"face_annotations", "deepfakebench"}
 
 
-def count_files(folder: Path) -> int:
-    return sum(len(files) for _, _, files in os.walk(folder)) if folder.is_dir() else 0
+def count_files(folder: Path, seen: set[tuple[int, int]] | None = None) -> int:
+    """Files under `folder` that hold an inode not in `seen` (a hard link into the store
+    costs a volume no inode), adding theirs to `seen`."""
+    seen = set() if seen is None else seen
+    count = 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            info = os.lstat(os.path.join(dirpath, name))
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                count += 1
+    return count
 
 
 def file_count_estimate(workdir: Path) -> None:
@@ -160,34 +174,51 @@ def file_count_estimate(workdir: Path) -> None:
     import polars as pl
 
     results = workdir / "results"
+    dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
     demo = {
         "clips": pl.read_parquet(results / "manifests" / "sources.parquet").height,
         "takes": pl.read_parquet(results / "manifests" / "driving.parquet").height,
         "generated": len(list((results / "store" / "fake").glob("*/*"))),
-        "videos": pl.read_parquet(results / "dataset" / "dataset.parquet").height,
+        "videos": dataset.height,
     }
-    print(f"build {workdir}: {demo}")
+    frames = float(dataset["n_frames"].mean())
+    print(f"build {workdir}: {demo}, {frames:g} frames per video")
+
+    def scaled(files: int, grows: str | None, name: str) -> int:
+        if grows is None:
+            return files
+        per_item = files / max(demo[grows], 1)
+        if name in PER_FRAME:
+            per_item *= PAPER["frames"] / frames
+        return round(per_item * PAPER[grows])
+
     total = 0
-    for kind_dir in sorted((results / "store").iterdir()):
+    seen: set[tuple[int, int]] = set()
+    for kind_dir in sorted(p for p in (results / "store").iterdir() if p.name != ".staging"):
         items = len(list(kind_dir.glob("*/*")))
-        files = count_files(kind_dir)
-        grows = KIND_GROWS_WITH.get(kind_dir.name)
-        paper = files if grows is None else round(files / max(demo[grows], 1) * PAPER[grows])
+        files = count_files(kind_dir, seen)
+        paper = scaled(files, KIND_GROWS_WITH.get(kind_dir.name), kind_dir.name)
         total += paper
         print(f"  store/{kind_dir.name:<16} {items:>5} items {files:>6} files "
               f"({files / max(items, 1):.1f} per item) -> paper scale {paper:>10,}")
-    # outside the store: shard tables and logs grow with shards, the exports with videos
+    exports = 0
     for name in ("deepfakebench", "faceforensics"):
-        files = count_files(results / name)
-        paper = round(files / max(demo["videos"], 1) * PAPER["videos"])
-        total += paper
-        print(f"  {name:<22} {files:>6} files -> paper scale {paper:>10,}")
-    # the demo's own inputs (results/demo) stand in for the user's data: not counted
-    rest = count_files(results) - count_files(results / "store") - sum(
-        count_files(results / n) for n in ("deepfakebench", "faceforensics", "demo"))
+        files = count_files(results / name, seen)  # new inodes only (not the store's links)
+        paper = scaled(files, "videos", name)
+        exports += paper
+        print(f"  {name:<22} {files:>6} new files -> paper scale {paper:>10,}")
+    # outside the store: shard tables and logs grow with shards; the demo's own inputs
+    # (results/demo) stand in for the user's data and are not counted
+    for name in ("store", "deepfakebench", "faceforensics", "demo"):
+        count_files(results / name, seen)
+    rest = count_files(results, seen)
     meta = count_files(workdir / ".snakemake" / "metadata")
     print(f"  other results files {rest}, .snakemake/metadata {meta} (grow with shards)")
-    print(f"paper-scale build: about {total + rest + meta:,} files")
+    print(f"paper-scale build: about {total + exports + rest + meta:,} files (inodes), "
+          f"{total + rest + meta:,} without the exports")
+    png = PAPER["videos"] * (1 + PAPER["frames"] * PAPER["sizes"])
+    print(f"  (frames as one PNG per frame and size, as before: store/frames alone "
+          f"{png:,} files instead of {PAPER['videos'] * 2:,})")
 
 
 def main() -> None:
