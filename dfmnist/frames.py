@@ -4,18 +4,16 @@ The videos are 256x256 face crops (VoxCeleb framing), so a detector's input is t
 resized: 256 for MesoNet and Xception, 224 for ResNet, 299 optionally, as in the paper.
 
 A video's frames are one file, `{frames_dir}/frames.tar`, in WebDataset layout: one sample per
-frame, its files `{frame:04d}.{size}.png` side by side (uncompressed members, so a loader reads
-a frame with one positioned read, see `FrameTar`). One file per video instead of one per frame
-and size keeps a paper-scale build within a cluster volume's file quota; the PNG files that
-the DeepfakeBench export needs are written into the export only.
+frame, its files `{frame:04d}.{size}.png` side by side (uncompressed members, so a loader
+reads a frame with one positioned read, see `FrameTar` and dfmnist.tars). One file per video
+instead of one per frame and size keeps a paper-scale build within a cluster volume's file
+quota; the PNG files that the DeepfakeBench export needs are written into the export only.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import os
-import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -24,6 +22,7 @@ import polars as pl
 
 from dfmnist.io import read_video
 from dfmnist.store import Store, content_key
+from dfmnist.tars import MemberTar, write_tar
 
 log = logging.getLogger(__name__)
 
@@ -93,42 +92,31 @@ def frame_member(index: int, size: int) -> str:
 def write_frame_tar(path: Path, frames: np.ndarray, indices: np.ndarray, sizes: list[int]
                     ) -> None:
     """Frames `indices` of `frames` (RGB) at each size, as PNG members, sample by sample."""
-    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+
+    def members() -> Iterator[tuple[str, bytes]]:
         for j in indices:
             for size in sizes:
                 frame = cv2.cvtColor(resize_square(frames[j], size), cv2.COLOR_RGB2BGR)
                 ok, png = cv2.imencode(".png", frame)
                 if not ok:
                     raise ValueError(f"cannot encode frame {j} at {size}")
-                info = tarfile.TarInfo(frame_member(j, size))
-                info.size = len(png)
-                info.mode = 0o644
-                tar.addfile(info, io.BytesIO(png.tobytes()))
+                yield frame_member(j, size), png.tobytes()
+
+    write_tar(path, members())
 
 
-class FrameTar:
-    """Where each member of a frames tar lies (offset, size), read from its headers once, so a
-    frame is one positioned read of its PNG bytes."""
+class FrameTar(MemberTar):
+    """One video's frames tar: a frame is one positioned read of its PNG bytes."""
 
     def __init__(self, frames_dir: str | Path) -> None:
-        self.path = Path(frames_dir) / FRAMES_TAR
-        with tarfile.open(self.path, "r:") as tar:
-            self.members = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+        super().__init__(Path(frames_dir) / FRAMES_TAR)
 
     def png(self, index: int, size: int) -> bytes:
         """The PNG bytes of frame `index` at `size`."""
         name = frame_member(index, size)
         if name not in self.members:
             raise FileNotFoundError(f"no frame {index} of size {size} in {self.path}")
-        offset, length = self.members[name]
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            data = os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
-        if len(data) != length:
-            raise ValueError(f"{self.path} is truncated at {name}")
-        return data
+        return self.read(name)
 
     def rgb(self, index: int, size: int) -> np.ndarray:
         """Frame `index` at `size` as RGB uint8."""

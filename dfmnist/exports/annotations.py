@@ -2,7 +2,9 @@
 
 For every extracted frame at one size, MTCNN's five landmarks (left eye, right eye, nose,
 mouth left, mouth right; (5, 2) float32 pixel coordinates of that frame) go to
-`{frame:04d}.npy`, and a binary mask of the animated face region to `{frame:04d}.png`.
+`{frame:04d}.landmarks.npy`, and a binary mask of the animated face region to
+`{frame:04d}.mask.png`, all members of one tar per video (`annotations.tar`, WebDataset layout,
+dfmnist.tars): the DeepfakeBench export writes them out as the files its loader reads.
 
 The mask is the filled ellipse inscribed in MTCNN's face box of that frame (brows to chin,
 cheek to cheek), joined with the convex hull of the five landmarks: the face that an
@@ -18,6 +20,7 @@ item's metadata says which frames were detected, filled or templated.
 
 from __future__ import annotations
 
+import io
 import logging
 
 import cv2
@@ -27,11 +30,24 @@ import polars as pl
 from dfmnist.faces import FaceDetector, FaceTrack, track_from_detections
 from dfmnist.frames import read_frames
 from dfmnist.store import Store, content_key
+from dfmnist.tars import write_tar
 
 log = logging.getLogger(__name__)
 
 ANNOTATIONS = "face_annotations"
 BLANK = "blank_mask"
+#: The file of an annotations item.
+ANNOTATIONS_TAR = "annotations.tar"
+#: Bump when the item's layout changes, so stored annotations are rebuilt.
+LAYOUT = "webdataset-tar-1"
+
+
+def mask_member(index: int) -> str:
+    return f"{int(index):04d}.mask.png"
+
+
+def landmarks_member(index: int) -> str:
+    return f"{int(index):04d}.landmarks.npy"
 
 #: ArcFace's five-point template in a 112x112 aligned face (eyes, nose, mouth corners).
 TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -71,7 +87,7 @@ def annotate_shard(frames: pl.DataFrame, size: int, detector: FaceDetector,
     frame_indices) at `size`; `settings` are the detector's (they enter the content key)."""
     rows = []
     for i, video in enumerate(frames.iter_rows(named=True), start=1):
-        key = content_key(ANNOTATIONS, video["key"], size, settings)
+        key = content_key(ANNOTATIONS, video["key"], size, settings, LAYOUT)
         computed = not store.has(ANNOTATIONS, key)
         if computed:
             indices = list(video["frame_indices"])
@@ -84,10 +100,15 @@ def annotate_shard(frames: pl.DataFrame, size: int, detector: FaceDetector,
                             video["variant"], video["video_id"])
             meta = {"video_id": video["video_id"], "size": size, "indices": indices,
                     "landmarks": "mtcnn-5", "how": how}
+            members = []
+            for j, box, points in zip(indices, boxes, landmarks, strict=True):
+                npy = io.BytesIO()
+                np.save(npy, points.astype(np.float32))
+                members.append((landmarks_member(j), npy.getvalue()))
+                members.append((mask_member(j),
+                                cv2.imencode(".png", face_mask(box, points, size))[1].tobytes()))
             with store.build(ANNOTATIONS, key, meta) as tmp:
-                for j, box, points in zip(indices, boxes, landmarks, strict=True):
-                    np.save(tmp / f"{j:04d}.npy", points.astype(np.float32))
-                    cv2.imwrite(str(tmp / f"{j:04d}.png"), face_mask(box, points, size))
+                write_tar(tmp / ANNOTATIONS_TAR, members)
         meta = store.meta(ANNOTATIONS, key)
         log.info("[%d/%d] %s/%s: %d frames annotated%s", i, frames.height, video["variant"],
                  video["video_id"], len(meta["indices"]), "" if computed else " (reused)")

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import polars as pl
 
+from dfmnist.exports.annotations import ANNOTATIONS_TAR, landmarks_member, mask_member
 from dfmnist.exports.common import atomic_dir, link, video_name
-from dfmnist.frames import FrameTar
+from dfmnist.frames import FRAMES_TAR, frame_member
+from dfmnist.tars import MemberTar
 
 SPLITS = ("train", "val", "test")
 #: Names DeepfakeBench's loader handles as FaceForensics++ (compression read from the JSON).
@@ -79,9 +81,9 @@ def safe_video_name(row: dict) -> str:
 
 def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: str,
                        prefix: str, size: int, blank: str
-                       ) -> tuple[dict, list[tuple[str | tuple[str, int, int], str]]]:
+                       ) -> tuple[dict, list[tuple[str | tuple[str, str], str]]]:
     """{stem: JSON tree} per variant, and the files to place: (store file to link, or
-    (frames_dir, frame, size) of a frame to write out of its tar, export path).
+    (tar, member) to write out, export path).
 
     Export paths are relative to the export folder's `rgb/` parent with `{prefix}` replaced
     by `rgb`; the JSON holds them under `prefix`.
@@ -92,7 +94,7 @@ def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: 
     ann = {(r["video_id"], r["variant"]): r["annotations_dir"]
            for r in annotations.iter_rows(named=True)}
     trees: dict[str, dict] = {}
-    links: list[tuple[str | tuple[str, int, int], str]] = []  # (file or frame, where)
+    links: list[tuple[str | tuple[str, str], str]] = []  # (file or (tar, member), where)
     for variant in sorted(set(manifest["variant"])):
         stem = f"{name}_{variant}"
         tree = {label: {s: {} for s in SPLITS} for label in labels.values()}
@@ -108,12 +110,14 @@ def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: 
                 raise ValueError(f"no face annotations for {variant}/{row['video_id']}")
             entry = {"label": label, "frames": [], "masks": [], "landmarks": []}
             for j in row["frame_indices"]:
+                # frames, masks and landmarks are tar members in the store, written out here
+                # as files; the blank mask of reals is one file, linked
                 for kind, src, ext in (
-                    # a frame is a member of its video's frames tar: written out as a file
-                    ("frames", (row["frames_dir"], j, size), "png"),
-                    ("masks", blank if row["label"] == "real" else f"{ann_dir}/{j:04d}.png",
+                    ("frames", (f"{row['frames_dir']}/{FRAMES_TAR}", frame_member(j, size)),
                      "png"),
-                    ("landmarks", f"{ann_dir}/{j:04d}.npy", "npy"),
+                    ("masks", blank if row["label"] == "real"
+                     else (f"{ann_dir}/{ANNOTATIONS_TAR}", mask_member(j)), "png"),
+                    ("landmarks", (f"{ann_dir}/{ANNOTATIONS_TAR}", landmarks_member(j)), "npy"),
                 ):
                     rel = f"{folder}/{kind}/{video}/{j:04d}.{ext}"
                     entry[kind].append(f"{prefix}/{rel}")
@@ -129,15 +133,17 @@ def write_deepfakebench(manifest: pl.DataFrame, annotations: pl.DataFrame, out_d
     trees, links = deepfakebench_tree(manifest, annotations, name, prefix.rstrip("/"), size,
                                       blank)
     generators = sorted(set(manifest["generator"].drop_nulls()))
-    tars: dict[str, FrameTar] = {}
+    tars: dict[str, MemberTar] = {}
     with atomic_dir(out_dir) as tmp:
         for src, rel in links:
             if isinstance(src, tuple):
-                frames_dir, index, frame_size = src
-                if frames_dir not in tars:
-                    tars = {frames_dir: FrameTar(frames_dir)}  # one video's frames at a time
+                tar, member = src
+                if tar not in tars:
+                    if len(tars) >= 2:  # a video's frames and annotations tars at a time
+                        tars.clear()
+                    tars[tar] = MemberTar(tar)
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / rel).write_bytes(tars[frames_dir].png(index, frame_size))
+                (tmp / rel).write_bytes(tars[tar].read(member))
             else:
                 link(src, tmp / rel)
         (tmp / "dataset_json").mkdir()
