@@ -185,7 +185,9 @@ def test_deepfakebench_loader_reads_every_export(built: Path, tmp_path: Path):
                 assert ((landmarks > 0) & (landmarks < 256)).all()
                 exported.add(hashlib.sha256(image.tobytes()).hexdigest())
             # the frames written out of the store's tars are the store's frames, pixel for pixel
-            stored = {hashlib.sha256(f.tobytes()).hexdigest() for r in rows.iter_rows(named=True)
+            # (load_item reads BGR, as cv2 does; the store's reader gives RGB)
+            stored = {hashlib.sha256(np.ascontiguousarray(f[..., ::-1]).tobytes()).hexdigest()
+                      for r in rows.iter_rows(named=True)
                       for f in read_frames(built / r["frames_dir"], r["frame_indices"], 256)}
             assert exported == stored
         for label in tree[stem]:
