@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -10,6 +11,13 @@ import torch
 from torch.utils.data import Dataset
 
 from dfmnist.frames import FrameTar
+
+
+class FrameRef(NamedTuple):
+    """Where one item's frame is: its video's frames tar and the frame's index."""
+
+    frames: FrameTar
+    index: int
 
 
 class FrameDataset(Dataset):
@@ -40,20 +48,20 @@ class FrameDataset(Dataset):
         self.size = int(size)
         self.root = Path(root)
         self.transform = transform
-        self.items: list[tuple[FrameTar, int, int, int]] = []  # (tar, frame, target, video)
+        self.items: list[tuple[FrameRef, int, int]] = []  # (frame, target, video index)
         for v, row in enumerate(self.videos.iter_rows(named=True)):
             frames = FrameTar(self.root / row["frames_dir"])
             for j in row["frame_indices"]:
                 if not self.items:
                     frames.png(j, self.size)  # a size that was not extracted fails here
-                self.items.append((frames, int(j), int(row["target"]), v))
+                self.items.append((FrameRef(frames, int(j)), int(row["target"]), v))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        frames, frame, target, video = self.items[index]
-        rgb = frames.rgb(frame, self.size)
+        ref, target, video = self.items[index]
+        rgb = ref.frames.rgb(ref.index, self.size)
         tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 255.0
         if self.transform is not None:
             tensor = self.transform(tensor)

@@ -132,7 +132,7 @@ def test_exports_agree_with_the_manifest(built: Path):
     assert image.shape == (3, 224, 224) and 0 <= float(image.min()) < float(image.max()) <= 1
     expected = dataset.filter((pl.col("split") == "train") & (pl.col("variant") == "c40"))
     assert len(train) == expected["n_frames"].sum()
-    assert sorted({target for *_, target, _ in train.items}) == sorted(set(expected["target"]))
+    assert sorted({t for _, t, _ in train.items}) == sorted(set(expected["target"]))
 
 
 def deepfakebench_checkout(built: Path, root: Path) -> dict[str, int]:

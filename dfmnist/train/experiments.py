@@ -107,7 +107,7 @@ class MixedQuality(Dataset):
 
     def __init__(self, datasets: list[FrameDataset], seed: int) -> None:
         # item i must be the same frame of the same video in every variant
-        layouts = [[(d.videos["video_id"][v], p.name) for p, _, v in d.items]
+        layouts = [[(d.videos["video_id"][v], ref.index) for ref, _, v in d.items]
                    for d in datasets]
         if any(layout != layouts[0] for layout in layouts[1:]):
             raise ValueError("the variants do not hold the same frames of the same videos")
@@ -232,7 +232,7 @@ def frame_table(dataset: FrameDataset, scores: np.ndarray) -> pl.DataFrame:
     videos = dataset.videos.with_row_index("video_index")
     frames = pl.DataFrame({
         "video_index": [v for _, _, v in dataset.items],
-        "frame": [int(p.stem) for p, _, _ in dataset.items],
+        "frame": [ref.index for ref, _, _ in dataset.items],
         "score": np.asarray(scores, float),
     }, schema={"video_index": pl.UInt32, "frame": pl.Int64, "score": pl.Float64})
     return frames.join(videos.select("video_index", "variant", "video_id", "label", "action",
