@@ -241,13 +241,15 @@ def main() -> None:
     real = [s for s in args.real.split(",") if s]
     print(f"{'size':>6} {'clips':>8} {'takes':>6} {'what':<14} {'jobs':>6} {'wall s':>8} "
           f"{'peak MB':>8}")
-    for size in args.sizes.split(","):
+    for size in [s for s in args.sizes.split(",") if s]:
         clips, takes = SIZES[size]
         root = base / size
         workdir = root / "work"
         if not (root / "driving").exists():
             shutil.rmtree(root, ignore_errors=True)
             build_tree(root, clips, takes, actions, clip, take)
+        if size in real:  # a real run starts from nothing built
+            shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
         config = write_config(workdir, root, clips, takes, args.clips_per_shard,
                               args.takes_per_shard)
