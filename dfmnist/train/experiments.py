@@ -121,9 +121,10 @@ class MixedQuality(Dataset):
         return self.datasets[int(self.rng.integers(len(self.datasets)))][index]
 
 
-def frame_size(model: str, sizes: list[int]) -> int:
-    """The extracted frame size to read for `model`: its own, else the nearest larger one."""
-    want = MODELS[model].input_size
+def frame_size(model: str, sizes: list[int], input_size: int | None = None) -> int:
+    """The extracted frame size to read for `model` (at `input_size`, else its own): that size,
+    else the nearest larger one."""
+    want = input_size or MODELS[model].input_size
     if want in sizes:
         return want
     larger = [s for s in sizes if s >= want]
@@ -139,9 +140,11 @@ def _resize_to(size: int):
     return transform
 
 
-def frame_dataset(table: pl.DataFrame, model: str, sizes: list[int], root: Path) -> FrameDataset:
-    return FrameDataset(table, size=frame_size(model, sizes), root=root,
-                        transform=_resize_to(MODELS[model].input_size))
+def frame_dataset(table: pl.DataFrame, model: str, sizes: list[int], root: Path,
+                  input_size: int | None = None) -> FrameDataset:
+    side = input_size or MODELS[model].input_size
+    return FrameDataset(table, size=frame_size(model, sizes, side), root=root,
+                        transform=_resize_to(side))
 
 
 def _video_identity(table: pl.DataFrame) -> list[list]:
@@ -171,8 +174,9 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
     root = Path(root)
     variants = sorted(manifest["variant"].unique())
     trainset = parse_trainset(spec, variants)
-    sizes = sizes or [MODELS[model].input_size]
-    size = frame_size(model, sizes)
+    side = settings.extra.get("input_size") or MODELS[model].input_size
+    sizes = sizes or [side]
+    size = frame_size(model, sizes, side)
     train_rows = select_training_videos(manifest, trainset, settings.seed)
     val_rows = manifest.filter(pl.col("split") == "val")
     if trainset.variant is not None:
@@ -190,7 +194,7 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
     dev = resolve_device(device)
     if store.has(DETECTOR, key):
         item = store.item_dir(DETECTOR, key)
-        net = Detector(model)
+        net = Detector(model, side)
         net.load_state_dict(torch.load(item / "model.pt", map_location="cpu", weights_only=True))
         history = json.loads((item / "history.json").read_text())
         record = {**store.meta(DETECTOR, key)["record"], "reused": True}
@@ -198,11 +202,11 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
     else:
         if trainset.variant is None:
             per_variant = [frame_dataset(train_rows.filter(pl.col("variant") == v), model,
-                                         sizes, root) for v in variants]
+                                         sizes, root, side) for v in variants]
             train_ds: Dataset = MixedQuality(per_variant, settings.seed)
         else:
-            train_ds = frame_dataset(train_rows, model, sizes, root)
-        val_ds = frame_dataset(val_rows, model, sizes, root)
+            train_ds = frame_dataset(train_rows, model, sizes, root, side)
+        val_ds = frame_dataset(val_rows, model, sizes, root, side)
         log.info("training %s on %s: %d train frames (%d videos), %d val frames", model, spec,
                  len(train_ds), train_rows.height, len(val_ds))
         net, history, record = train_detector(model, train_ds, val_ds, settings, device,
@@ -219,12 +223,20 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
             (tmp / "history.json").write_text(json.dumps(history, indent=1))
         record = {**record, "reused": False}
     test_rows = manifest.filter(pl.col("split") == "test")
-    test_ds = frame_dataset(test_rows, model, sizes, root)
+    test_ds = frame_dataset(test_rows, model, sizes, root, side)
     scores = predict(net, test_ds, eval_batch, dev)
     predictions = frame_table(test_ds, scores).with_columns(
         pl.lit(model).alias("model"), pl.lit(spec).alias("trainset"),
     ).select([pl.col(c).cast(t) for c, t in PREDICTION_SCHEMA.items()])
     return predictions, history, record
+
+
+def load_detector(store: Store, record: dict) -> Detector:
+    """The trained detector of a training job's run record (its stored checkpoint)."""
+    net = Detector(record["model"], record.get("input_size"))
+    net.load_state_dict(torch.load(store.item_dir(DETECTOR, record["key"]) / "model.pt",
+                                   map_location="cpu", weights_only=True))
+    return net.eval()
 
 
 def frame_table(dataset: FrameDataset, scores: np.ndarray) -> pl.DataFrame:

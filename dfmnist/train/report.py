@@ -28,16 +28,17 @@ SOURCES = {
 def build_table(name: str, preds: pl.DataFrame, section: dict, variants: list[str],
                 actions: list[str]) -> pl.DataFrame:
     """The rows of experiment `name` from the predictions of the jobs it depends on."""
+    how = section.get("video_score", "mean")
     if name in ("table3", "table4", "table5"):
-        return getattr(tables, name)(preds, section[name]["models"], variants)
+        return getattr(tables, name)(preds, section[name]["models"], variants, how)
     if name == "per_action":
-        return tables.per_action(preds, section["per_action"]["model"], variants)
+        return tables.per_action(preds, section["per_action"]["model"], variants, how)
     if name == "single_action":
         cfg = section["single_action"]
-        return tables.single_action(preds, cfg["model"], cfg["variant"], actions)
+        return tables.single_action(preds, cfg["model"], cfg["variant"], actions, how)
     if name == "corpus_size":
         cfg = section["corpus_size"]
-        return tables.corpus_size(preds, cfg["model"], variants, cfg["fakes"])
+        return tables.corpus_size(preds, cfg["model"], variants, cfg["fakes"], how)
     raise ValueError(f"unknown experiment {name!r}")
 
 
@@ -48,8 +49,9 @@ def notes(name: str, runs: list[dict], section: dict, demo: bool, table: pl.Data
     scratch = sorted({r["model"] for r in runs if not r.get("pretrained")})
     lines = [
         "accuracy in % on the test split: `frame_acc` per frame, `video_acc` per video "
-        "(mean of its frame scores, threshold 0.5); AUC with real as the positive class "
-        "(– where the test set has one class only)",
+        f"(the {section.get('video_score', 'mean')} of its frame scores, threshold 0.5); ROC "
+        "AUC (scikit-learn) with real as the positive class (– where the test set has one "
+        "class only)",
         f"recipe: Adam lr {section['lr']:g}, betas {tuple(section['betas'])}, poly decay "
         f"(power {section['poly_power']:g}), {section['epochs']} epochs, batch "
         f"{section['batch_size']}, best epoch on the validation split",
