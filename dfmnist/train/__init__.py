@@ -47,7 +47,7 @@ DEFAULTS: dict = {
     "robustness": {"models": None, "variant": None, "levels": [0, 1, 2, 3, 4, 5],
                    "perturbations": ["gaussian_blur", "gaussian_noise", "resize", "jpeg",
                                      "reencode", "brightness", "contrast", "saturation"]},
-    "attention": {"model": "autoatt_b4", "variant": None, "frames": 6},
+    "attention": {"model": "autoatt_b4", "variant": None, "frames": None},  # None: each action
 }
 
 
