@@ -261,6 +261,13 @@ def test_ensemble_robustness_attention_on_the_tiny_demo(tmp_path, astronaut, gra
         (p, lv) for p in ("gaussian_blur", "reencode") for lv in (0, 5)}
     params = rob.filter(pl.col("level") == 5)["parameter"].cast(pl.String).sort().to_list()
     assert params == ["21"] * 5 + ["40"] * 5  # DeeperForensics-1.0's level-5 kernel and crf
+    # the perturbed frames reach the detector: MesoInception-4's scores move (the B4s, trained
+    # for one step from scratch, still score every frame alike under their initial batch-norm
+    # statistics, so their AUC here is 0.5 whatever the input)
+    scores = pl.read_parquet(tables / "robustness_scores.parquet").filter(
+        pl.col("model") == "mesoinception4").sort("perturbation", "video_id", "frame")
+    clean, hit = (scores.filter(pl.col("level") == lv)["score"] for lv in (0, 5))
+    assert (clean - hit).abs().max() > 0
     for run in (workdir / "results" / "train").glob("*_b4*/raw/run.json"):
         assert json.loads(run.read_text())["input_size"] == 64
     att = pl.read_csv(tables / "attention.csv")
