@@ -107,6 +107,9 @@ def train_triplet_stage(model: nn.Module, dataset, epochs: int, batch_size: int,
     """Train `model.embed` (model: normalisation + extractor, with `embed`) with the triplet
     loss; one row per epoch (mean loss, triplets, seconds)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the triplet stage has nothing to train: the extractor is frozen "
+                         "(remove this detector from train.freeze_backbone)")
     optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(betas))
     rng = np.random.default_rng(seed)
     targets = dataset_targets(dataset)
