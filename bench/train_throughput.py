@@ -97,14 +97,14 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"CPU, {args.threads} threads")
     print(f"device: {where}; batch {args.batch}, {args.steps} timed steps")
-    print(f"{'model':<26}{'input':>7}{'train img/s':>14}{'infer img/s':>14}")
+    print(f"{'model':<30}{'input':>7}{'train img/s':>14}{'infer img/s':>14}")
     for name in args.models:
         size = MODELS[name].input_size
         stages = (["triplet", "head"] if MODELS[name].training == "triplet" else ["direct"])
         for stage in stages:
             train_rate, infer_rate = measure(name, args.batch, args.steps, device, stage)
             label = f"{name} ({stage})" if stage != "direct" else name
-            print(f"{label:<26}{size:>7}{train_rate:>14.1f}{infer_rate:>14.1f}")
+            print(f"{label:<30}{size:>7}{train_rate:>14.1f}{infer_rate:>14.1f}")
 
 
 if __name__ == "__main__":
