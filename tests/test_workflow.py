@@ -146,6 +146,18 @@ def deepfakebench_checkout(built: Path, root: Path) -> dict[str, int]:
     return yaml.safe_load("label_dict:\n  DFD_fake: 1\n  DFD_real: 0\n" + ours)["label_dict"]
 
 
+@pytest.mark.skipif(not os.environ.get("DFMNIST_DEEPFAKEBENCH"),
+                    reason="set DFMNIST_DEEPFAKEBENCH to a DeepfakeBench checkout (and have "
+                           "its loader's requirements importable) to run its own loader")
+def test_deepfakebench_own_loader_reads_the_export(built: Path):
+    """DeepfakeBench's DeepfakeAbstractBaseDataset itself, from a checkout the user names."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "deepfakebench_own_loader.py"),
+         os.environ["DFMNIST_DEEPFAKEBENCH"], str(built / "results" / "deepfakebench")],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "OK:" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
 def test_deepfakebench_loader_reads_every_export(built: Path, tmp_path: Path):
     from deepfakebench_rules import collect, derived_paths, load_item
 
