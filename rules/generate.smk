@@ -12,9 +12,9 @@ rule generate_shard:
         fakes=f"{RESULTS}/fake/raw/shards/{{shard}}.parquet",
         failures=f"{RESULTS}/fake/raw/failures/{{shard}}.parquet",
     params:
-        generate=config["generate"],
+        generate=GENERATE_SCIENCE,
         store=STORE,
-        gpu_locks=f"{RESULTS}/locks/gpu",
+        gpu_locks=GPU_LOCKS,
     resources:
         gpu=GENERATOR_GPUS,
     threads: config["generate"]["threads"]

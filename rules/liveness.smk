@@ -40,8 +40,7 @@ rule liveness_shard:
     output:
         f"{RESULTS}/liveness/{{provider}}/{{shard}}.parquet",
     params:
-        faces=config["faces"],
-        cache=config["liveness"]["cache"],
+        faces=FACE_SCIENCE,
         actions=lambda wc: actions_for(config, wc.provider),
         # verdict-relevant options only; the script reads endpoints and http from the config
         options=lambda wc: verdict_options(config, wc.provider),
@@ -77,7 +76,7 @@ checkpoint topup_plan:
         per_action=config["plan"]["per_action"],
         oversample=config["plan"]["oversample"],
         seed=config["plan"]["seed"],
-        generate=config["generate"],
+        generate=GENERATE_SCIENCE,
     log:
         f"{RESULTS}/logs/topup_plan/{{round}}.log",
     conda:
@@ -110,8 +109,6 @@ rule liveness_cache_merge:
         lambda wc: ROUNDS_INPUTS(MAX_ROUNDS)["verdicts"],
     output:
         f"{RESULTS}/liveness/cache_merge.json",
-    params:
-        cache=config["liveness"]["cache"],
     localrule: True
     log:
         f"{RESULTS}/logs/liveness_cache_merge.log",

@@ -10,8 +10,8 @@ rule plan:
         f"{RESULTS}/plan/plan.parquet",
     params:
         actions=ACTIONS,
-        plan=config["plan"],
-        generate=config["generate"],
+        plan={k: config["plan"][k] for k in ("per_action", "oversample", "seed")},
+        generate=GENERATE_SCIENCE,
     log:
         f"{RESULTS}/logs/plan.log",
     conda:

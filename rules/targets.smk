@@ -26,7 +26,7 @@ rule annotate_frames:
         f"{RESULTS}/annotations/{{variant}}/{{shard}}.parquet",
     params:
         size=config["targets"]["frames"]["sizes"][0],
-        faces=config["faces"],
+        faces=FACE_SCIENCE,
         store=STORE,
     log:
         f"{RESULTS}/logs/annotate_frames/{{variant}}/{{shard}}.log",
@@ -43,7 +43,8 @@ rule splits:
     output:
         f"{RESULTS}/dataset/splits.parquet",
     params:
-        targets=config["targets"],
+        splits=config["targets"]["splits"],
+        seed=config["targets"]["seed"],
     log:
         f"{RESULTS}/logs/splits.log",
     conda:
@@ -94,7 +95,8 @@ rule dataset_exports:
     output:
         card=f"{RESULTS}/dataset/README.md",
     params:
-        config=config,
+        # the card states the dataset's making: every science key but the detectors' training
+        config={k: v for k, v in science(config).items() if k != "train"},
         store=STORE,
     log:
         f"{RESULTS}/logs/dataset_exports.log",

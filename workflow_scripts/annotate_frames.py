@@ -11,7 +11,7 @@ log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 params = snakemake.params
 frames = pl.read_parquet(snakemake.input[0])
-table = annotate_shard(frames, params.size, make_detector(params.faces), params.faces,
+table = annotate_shard(frames, params.size, make_detector(snakemake.config["faces"]), params.faces,
                        Store(params.store))
 with atomic_path(snakemake.output[0]) as tmp:
     table.write_parquet(tmp)

@@ -10,7 +10,7 @@ cfg = snakemake.params.demo
 w = snakemake.wildcards
 photo = demo.load_photo(cfg["driving_performer"])
 demo.make_driving_video(
-    photo, w.action, snakemake.output[0], make_detector(snakemake.params.faces),
+    photo, w.action, snakemake.output[0], make_detector(snakemake.config["faces"]),
     width=cfg["driving_width"], height=cfg["driving_height"], fps=cfg["driving_fps"],
     seconds=cfg["driving_seconds"], seed=stable_int(cfg["seed"], w.action, w.take) % 2**31,
 )

@@ -18,11 +18,11 @@ provider_name = snakemake.wildcards.provider
 options = provider_options(snakemake.config, provider_name)
 if provider_name == "local":  # MTCNN on the CPU; web API providers need neither
     limit_threads(snakemake.threads)
-    options["detector"] = make_detector(params.faces)
+    options["detector"] = make_detector(snakemake.config["faces"])
 provider = make_provider(provider_name, **options)
 fakes = pl.read_parquet(snakemake.input[0])
 job = f"{provider_name}-{snakemake.rule}-{'-'.join(snakemake.wildcards)}"
-with JobCache(params.cache, job) as cache:  # new verdicts go to this job's own journal
+with JobCache(snakemake.config["liveness"]["cache"], job) as cache:  # new verdicts go to this job's own journal
     try:
         table = verify_shard(fakes, provider, cache, actions=params.actions)
     except RemoteError as exc:  # credentials, quota, provider unreachable: one line

@@ -8,11 +8,11 @@ from dfmnist.splits import assign_splits
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])
-cfg = snakemake.params.targets
+params = snakemake.params
 reals = pl.read_parquet(snakemake.input.sources).filter("selected")
 videos = video_table(reals, pl.read_parquet(snakemake.input.accepted))
 videos = videos.with_columns(pl.col("action").fill_null("real"))
-assignment = assign_splits(videos, cfg["splits"], cfg["seed"])
+assignment = assign_splits(videos, params.splits, params.seed)
 table = pl.DataFrame({"identity": list(assignment), "split": list(assignment.values())})
 for split, group in table.group_by("split"):
     log.info("%s: %s", split[0], ", ".join(sorted(group["identity"])))
