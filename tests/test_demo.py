@@ -204,8 +204,8 @@ def test_source_clips_are_deterministic_per_seed(tmp_path, mtcnn, astronaut):
 def test_source_clips_from_real_frames(tmp_path, mtcnn):
     frames = demo.load_builtin_video("carphone")[:30]
     two = [tmp_path / "1.mp4", tmp_path / "2.mp4"]
-    paths = demo.make_source_clips(frames[0], "carphone", two, mtcnn, clips_per_video=2, seconds=1.0, fps=25.0,
-                                   real_frames=frames)
+    paths = demo.make_source_clips(frames[0], "carphone", two, mtcnn, clips_per_video=2,
+                                   seconds=1.0, fps=25.0, real_frames=frames)
     clips = [read_video(p).frames for p in paths]
     assert [c.shape for c in clips] == [(25, 256, 256, 3)] * 2
     # Windows of consecutive real frames: 30 frames, 25 per clip -> clips start at 0 and 5.

@@ -22,7 +22,8 @@ if provider_name == "local":  # MTCNN on the CPU; web API providers need neither
 provider = make_provider(provider_name, **options)
 fakes = pl.read_parquet(snakemake.input[0])
 job = f"{provider_name}-{snakemake.rule}-{'-'.join(snakemake.wildcards)}"
-with JobCache(snakemake.config["liveness"]["cache"], job) as cache:  # new verdicts go to this job's own journal
+# new verdicts go to this job's own journal
+with JobCache(snakemake.config["liveness"]["cache"], job) as cache:
     try:
         table = verify_shard(fakes, provider, cache, actions=params.actions)
     except RemoteError as exc:  # credentials, quota, provider unreachable: one line
