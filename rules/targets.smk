@@ -69,7 +69,7 @@ rule dataset_manifest:
             shard=COMPRESS_SHARDS,
         ),
         verdicts=[f"{RESULTS}/liveness/verdicts.parquet"],  # every round's verdicts
-        fakes=expand(f"{RESULTS}/fake/raw/shards/{{shard}}.parquet", shard=GENERATE_SHARDS),
+        fakes=expand(FAKES, shard=GENERATE_SHARDS),
     output:
         f"{RESULTS}/dataset/dataset.parquet",
     params:
@@ -91,7 +91,7 @@ rule dataset_exports:
             variant=VARIANTS,
             shard=COMPRESS_SHARDS,
         ),
-        fakes=expand(f"{RESULTS}/fake/raw/shards/{{shard}}.parquet", shard=GENERATE_SHARDS),
+        fakes=expand(FAKES, shard=GENERATE_SHARDS),
     output:
         card=f"{RESULTS}/dataset/README.md",
     params:
