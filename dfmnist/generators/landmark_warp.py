@@ -47,7 +47,7 @@ from dfmnist.face_geometry import (
 )
 from dfmnist.faces import smooth_series
 from dfmnist.generators.base import Generator, check_inputs
-from dfmnist.generators.parallax import HeadModel, fit_similarity
+from dfmnist.generators.parallax import HeadModel, fit_similarity, interior_points
 from dfmnist.generators.parallax import to_complex as _c
 from dfmnist.generators.parallax import to_xy as _xy
 from dfmnist.tps import GridWarper, border_anchors
@@ -73,32 +73,6 @@ _SMILE_DEADBAND = 0.02  # widening (face units per corner) below this is not amp
 _OPENNESS_EPS = 0.03  # keeps eye-openness ratios finite for dark-free eye patches
 
 _INTERIOR_GAP = 0.12  # interior points closer than this to another control point are dropped
-
-
-def _interior_points(s: np.ndarray, fx: complex, fy: complex, iod: float) -> np.ndarray:
-    """Control points over the face interior (complex): forehead, nose bridge and sides, under
-    the nose, cheeks, temples and jaw, placed from the source landmarks."""
-    eyes = (s[LEFT_EYE] + s[RIGHT_EYE]) / 2
-    mouth = (s[MOUTH_LEFT] + s[MOUTH_RIGHT]) / 2
-    nose = s[NOSE]
-    # nose height below the eye line, and the mouth's, in face units along fy
-    ny = max(((nose - eyes) / fy).real / iod, 0.25)
-    my = max(((mouth - eyes) / fy).real / iod, ny + 0.2)
-    pts = [
-        eyes + iod * fy * -0.5, eyes + iod * fy * -0.85,
-        eyes + iod * (-0.45 * fx - 0.75 * fy), eyes + iod * (0.45 * fx - 0.75 * fy),
-        eyes + iod * fy * 0.02, (eyes + nose) / 2,
-        nose - 0.2 * iod * fx, nose + 0.2 * iod * fx, (nose + mouth) / 2,
-    ]
-    for side in (-1.0, 1.0):
-        pts += [
-            eyes + iod * (side * 0.95 * fx - 0.2 * fy),  # temple
-            eyes + iod * (side * 0.85 * fx + ny * fy),  # cheek, nose height
-            eyes + iod * (side * 0.8 * fx + (ny + my) / 2 * fy),  # lower cheek
-            mouth + iod * (side * 0.7 * fx + 0.05 * fy),  # beside the mouth
-            mouth + iod * (side * 0.45 * fx + 0.4 * fy),  # jaw
-        ]
-    return np.array(pts)
 
 
 class LandmarkWarpGenerator(Generator):
@@ -272,7 +246,7 @@ class LandmarkWarpGenerator(Generator):
         corner_pts = s[corner_idx] + corner_off
         corner_slack = 1.0 - np.array([f for _ in range(2) for _, _, f in _CORNER_PTS])
         fixed = np.concatenate([s, ring, border, eye_pts, lip_pts, corner_pts])
-        interior = _keep_apart(_interior_points(s, fx, fy, iod), fixed, _INTERIOR_GAP * iod)
+        interior = _keep_apart(interior_points(s, fx, fy, iod), fixed, _INTERIOR_GAP * iod)
         sources = np.concatenate([fixed, interior])
         src_xy = _xy(sources)
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfmnist.face_geometry import LEFT_EYE, NOSE, RIGHT_EYE, FaceFrame, HeadShape
+from dfmnist.face_geometry import (
+    LEFT_EYE,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    NOSE,
+    RIGHT_EYE,
+    FaceFrame,
+    HeadShape,
+)
 from dfmnist.motion import nose_drop, yaw_proxy
 
 # The head in face units: a paraboloid cap over the generator's ring (depth 0 on the ring,
@@ -109,3 +117,29 @@ class HeadModel:
         limit = np.radians(_PITCH_MAX_DEG)
         phi = np.clip(np.interp(-np.asarray(pitch_change), curve, _YAW_TABLE), -limit, limit)
         return np.where(np.asarray(pitch_change) == 0.0, 0.0, phi)
+
+
+def interior_points(s: np.ndarray, fx: complex, fy: complex, iod: float) -> np.ndarray:
+    """Control points over the face interior (complex): forehead, nose bridge and sides, under
+    the nose, cheeks, temples and jaw, placed from the source landmarks."""
+    eyes = (s[LEFT_EYE] + s[RIGHT_EYE]) / 2
+    mouth = (s[MOUTH_LEFT] + s[MOUTH_RIGHT]) / 2
+    nose = s[NOSE]
+    # nose height below the eye line, and the mouth's, in face units along fy
+    ny = max(((nose - eyes) / fy).real / iod, 0.25)
+    my = max(((mouth - eyes) / fy).real / iod, ny + 0.2)
+    pts = [
+        eyes + iod * fy * -0.5, eyes + iod * fy * -0.85,
+        eyes + iod * (-0.45 * fx - 0.75 * fy), eyes + iod * (0.45 * fx - 0.75 * fy),
+        eyes + iod * fy * 0.02, (eyes + nose) / 2,
+        nose - 0.2 * iod * fx, nose + 0.2 * iod * fx, (nose + mouth) / 2,
+    ]
+    for side in (-1.0, 1.0):
+        pts += [
+            eyes + iod * (side * 0.95 * fx - 0.2 * fy),  # temple
+            eyes + iod * (side * 0.85 * fx + ny * fy),  # cheek, nose height
+            eyes + iod * (side * 0.8 * fx + (ny + my) / 2 * fy),  # lower cheek
+            mouth + iod * (side * 0.7 * fx + 0.05 * fy),  # beside the mouth
+            mouth + iod * (side * 0.45 * fx + 0.4 * fy),  # jaw
+        ]
+    return np.array(pts)
