@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dfmnist import discovery
 from dfmnist.discovery import Ignored, InputCollision
+from dfmnist.liveness.policy import TRANSPORT_OPTIONS
 
 
 class ConfigError(ValueError):
@@ -42,7 +43,7 @@ def apply_shortcuts(config: dict) -> None:
 
 #: Keys that choose where, how fast or through what a job runs, never what it makes ("*" is any
 #: key). They reach jobs through `snakemake.config`, never through a rule's params, so changing
-#: one reruns nothing. Liveness transport settings are `dfmnist.liveness.policy`'s.
+#: one reruns nothing. The liveness providers' transport options are `dfmnist.liveness.policy`'s.
 EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
     ("faces", "device"),
     ("faces", "batch_size"),
@@ -50,6 +51,7 @@ EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
     ("generate", "threads"),
     ("generate", "*", "batch_size"),
     ("liveness", "cache"),
+    *(("liveness", "providers", "*", key) for key in sorted(TRANSPORT_OPTIONS)),
     ("train", "device"),
 )
 

@@ -26,12 +26,11 @@ EXPERIMENT_CATEGORY = {
 }
 
 
-def experiment_inputs(wildcards):
-    """The predictions and run records of the training jobs one experiment's table needs."""
-    jobs = EXPERIMENT_JOBS[wildcards.experiment]
-    return {"predictions": [f"{RUN}/predictions.parquet".format(model=m, trainset=t)
-                            for m, t in jobs],
-            "runs": [f"{RUN}/run.json".format(model=m, trainset=t) for m, t in jobs]}
+# the predictions and run records of the training jobs one experiment's table needs
+EXPERIMENT_INPUTS = lambda w: {
+    name: [f"{RUN}/{file}".format(model=m, trainset=t) for m, t in EXPERIMENT_JOBS[w.experiment]]
+    for name, file in (("predictions", "predictions.parquet"), ("runs", "run.json"))
+}
 
 
 rule train_detector:
@@ -65,7 +64,7 @@ rule train_detector:
 
 rule experiment_table:
     input:
-        unpack(experiment_inputs),
+        unpack(EXPERIMENT_INPUTS),
     output:
         csv=report(f"{TABLES_DIR}/{{experiment}}.csv", caption="../report/experiment.rst",
                    category="Detectors", subcategory=lambda w: EXPERIMENT_CATEGORY[w.experiment]),

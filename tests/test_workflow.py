@@ -232,7 +232,7 @@ def planned_jobs(workdir: Path, change, *targets: str) -> dict[str, int]:
     out = proc.stdout + proc.stderr
     if "Nothing to be done" in out:
         return {}
-    table = out.split("Job stats:", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    table = out.split("Job stats:", 1)[1].strip().split("\n\n", 1)[0].splitlines()[2:]
     return {rule: int(count) for rule, count in (line.split() for line in table)
             if rule != "total"}
 
