@@ -5,6 +5,7 @@
 from dfmnist.gpus import device_gpus
 from dfmnist.train import DETECTORS, EXPERIMENTS, experiment_runs, recipe, train_config
 from dfmnist.train.trainsets import PATTERN as TRAINSET_PATTERN
+from dfmnist.train.trainsets import trainset_name
 
 TRAIN = train_config(config)
 for _key in ("single_action", "cam"):
@@ -102,7 +103,8 @@ for _experiment in EXPERIMENTS:
 rule cam:
     input:
         manifest=f"{RESULTS}/dataset/dataset.parquet",
-        run=f"{TRAIN_DIR}/{TRAIN['cam']['model']}/{TRAIN['cam']['variant']}/run.json",
+        run=f"{RUN}/run.json".format(model=TRAIN["cam"]["model"],
+                                      trainset=trainset_name(TRAIN["cam"]["variant"])),
     output:
         csv=f"{TABLES_DIR}/cam.csv",
         md=f"{TABLES_DIR}/cam.md",
