@@ -228,7 +228,7 @@ def planned_jobs(workdir: Path, change, *targets: str) -> dict[str, int]:
     change(config)
     variant = workdir / "variant.yaml"
     variant.write_text(yaml.safe_dump(config))
-    proc = run_snakemake(workdir, "-n", "--configfile", str(variant), *targets)
+    proc = run_snakemake(workdir, "-n", *targets, "--configfile", str(variant))
     out = proc.stdout + proc.stderr
     if "Nothing to be done" in out:
         return {}
