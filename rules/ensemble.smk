@@ -11,9 +11,15 @@ for _key in ("robustness", "attention"):
 ENSEMBLE_RUNS = ensemble_runs(TRAIN, VARIANTS)
 
 
+def run_files(target: str, name: str) -> list[str]:
+    """One file of each training job a target needs (train_detector's outputs)."""
+    return [f"{RUN}/{name}".format(model=m, trainset=t) for m, t in ENSEMBLE_RUNS[target]]
+
+
 rule ensemble:
     input:
-        **run_paths(TRAIN_DIR, ENSEMBLE_RUNS["ensemble"]),
+        predictions=run_files("ensemble", "predictions.parquet"),
+        runs=run_files("ensemble", "run.json"),
     output:
         csv=report(f"{TABLES_DIR}/ensemble.csv", caption="../report/ensemble.rst",
                    category="Detectors", subcategory="Ensemble: network fusion"),
@@ -36,7 +42,7 @@ rule ensemble:
 rule robustness:
     input:
         manifest=f"{RESULTS}/dataset/dataset.parquet",
-        runs=run_paths(TRAIN_DIR, ENSEMBLE_RUNS["robustness"])["runs"],
+        runs=run_files("robustness", "run.json"),
     output:
         scores=f"{TABLES_DIR}/robustness_scores.parquet",
         csv=report(f"{TABLES_DIR}/robustness.csv", caption="../report/robustness.rst",
@@ -65,7 +71,7 @@ rule robustness:
 rule attention:
     input:
         manifest=f"{RESULTS}/dataset/dataset.parquet",
-        run=run_paths(TRAIN_DIR, ENSEMBLE_RUNS["attention"])["runs"][0],
+        run=run_files("attention", "run.json")[0],
     output:
         csv=f"{TABLES_DIR}/attention.csv",
         md=f"{TABLES_DIR}/attention.md",

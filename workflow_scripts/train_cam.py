@@ -13,9 +13,9 @@ from dfmnist.train.experiments import frame_size, load_detector
 from dfmnist.train.tables import markdown
 from dfmnist.workflow import limit_threads, setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-limit_threads(snakemake.threads)  # noqa: F821
-params, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
+log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
+params, inp, out = snakemake.params, snakemake.input, snakemake.output
 record = json.loads(Path(inp.run).read_text())
 store = Store(params.store)
 model = load_detector(store, record)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 
-__all__ = ["DEFAULTS", "DETECTORS", "ENSEMBLE", "MODELS", "build_model", "ensemble_runs",
-           "experiment_runs", "robustness_models", "run_paths",
+from dfmnist.train.trainsets import trainset_name
+
+__all__ = ["DEFAULTS", "DETECTORS", "ENSEMBLE", "EXPERIMENTS", "MODELS", "RECIPE_KEYS",
+           "build_model", "ensemble_runs", "experiment_runs", "recipe", "robustness_models",
            "train_config", "train_settings"]
 
 #: The detectors by name (kept free of torch so that parsing the workflow stays fast).
@@ -63,6 +65,19 @@ def train_config(config: dict) -> dict:
     return merged
 
 
+#: The keys of the `train` section that change what a training job makes (not `device`, and
+#: not the experiments' model lists, which choose jobs).
+RECIPE_KEYS = ("epochs", "batch_size", "lr", "betas", "poly_power", "seed", "pretrained",
+               "freeze_backbone", "input_size", "triplet_epochs")
+#: The paper's tables and figures built from training jobs' predictions.
+EXPERIMENTS = ("table3", "table4", "table5", "per_action", "single_action", "corpus_size")
+
+
+def recipe(section: dict) -> dict:
+    """The training recipe of a merged `train` section (`RECIPE_KEYS`)."""
+    return {key: copy.deepcopy(section[key]) for key in RECIPE_KEYS}
+
+
 def train_settings(section: dict, model: str):
     """The TrainSettings of one model from a merged `train` section."""
     from dfmnist.train.loop import TrainSettings
@@ -87,20 +102,15 @@ def experiment_runs(section: dict, variants: list[str], actions: list[str]) -> d
     """Experiment name -> the (detector, training set) jobs its table needs."""
     single, corpus = section["single_action"], section["corpus_size"]
     return {
-        "table3": [(m, v) for m in section["table3"]["models"] for v in variants],
-        "table4": [(m, v) for m in section["table4"]["models"] for v in variants],
-        "table5": [(m, "mixed") for m in section["table5"]["models"]],
-        "per_action": [(section["per_action"]["model"], v) for v in variants],
-        "single_action": [(single["model"], f"{single['variant']}-action-{a}") for a in actions]
-        + [(single["model"], single["variant"])],
-        "corpus_size": [(corpus["model"], f"{v}-n{n}") for v in variants for n in corpus["fakes"]],
+        "table3": [(m, trainset_name(v)) for m in section["table3"]["models"] for v in variants],
+        "table4": [(m, trainset_name(v)) for m in section["table4"]["models"] for v in variants],
+        "table5": [(m, trainset_name(None)) for m in section["table5"]["models"]],
+        "per_action": [(section["per_action"]["model"], trainset_name(v)) for v in variants],
+        "single_action": [(single["model"], trainset_name(single["variant"], action=a))
+                          for a in actions] + [(single["model"], trainset_name(single["variant"]))],
+        "corpus_size": [(corpus["model"], trainset_name(v, n_fakes=n)) for v in variants
+                        for n in corpus["fakes"]],
     }
-
-
-def run_paths(train_dir: str, pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
-    """The predictions and run records of (detector, training set) jobs under `train_dir`."""
-    return {"predictions": [f"{train_dir}/{m}/{t}/predictions.parquet" for m, t in pairs],
-            "runs": [f"{train_dir}/{m}/{t}/run.json" for m, t in pairs]}
 
 
 def robustness_models(section: dict) -> list[str]:
@@ -115,6 +125,8 @@ def robustness_models(section: dict) -> list[str]:
 def ensemble_runs(section: dict, variants: list[str]) -> dict[str, list[tuple[str, str]]]:
     """The (detector, training set) jobs of the ensemble, robustness and attention targets."""
     rob, att = section["robustness"], section["attention"]
-    return {"ensemble": [(m, v) for v in variants for m in section["ensemble"]["models"]],
-            "robustness": [(m, rob["variant"] or variants[0]) for m in robustness_models(section)],
-            "attention": [(att["model"], att["variant"] or variants[0])]}
+    return {"ensemble": [(m, trainset_name(v)) for v in variants
+                         for m in section["ensemble"]["models"]],
+            "robustness": [(m, trainset_name(rob["variant"] or variants[0]))
+                           for m in robustness_models(section)],
+            "attention": [(att["model"], trainset_name(att["variant"] or variants[0]))]}

@@ -1,20 +1,12 @@
-"""Training sets named by a short spec, checkpoints keyed by content, predictions on the test split.
+"""Training jobs: checkpoints keyed by content, predictions on the test split.
 
-A training set spec is one of:
-
-* `{variant}`: every training video of one compression variant;
-* `mixed`: every training video, each frame drawn from a random variant each time it is read
-  (the paper's mixed-quality training);
-* `{variant}-action-{action}`: the fakes of one action and as many reals (seeded sample);
-* `{variant}-n{N}`: N fakes spread evenly over the actions and N reals (seeded sample).
+Training sets are named as `dfmnist.train.trainsets` defines.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,44 +16,24 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from dfmnist.data import FrameDataset
+from dfmnist.gpus import resolve_device
 from dfmnist.store import Store, content_key
-from dfmnist.train.loop import Detector, TrainSettings, predict, resolve_device, train_detector
+from dfmnist.train.loop import Detector, TrainSettings, predict, train_detector
 from dfmnist.train.models import MODELS
+from dfmnist.train.trainsets import MIXED, TrainSet, parse_trainset
+
+__all__ = ["DETECTOR", "MIXED", "PREDICTION_SCHEMA", "TrainSet", "parse_trainset",
+           "run_training_job", "select_training_videos"]
 
 log = logging.getLogger(__name__)
 
 DETECTOR = "detector"
-MIXED = "mixed"
-_SPEC = re.compile(r"^(?P<variant>[A-Za-z0-9_]+)(?:-action-(?P<action>[a-z_]+)|-n(?P<n>\d+))?$")
 
 
 PREDICTION_SCHEMA = {"frame": pl.Int64, "score": pl.Float64, "variant": pl.String,
                      "video_id": pl.String, "label": pl.String, "action": pl.String,
                      "identity": pl.String, "target": pl.Int32, "model": pl.String,
                      "trainset": pl.String}
-
-
-@dataclass(frozen=True)
-class TrainSet:
-    """A parsed training set spec."""
-
-    spec: str
-    variant: str | None  # None for mixed
-    action: str | None = None
-    n_fakes: int | None = None
-
-
-def parse_trainset(spec: str, variants: list[str]) -> TrainSet:
-    """Parse a training set spec against the dataset's variants; ValueError if malformed."""
-    if spec == MIXED:
-        return TrainSet(spec, None)
-    match = _SPEC.match(spec)
-    if not match or match["variant"] not in variants:
-        raise ValueError(f"bad training set {spec!r}: expected mixed, a variant "
-                         f"({', '.join(variants)}), {{variant}}-action-{{action}} or "
-                         "{variant}-n{count}")
-    n = match["n"]
-    return TrainSet(spec, match["variant"], match["action"], int(n) if n else None)
 
 
 def select_training_videos(manifest: pl.DataFrame, trainset: TrainSet, seed: int) -> pl.DataFrame:
@@ -191,7 +163,7 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
         raise ValueError(f"training set {spec!r} has no videos")
     pretrained_sha = sha256_file(pretrained) if pretrained else None
     key = checkpoint_key(model, spec, train_rows, val_rows, settings, size, pretrained_sha)
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device))
     if store.has(DETECTOR, key):
         item = store.item_dir(DETECTOR, key)
         net = Detector(model, side)

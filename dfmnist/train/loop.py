@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dfmnist.gpus import resolve_device
 from dfmnist.train.metrics import accuracy
 from dfmnist.train.models import MODELS, Normalize, build_model, load_pretrained
 from dfmnist.train.triplet import train_triplet_stage
@@ -48,12 +49,6 @@ def _batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     # channels-last makes the small-channel convolutions of MesoInception several times faster
     # on CPU (and suits tensor cores on GPU)
     return images.to(device).contiguous(memory_format=torch.channels_last)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def poly_lambda(total_steps: int, power: float):
@@ -125,7 +120,7 @@ def train_detector(name: str, train: Dataset, val: Dataset, settings: TrainSetti
     Ties go to the lower validation loss; with an empty validation set the last epoch is kept.
     Returns the model (best weights loaded), one history row per epoch, and a run record.
     """
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device))
     torch.manual_seed(settings.seed)
     model = Detector(name, settings.extra.get("input_size"))
     record = {"model": name, "pretrained": None, "device": str(dev),
