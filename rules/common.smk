@@ -125,3 +125,9 @@ for _path in [*SOURCE_CLIPS.values(), *(p for t in DRIVING.values() for p in t.v
 def demo_photo_input(spec):
     """A demo photo given as a file is an input (replacing it rebuilds what derives from it)."""
     return [] if spec.startswith("builtin:") else [spec]
+
+
+def run_files(target, name):
+    """One file of each training job an ensemble target needs (train_detector's outputs;
+    RUN and ENSEMBLE_RUNS come from rules/train.smk and rules/ensemble.smk)."""
+    return [f"{RUN}/{name}".format(model=m, trainset=t) for m, t in ENSEMBLE_RUNS[target]]

@@ -11,11 +11,6 @@ for _key in ("robustness", "attention"):
 ENSEMBLE_RUNS = ensemble_runs(TRAIN, VARIANTS)
 
 
-def run_files(target: str, name: str) -> list[str]:
-    """One file of each training job a target needs (train_detector's outputs)."""
-    return [f"{RUN}/{name}".format(model=m, trainset=t) for m, t in ENSEMBLE_RUNS[target]]
-
-
 rule ensemble:
     input:
         predictions=run_files("ensemble", "predictions.parquet"),
