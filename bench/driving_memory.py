@@ -5,8 +5,9 @@ phone-like take (1,200 frames; 30 GB if decoded whole) through the driving stage
 
 Makes the take with ffmpeg (a real photo on a 4K canvas, moving), then runs the tracking and
 the cropping each in a fresh process under `/usr/bin/time -v` and prints wall time and peak
-RSS (goal: under 1.5 GiB for each). For comparison it prints what holding the decoded take in
-memory would need.
+RSS (goal: under 1.5 GiB for each; GNU time reports the largest process of the tree, so the
+ffmpeg decoder beside Python is also measured alone). For comparison it prints what holding
+the decoded take in memory would need.
 """
 
 from __future__ import annotations
@@ -89,6 +90,16 @@ def main() -> None:
     print(f"take: {take} ({take.stat().st_size / 2**20:.0f} MiB, 3840x2160, {args.fps} fps, "
           f"{frames} frames); decoded whole it would need {frames * 3840 * 2160 * 3 / 2**30:.1f}"
           f" GiB")
+    # the ffmpeg decoder is a process of its own beside Python's: its peak, measured alone
+    from dfmnist.io import ffmpeg_exe
+
+    proc = subprocess.run(["/usr/bin/time", "-v", ffmpeg_exe(), "-hide_banner", "-loglevel",
+                           "error", "-nostdin", "-i", str(take), "-map", "0:V:0", "-f",
+                           "rawvideo", "-pix_fmt", "rgb24", "-y", "/dev/null"],
+                          capture_output=True, text=True, check=True)
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    print(f"{'decoder':10s} peak RSS {rss / 1024:7.0f} MiB (the ffmpeg process that streams "
+          f"frames to either step, measured alone)")
     for name, code, extra in (("track_take", TRACK, []),
                               ("write_crop", CROP, [str(folder / "crop.mp4")])):
         wall, rss, out = measured(code, str(take), str(folder / "track.parquet"), *extra)

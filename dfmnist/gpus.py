@@ -1,4 +1,4 @@
-"""One GPU per generator job on a workstation: lock-file slots, one per device.
+"""One GPU per generator or training job on a workstation: lock-file slots, one per device.
 
 Snakemake's ``--resources gpu=N`` bounds how many GPU jobs run at once but does not say which
 device each one gets. A job calls `claim_device`: it takes the first free slot
@@ -21,7 +21,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DeviceClaim", "claim_device", "cuda_device_count", "generator_gpus",
+__all__ = ["DeviceClaim", "claim_device", "cuda_device_count", "device_gpus", "generator_gpus",
            "resolve_device"]
 
 #: Generators that take `device`/`threads` and run on a GPU when one is configured or visible.
@@ -47,10 +47,17 @@ def cuda_device_count() -> int:
 
 
 def resolve_device(requested: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; other values unchanged."""
+    """The one device resolver of generation and training: 'auto' -> 'cuda' when a GPU is
+    visible, else 'cpu'; other values unchanged."""
     if requested == "auto":
         return "cuda" if cuda_device_count() > 0 else "cpu"
     return requested
+
+
+def device_gpus(requested: str) -> int:
+    """GPUs a job on `requested` takes (its rule's ``gpu`` resource): 1 when the device is, or
+    resolves to, CUDA, else 0."""
+    return 0 if resolve_device(requested) == "cpu" else 1
 
 
 def generator_gpus(generate: dict) -> int:
@@ -58,7 +65,7 @@ def generator_gpus(generate: dict) -> int:
     whose device is, or resolves to, CUDA; else 0."""
     if generate["generator"] not in GPU_GENERATORS:
         return 0
-    return 0 if resolve_device(generate.get("device", "auto")) == "cpu" else 1
+    return device_gpus(generate.get("device", "auto"))
 
 
 def _gpu_name(index: int) -> str:
@@ -116,7 +123,7 @@ def gpu_slot(lock_dir: str | Path, n_slots: int, poll_s: float = 0.5,
 @contextmanager
 def claim_device(requested: str, lock_dir: str | Path, n_gpus: int | None = None
                  ) -> Iterator[DeviceClaim]:
-    """The device for one generator job, held for the duration of the block.
+    """The device for one generator or training job, held for the duration of the block.
 
     `requested`: 'cpu', 'cuda', 'cuda:N' or 'auto'. 'cuda'/'auto' with several GPUs takes a
     free lock-file slot (one job per GPU) unless a scheduler assigned the GPU; 'cuda:N' is
@@ -140,7 +147,7 @@ def claim_device(requested: str, lock_dir: str | Path, n_gpus: int | None = None
     count = cuda_device_count() if n_gpus is None else int(n_gpus)
     if count < 1:
         raise RuntimeError("device 'cuda' requested but no CUDA device is visible; set "
-                           "generate.device to cpu or auto")
+                           "the device to cpu or auto")
     with gpu_slot(lock_dir, count) as index:
         yield DeviceClaim(f"cuda:{index}",
                           f"cuda:{index} ({_gpu_name(index)}, slot {index} of {count})")

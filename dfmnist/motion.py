@@ -9,7 +9,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-LEFT_EYE, RIGHT_EYE, NOSE, MOUTH_LEFT, MOUTH_RIGHT = range(5)
+from dfmnist.face_geometry import LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, NOSE, RIGHT_EYE, face_axes
+
+__all__ = ["LEFT_EYE", "MOUTH_LEFT", "MOUTH_RIGHT", "NOSE", "RIGHT_EYE", "eye_openness",
+           "face_axes", "face_height", "frontalness", "interocular", "motion_features",
+           "mouth_openness", "mouth_width", "nose_drop", "pitch_proxy", "pose_table",
+           "roll_degrees", "sharpness", "yaw_proxy"]
 
 
 def interocular(lms: np.ndarray) -> np.ndarray:
@@ -154,15 +159,6 @@ def _patch(frame: np.ndarray, centre: np.ndarray, ux: np.ndarray, uy: np.ndarray
     out = cv2.warpAffine(img, m, (px, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_REPLICATE)
     return _luma(out)
-
-
-def face_axes(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Unit x along the eye line, unit y perpendicular (image-down), and the inter-ocular size."""
-    d = lm[RIGHT_EYE] - lm[LEFT_EYE]
-    iod = float(np.hypot(*d))
-    ux = d / max(iod, 1e-9)
-    uy = np.array([-ux[1], ux[0]])
-    return ux, uy, iod
 
 
 def _skin_level(frame: np.ndarray, lm: np.ndarray, ux: np.ndarray, uy: np.ndarray,

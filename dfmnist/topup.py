@@ -86,25 +86,28 @@ def topup_plan(sources: pl.DataFrame, driving: pl.DataFrame, planned: pl.DataFra
     return pl.concat(parts)
 
 
-def rounds_inputs(last: int, results: str, providers: list[str], shards: list[int],
-                  round_plan: Callable[[int], str]) -> dict[str, list[str]]:
+def rounds_inputs(last: int, providers: list[str], shards: list[int],
+                  round_plan: Callable[[int], str], plan: str, fakes: tuple[str, str],
+                  verdicts: tuple[str, str]) -> dict[str, list[str]]:
     """Fakes, verdicts and plans of rounds 0..`last`, up to the first round that planned none.
 
-    `shards`: round 0's generation shards; `round_plan(r)`: the path of round r's top-up plan
-    (in the workflow, the checkpoint's output, so asking for it schedules the round).
+    `shards`: round 0's generation shards; `plan`: round 0's plan; `round_plan(r)`: the path
+    of round r's top-up plan (in the workflow, the checkpoint's output, so asking for it
+    schedules the round). `fakes` and `verdicts`: the path templates (the rules' outputs) of
+    round 0 and of a top-up round, with {round}, {shard} and (verdicts) {provider}.
     """
     files: dict[str, list[str]] = {"fakes": [], "verdicts": [], "plans": []}
     for r in range(last + 1):
         if r == 0:
-            used, fakes_dir, sub, plan = list(shards), "shards", "", f"{results}/plan/plan.parquet"
+            used, round_file = list(shards), plan
         else:
-            plan = round_plan(r)
-            used = sorted(set(pl.read_parquet(plan, columns=["shard"])["shard"].to_list()))
-            fakes_dir, sub = f"rounds/{r}", f"rounds/{r}/"
+            round_file = round_plan(r)
+            used = sorted(set(pl.read_parquet(round_file, columns=["shard"])["shard"].to_list()))
         if not used:
             break
-        files["fakes"] += [f"{results}/fake/raw/{fakes_dir}/{s}.parquet" for s in used]
-        files["verdicts"] += [f"{results}/liveness/{p}/{sub}{s}.parquet"
+        fakes_path, verdicts_path = fakes[r > 0], verdicts[r > 0]
+        files["fakes"] += [fakes_path.format(round=r, shard=s) for s in used]
+        files["verdicts"] += [verdicts_path.format(round=r, shard=s, provider=p)
                               for p in providers for s in used]
-        files["plans"].append(plan)
+        files["plans"].append(round_file)
     return files

@@ -59,10 +59,6 @@ def build_generator(generate: dict, device: str = "cpu", threads: int | None = N
     return make_generator(name, **options)
 
 
-def open_store(config: dict) -> Store:
-    return Store(Path(config["results_dir"]) / "store")
-
-
 def fakes_generator(fake_manifests: list[str], store: Store) -> dict:
     """The generator identity (name, weights sha256, params) recorded with the fakes."""
     import polars as pl

@@ -14,6 +14,7 @@ from dfmnist.config import (
     demo_clip_relpaths,
     driving_takes,
     schema_error_line,
+    science,
     source_clips,
 )
 from dfmnist.compress import variants_from_config
@@ -36,11 +37,14 @@ except ConfigError as exc:
 
 RESULTS = config["results_dir"]
 STORE = f"{RESULTS}/store"  # content-addressed items (see dfmnist.store)
+GPU_LOCKS = f"{RESULTS}/locks/gpu"  # one lock-file slot per GPU (see dfmnist.gpus)
+DEMO_SOURCES = f"{RESULTS}/demo/voxceleb"  # the demo's {identity}/{video}/{clip}.mp4
+DEMO_TAKE = f"{RESULTS}/demo/driving/{{action}}/{{take}}.mp4"  # the demo's driving takes
 ACTIONS = config["actions"]
 try:
     # discovered once per invocation; ignored entries (hidden files, non-videos) are logged
-    SOURCE_CLIPS, SOURCES_IGNORED = source_clips(config)  # clip id -> path
-    DRIVING, DRIVING_IGNORED = driving_takes(config)  # action -> take -> path
+    SOURCE_CLIPS, SOURCES_IGNORED = source_clips(config, DEMO_SOURCES)  # clip id -> path
+    DRIVING, DRIVING_IGNORED = driving_takes(config, DEMO_TAKE)  # action -> take -> path
 except ConfigError as exc:
     sys.exit(str(exc))
 for _what, _ignored in (("source clips", SOURCES_IGNORED), ("driving takes", DRIVING_IGNORED)):
@@ -49,8 +53,10 @@ for _what, _ignored in (("source clips", SOURCES_IGNORED), ("driving takes", DRI
 
 SOURCE_SHARDS = range(config["sources"]["shards"])
 DRIVING_SHARDS = range(config["driving"]["shards"])
-# faces.* keys that change what MTCNN finds (device and batch size only change the speed)
-FACE_SCIENCE = {k: config["faces"][k] for k in ("min_prob", "min_face_size", "detect_max_side")}
+# What rules' params hold: the sections without execution-only keys (devices, batch sizes,
+# threads, cache paths: dfmnist.config.EXECUTION_ONLY), which scripts read from the config.
+FACE_SCIENCE = science(config, "faces")  # what MTCNN finds, not how fast
+GENERATE_SCIENCE = science(config, "generate")
 GENERATE_SHARDS = range(config["generate"]["shards"])
 GENERATOR_GPUS = generator_gpus(config["generate"])  # the generate rule's gpu resource
 COMPRESS_SHARDS = range(config["compress"]["shards"])
@@ -109,3 +115,9 @@ DRIVING_INPUTS = {
 def demo_photo_input(spec):
     """A demo photo given as a file is an input (replacing it rebuilds what derives from it)."""
     return [] if spec.startswith("builtin:") else [spec]
+
+
+def run_files(target, name):
+    """One file of each training job an ensemble target needs (train_detector's outputs;
+    RUN and ENSEMBLE_RUNS come from rules/train.smk and rules/ensemble.smk)."""
+    return [f"{RUN}/{name}".format(model=m, trainset=t) for m, t in ENSEMBLE_RUNS[target]]

@@ -8,14 +8,14 @@ rule demo_source_clips:
         lambda w: demo_photo_input(config["demo"]["photos"][w.identity]),
     output:
         [
-            f"{RESULTS}/demo/voxceleb/{{identity}}/{rel.split('/', 1)[1]}"
+            f"{DEMO_SOURCES}/{{identity}}/{rel.split('/', 1)[1]}"
             for rel in demo_clip_relpaths(config, "_")
         ],
     params:
         spec=lambda w: config["demo"]["photos"][w.identity],
-        demo=config["demo"],
-        faces=config["faces"],
-        out_dir=lambda w, output: str(Path(output[0]).parents[2]),
+        demo={k: config["demo"][k] for k in ("videos_per_identity", "clips_per_video",
+                                             "clip_seconds", "clip_fps", "seed")},
+        faces=FACE_SCIENCE,
     log:
         f"{RESULTS}/logs/demo_source_clips/{{identity}}.log",
     conda:
@@ -28,10 +28,12 @@ rule demo_driving_video:
     input:
         demo_photo_input(config["demo"]["driving_performer"]),
     output:
-        f"{RESULTS}/demo/driving/{{action}}/{{take}}.mp4",
+        DEMO_TAKE,
     params:
-        demo=config["demo"],
-        faces=config["faces"],
+        demo={k: config["demo"][k] for k in ("driving_performer", "driving_width",
+                                             "driving_height", "driving_fps",
+                                             "driving_seconds", "seed")},
+        faces=FACE_SCIENCE,
     log:
         f"{RESULTS}/logs/demo_driving_video/{{action}}/{{take}}.log",
     conda:

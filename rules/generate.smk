@@ -4,17 +4,19 @@
 # scheduler assigns it. A candidate whose generation raises is a row in the shard's
 # failures table (with the error); the shard's other fakes are kept.
 
+FAKES = f"{RESULTS}/fake/raw/shards/{{shard}}.parquet"  # one shard's fakes (round 0)
+
 
 rule generate_shard:
     input:
-        f"{RESULTS}/plan/plan.parquet",
+        PLAN,
     output:
-        fakes=f"{RESULTS}/fake/raw/shards/{{shard}}.parquet",
+        fakes=FAKES,
         failures=f"{RESULTS}/fake/raw/failures/{{shard}}.parquet",
     params:
-        generate=config["generate"],
+        generate=GENERATE_SCIENCE,
         store=STORE,
-        gpu_locks=f"{RESULTS}/locks/gpu",
+        gpu_locks=GPU_LOCKS,
     resources:
         gpu=GENERATOR_GPUS,
     threads: config["generate"]["threads"]

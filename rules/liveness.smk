@@ -13,20 +13,23 @@ except ValueError as exc:
     sys.exit(str(exc))
 
 MAX_ROUNDS = config["plan"].get("max_rounds", 0)
+ROUND_FAKES = f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.parquet"
+VERDICTS = f"{RESULTS}/liveness/{{provider}}/{{shard}}.parquet"
+ROUND_VERDICTS = f"{RESULTS}/liveness/{{provider}}/rounds/{{round}}/{{shard}}.parquet"
 # files of rounds 0..last; asking for round r's plan (a checkpoint) schedules that round
 ROUNDS_INPUTS = lambda last: rounds_inputs(
     last,
-    RESULTS,
     PROVIDERS,
     list(GENERATE_SHARDS),
     lambda r: checkpoints.topup_plan.get(round=r).output[0],
+    plan=PLAN,
+    fakes=(FAKES, ROUND_FAKES),
+    verdicts=(VERDICTS, ROUND_VERDICTS),
 )
 
 # a liveness job's output (round 0 or a top-up round), for its params' retry key
-VERDICTS_OF = lambda wc: (
-    f"{RESULTS}/liveness/{wc.provider}/"
-    + (f"rounds/{wc.round}/" if hasattr(wc, "round") else "")
-    + f"{wc.shard}.parquet"
+VERDICTS_OF = lambda wc: (ROUND_VERDICTS if hasattr(wc, "round") else VERDICTS).format(
+    **dict(wc.items())
 )
 
 
@@ -36,12 +39,11 @@ wildcard_constraints:
 
 rule liveness_shard:
     input:
-        f"{RESULTS}/fake/raw/shards/{{shard}}.parquet",
+        FAKES,
     output:
-        f"{RESULTS}/liveness/{{provider}}/{{shard}}.parquet",
+        VERDICTS,
     params:
-        faces=config["faces"],
-        cache=config["liveness"]["cache"],
+        faces=FACE_SCIENCE,
         actions=lambda wc: actions_for(config, wc.provider),
         # verdict-relevant options only; the script reads endpoints and http from the config
         options=lambda wc: verdict_options(config, wc.provider),
@@ -77,7 +79,7 @@ checkpoint topup_plan:
         per_action=config["plan"]["per_action"],
         oversample=config["plan"]["oversample"],
         seed=config["plan"]["seed"],
-        generate=config["generate"],
+        generate=GENERATE_SCIENCE,
     log:
         f"{RESULTS}/logs/topup_plan/{{round}}.log",
     conda:
@@ -90,7 +92,7 @@ use rule generate_shard as generate_round_shard with:
     input:
         f"{RESULTS}/plan/rounds/{{round}}.parquet",
     output:
-        fakes=f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.parquet",
+        fakes=ROUND_FAKES,
         failures=f"{RESULTS}/fake/raw/failures/rounds/{{round}}/{{shard}}.parquet",
     log:
         f"{RESULTS}/logs/generate_shard/rounds/{{round}}/{{shard}}.log",
@@ -98,9 +100,9 @@ use rule generate_shard as generate_round_shard with:
 
 use rule liveness_shard as liveness_round_shard with:
     input:
-        f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.parquet",
+        ROUND_FAKES,
     output:
-        f"{RESULTS}/liveness/{{provider}}/rounds/{{round}}/{{shard}}.parquet",
+        ROUND_VERDICTS,
     log:
         f"{RESULTS}/logs/liveness_shard/{{provider}}/rounds/{{round}}/{{shard}}.log",
 
@@ -110,8 +112,6 @@ rule liveness_cache_merge:
         lambda wc: ROUNDS_INPUTS(MAX_ROUNDS)["verdicts"],
     output:
         f"{RESULTS}/liveness/cache_merge.json",
-    params:
-        cache=config["liveness"]["cache"],
     localrule: True
     log:
         f"{RESULTS}/logs/liveness_cache_merge.log",

@@ -1,17 +1,19 @@
 # Stage 3: pair selected sources with driving takes per action (seeded); every candidate
 # gets a content key over its inputs and the generator, and a generation shard.
 
+PLAN = f"{RESULTS}/plan/plan.parquet"
+
 
 rule plan:
     input:
         sources=f"{RESULTS}/manifests/sources.parquet",
         driving=f"{RESULTS}/manifests/driving.parquet",
     output:
-        f"{RESULTS}/plan/plan.parquet",
+        PLAN,
     params:
         actions=ACTIONS,
-        plan=config["plan"],
-        generate=config["generate"],
+        plan={k: config["plan"][k] for k in ("per_action", "oversample", "seed")},
+        generate=GENERATE_SCIENCE,
     log:
         f"{RESULTS}/logs/plan.log",
     conda:

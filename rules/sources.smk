@@ -29,7 +29,7 @@ rule select_sources:
         sources=f"{RESULTS}/manifests/sources.parquet",
         failures=f"{RESULTS}/manifests/source_failures.parquet",
     params:
-        sources=config["sources"],
+        sources={k: config["sources"][k] for k in ("count", "seed", "folder_fps")},
         store=STORE,
         ignored=SOURCES_IGNORED.entries,
     log:

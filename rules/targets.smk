@@ -26,7 +26,7 @@ rule annotate_frames:
         f"{RESULTS}/annotations/{{variant}}/{{shard}}.parquet",
     params:
         size=config["targets"]["frames"]["sizes"][0],
-        faces=config["faces"],
+        faces=FACE_SCIENCE,
         store=STORE,
     log:
         f"{RESULTS}/logs/annotate_frames/{{variant}}/{{shard}}.log",
@@ -43,7 +43,8 @@ rule splits:
     output:
         f"{RESULTS}/dataset/splits.parquet",
     params:
-        targets=config["targets"],
+        splits=config["targets"]["splits"],
+        seed=config["targets"]["seed"],
     log:
         f"{RESULTS}/logs/splits.log",
     conda:
@@ -68,7 +69,7 @@ rule dataset_manifest:
             shard=COMPRESS_SHARDS,
         ),
         verdicts=[f"{RESULTS}/liveness/verdicts.parquet"],  # every round's verdicts
-        fakes=expand(f"{RESULTS}/fake/raw/shards/{{shard}}.parquet", shard=GENERATE_SHARDS),
+        fakes=expand(FAKES, shard=GENERATE_SHARDS),
     output:
         f"{RESULTS}/dataset/dataset.parquet",
     params:
@@ -90,11 +91,12 @@ rule dataset_exports:
             variant=VARIANTS,
             shard=COMPRESS_SHARDS,
         ),
-        fakes=expand(f"{RESULTS}/fake/raw/shards/{{shard}}.parquet", shard=GENERATE_SHARDS),
+        fakes=expand(FAKES, shard=GENERATE_SHARDS),
     output:
         card=f"{RESULTS}/dataset/README.md",
     params:
-        config=config,
+        # the card states the dataset's making: every science key but the detectors' training
+        config={k: v for k, v in science(config).items() if k != "train"},
         store=STORE,
     log:
         f"{RESULTS}/logs/dataset_exports.log",

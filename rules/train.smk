@@ -1,8 +1,11 @@
 # Stage 8: detector baselines and the paper's experiments, opt-in by naming a target:
 #   snakemake --cores all table3 per_action   (also table4, table5, single_action, corpus_size)
 # One job per (detector, training set) trains or reuses a stored checkpoint and predicts the
-# test split of every variant; the table rules only aggregate those predictions.
-from dfmnist.train import DETECTORS, experiment_runs, run_paths, train_config
+# test split of every variant; one table rule aggregates those predictions per experiment.
+from dfmnist.gpus import device_gpus
+from dfmnist.train import DETECTORS, EXPERIMENTS, experiment_runs, recipe, train_config
+from dfmnist.train.trainsets import PATTERN as TRAINSET_PATTERN
+from dfmnist.train.trainsets import trainset_name
 
 TRAIN = train_config(config)
 for _key in ("single_action", "cam"):
@@ -12,27 +15,23 @@ for _key in ("single_action", "cam"):
                  f"variant ({', '.join(VARIANTS)})")
 TRAIN_DIR = f"{RESULTS}/train"
 TABLES_DIR = f"{RESULTS}/tables"
-EXPERIMENT_INPUT = {name: run_paths(TRAIN_DIR, pairs)
-                    for name, pairs in experiment_runs(TRAIN, VARIANTS, ACTIONS).items()}
-EXPERIMENT_OUTPUT = {
-    name: {
-        "csv": report(f"{TABLES_DIR}/{name}.csv", caption=f"../report/{name}.rst",
-                      category="Detectors", subcategory=category),
-        "md": f"{TABLES_DIR}/{name}.md",
-        "png": report(f"{TABLES_DIR}/{name}.png", caption=f"../report/{name}.rst",
-                      category="Detectors", subcategory=category),
-    }
-    for name, category in {
-        "table3": "Table 3: model x compression",
-        "table4": "Table 4: cross-compression",
-        "table5": "Table 5: mixed-quality training",
-        "per_action": "Figure 6: per action",
-        "single_action": "Figure 5: single-action training",
-        "corpus_size": "Figure 3: corpus size",
-    }.items()
+RUN = f"{TRAIN_DIR}/{{model}}/{{trainset}}"  # one training job's outputs
+EXPERIMENT_JOBS = experiment_runs(TRAIN, VARIANTS, ACTIONS)
+EXPERIMENT_CATEGORY = {
+    "table3": "Table 3: model x compression",
+    "table4": "Table 4: cross-compression",
+    "table5": "Table 5: mixed-quality training",
+    "per_action": "Figure 6: per action",
+    "single_action": "Figure 5: single-action training",
+    "corpus_size": "Figure 3: corpus size",
 }
-EXPERIMENT_PARAMS = dict(train=TRAIN, variants=VARIANTS, actions=ACTIONS,
-                         demo=config["demo"]["enabled"])
+
+
+# the predictions and run records of the training jobs one experiment's table needs
+EXPERIMENT_INPUTS = lambda w: {
+    name: [f"{RUN}/{file}".format(model=m, trainset=t) for m, t in EXPERIMENT_JOBS[w.experiment]]
+    for name, file in (("predictions", "predictions.parquet"), ("runs", "run.json"))
+}
 
 
 rule train_detector:
@@ -42,19 +41,20 @@ rule train_detector:
                if w.model in TRAIN["pretrained"] else {}),
         manifest=f"{RESULTS}/dataset/dataset.parquet",
     output:
-        predictions=f"{TRAIN_DIR}/{{model}}/{{trainset}}/predictions.parquet",
-        history=f"{TRAIN_DIR}/{{model}}/{{trainset}}/history.csv",
-        run=f"{TRAIN_DIR}/{{model}}/{{trainset}}/run.json",
+        predictions=f"{RUN}/predictions.parquet",
+        history=f"{RUN}/history.csv",
+        run=f"{RUN}/run.json",
     wildcard_constraints:
         model="|".join(DETECTORS),
-        trainset=r"mixed|[A-Za-z0-9_]+(-action-[a-z_]+|-n\d+)?",
+        trainset=TRAINSET_PATTERN,
     params:
-        train=TRAIN,
+        train=recipe(TRAIN),  # train.device reaches the job through the config
         sizes=config["targets"]["frames"]["sizes"],
         store=STORE,
+        gpu_locks=GPU_LOCKS,
     threads: workflow.cores  # CPU training uses every core; jobs run one after another
     resources:
-        gpu=1 if TRAIN["device"].startswith("cuda") else 0,
+        gpu=device_gpus(TRAIN["device"]),  # auto takes a GPU when torch sees one
     log:
         f"{RESULTS}/logs/train_detector/{{model}}/{{trainset}}.log",
     conda:
@@ -63,106 +63,49 @@ rule train_detector:
         "../workflow_scripts/train_detector.py"
 
 
-rule table3:
+rule experiment_table:
     input:
-        **EXPERIMENT_INPUT["table3"],
+        unpack(EXPERIMENT_INPUTS),
     output:
-        **EXPERIMENT_OUTPUT["table3"],
+        csv=report(f"{TABLES_DIR}/{{experiment}}.csv", caption="../report/experiment.rst",
+                   category="Detectors", subcategory=lambda w: EXPERIMENT_CATEGORY[w.experiment]),
+        md=f"{TABLES_DIR}/{{experiment}}.md",
+        png=report(f"{TABLES_DIR}/{{experiment}}.png", caption="../report/experiment.rst",
+                   category="Detectors", subcategory=lambda w: EXPERIMENT_CATEGORY[w.experiment]),
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
     params:
-        experiment="table3",
-        **EXPERIMENT_PARAMS,
+        # the recipe and this experiment's own section: another experiment's models are not
+        # this table's
+        train=lambda w: {**recipe(TRAIN), w.experiment: TRAIN[w.experiment],
+                         "video_score": TRAIN["video_score"]},
+        variants=VARIANTS,
+        actions=ACTIONS,
+        demo=config["demo"]["enabled"],
     log:
-        f"{RESULTS}/logs/tables/table3.log",
+        f"{RESULTS}/logs/tables/{{experiment}}.log",
     conda:
         "../envs/train.yaml"
     script:
         "../workflow_scripts/train_table.py"
 
 
-rule table4:
-    input:
-        **EXPERIMENT_INPUT["table4"],
-    output:
-        **EXPERIMENT_OUTPUT["table4"],
-    params:
-        experiment="table4",
-        **EXPERIMENT_PARAMS,
-    log:
-        f"{RESULTS}/logs/tables/table4.log",
-    conda:
-        "../envs/train.yaml"
-    script:
-        "../workflow_scripts/train_table.py"
+# `snakemake table3 per_action ...`: each experiment's name is a target for its table
+for _experiment in EXPERIMENTS:
 
-
-rule table5:
-    input:
-        **EXPERIMENT_INPUT["table5"],
-    output:
-        **EXPERIMENT_OUTPUT["table5"],
-    params:
-        experiment="table5",
-        **EXPERIMENT_PARAMS,
-    log:
-        f"{RESULTS}/logs/tables/table5.log",
-    conda:
-        "../envs/train.yaml"
-    script:
-        "../workflow_scripts/train_table.py"
-
-
-rule per_action:
-    input:
-        **EXPERIMENT_INPUT["per_action"],
-    output:
-        **EXPERIMENT_OUTPUT["per_action"],
-    params:
-        experiment="per_action",
-        **EXPERIMENT_PARAMS,
-    log:
-        f"{RESULTS}/logs/tables/per_action.log",
-    conda:
-        "../envs/train.yaml"
-    script:
-        "../workflow_scripts/train_table.py"
-
-
-rule single_action:
-    input:
-        **EXPERIMENT_INPUT["single_action"],
-    output:
-        **EXPERIMENT_OUTPUT["single_action"],
-    params:
-        experiment="single_action",
-        **EXPERIMENT_PARAMS,
-    log:
-        f"{RESULTS}/logs/tables/single_action.log",
-    conda:
-        "../envs/train.yaml"
-    script:
-        "../workflow_scripts/train_table.py"
-
-
-rule corpus_size:
-    input:
-        **EXPERIMENT_INPUT["corpus_size"],
-    output:
-        **EXPERIMENT_OUTPUT["corpus_size"],
-    params:
-        experiment="corpus_size",
-        **EXPERIMENT_PARAMS,
-    log:
-        f"{RESULTS}/logs/tables/corpus_size.log",
-    conda:
-        "../envs/train.yaml"
-    script:
-        "../workflow_scripts/train_table.py"
+    rule:
+        name:
+            _experiment
+        input:
+            expand(f"{TABLES_DIR}/{_experiment}.{{ext}}", ext=("csv", "md", "png")),
+        localrule: True
 
 
 rule cam:
     input:
         manifest=f"{RESULTS}/dataset/dataset.parquet",
-        run=f"{TRAIN_DIR}/{TRAIN['cam']['model']}/{TRAIN['cam']['variant']}/run.json",
+        run=f"{RUN}/run.json".format(model=TRAIN["cam"]["model"],
+                                      trainset=trainset_name(TRAIN["cam"]["variant"])),
     output:
         csv=f"{TABLES_DIR}/cam.csv",
         md=f"{TABLES_DIR}/cam.md",

@@ -159,10 +159,11 @@ def test_action_profiles():
 
 
 def test_source_clips_voxceleb_layout_framing_and_motion(tmp_path, mtcnn, astronaut):
-    paths = demo.make_source_clips(astronaut, "astronaut", tmp_path, mtcnn, videos=1,
-                                   clips_per_video=2, seconds=1.0, fps=25.0, seed=0)
     config = {"demo": {"videos_per_identity": 1, "clips_per_video": 2}}
-    assert paths == [tmp_path / rel for rel in demo_clip_relpaths(config, "astronaut")]
+    wanted = [tmp_path / rel for rel in demo_clip_relpaths(config, "astronaut")]
+    paths = demo.make_source_clips(astronaut, "astronaut", wanted, mtcnn, videos=1,
+                                   clips_per_video=2, seconds=1.0, fps=25.0, seed=0)
+    assert paths == wanted
     assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
         "astronaut/demo00/00001.mp4", "astronaut/demo00/00002.mp4"]
     clips = []
@@ -190,8 +191,8 @@ def test_source_clips_voxceleb_layout_framing_and_motion(tmp_path, mtcnn, astron
 
 def test_source_clips_are_deterministic_per_seed(tmp_path, mtcnn, astronaut):
     def clip(folder: str, seed: int) -> Path:
-        return demo.make_source_clips(astronaut, "astronaut", tmp_path / folder, mtcnn,
-                                      clips_per_video=1, seconds=0.4, seed=seed)[0]
+        return demo.make_source_clips(astronaut, "astronaut", [tmp_path / folder / "c.mp4"],
+                                      mtcnn, clips_per_video=1, seconds=0.4, seed=seed)[0]
 
     a, b, c = clip("a", 0), clip("b", 0), clip("c", 1)
     assert a.read_bytes() == b.read_bytes()
@@ -202,7 +203,8 @@ def test_source_clips_are_deterministic_per_seed(tmp_path, mtcnn, astronaut):
 
 def test_source_clips_from_real_frames(tmp_path, mtcnn):
     frames = demo.load_builtin_video("carphone")[:30]
-    paths = demo.make_source_clips(frames[0], "carphone", tmp_path, mtcnn, clips_per_video=2,
+    two = [tmp_path / "1.mp4", tmp_path / "2.mp4"]
+    paths = demo.make_source_clips(frames[0], "carphone", two, mtcnn, clips_per_video=2,
                                    seconds=1.0, fps=25.0, real_frames=frames)
     clips = [read_video(p).frames for p in paths]
     assert [c.shape for c in clips] == [(25, 256, 256, 3)] * 2

@@ -71,14 +71,20 @@ def test_rounds_inputs_stop_at_the_first_empty_round(tmp_path: Path):
         plans[r].write_parquet(path)
         return str(path)
 
-    files = rounds_inputs(3, "res", ["baidu", "tianyan"], [0, 1], round_plan)
+    # the workflow's templates (rules/generate.smk, rules/liveness.smk)
+    paths = dict(plan="res/plan/plan.parquet",
+                 fakes=("res/fake/raw/shards/{shard}.parquet",
+                        "res/fake/raw/rounds/{round}/{shard}.parquet"),
+                 verdicts=("res/liveness/{provider}/{shard}.parquet",
+                           "res/liveness/{provider}/rounds/{round}/{shard}.parquet"))
+    files = rounds_inputs(3, ["baidu", "tianyan"], [0, 1], round_plan, **paths)
     assert asked == [1, 2]  # round 3 is never planned: round 2 had nothing to do
     assert files["fakes"] == ["res/fake/raw/shards/0.parquet", "res/fake/raw/shards/1.parquet",
                               "res/fake/raw/rounds/1/1.parquet"]
     assert files["verdicts"][-2:] == ["res/liveness/baidu/rounds/1/1.parquet",
                                       "res/liveness/tianyan/rounds/1/1.parquet"]
     assert files["plans"] == ["res/plan/plan.parquet", str(tmp_path / "1.parquet")]
-    assert rounds_inputs(0, "res", ["local"], [0], round_plan)["plans"] == [
+    assert rounds_inputs(0, ["local"], [0], round_plan, **paths)["plans"] == [
         "res/plan/plan.parquet"]
 
 

@@ -148,6 +148,18 @@ def deepfakebench_checkout(built: Path, root: Path) -> dict[str, int]:
     return yaml.safe_load("label_dict:\n  DFD_fake: 1\n  DFD_real: 0\n" + ours)["label_dict"]
 
 
+@pytest.mark.skipif(not os.environ.get("DFMNIST_DEEPFAKEBENCH"),
+                    reason="set DFMNIST_DEEPFAKEBENCH to a DeepfakeBench checkout (and have "
+                           "its loader's requirements importable) to run its own loader")
+def test_deepfakebench_own_loader_reads_the_export(built: Path):
+    """DeepfakeBench's DeepfakeAbstractBaseDataset itself, from a checkout the user names."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "deepfakebench_own_loader.py"),
+         os.environ["DFMNIST_DEEPFAKEBENCH"], str(built / "results" / "deepfakebench")],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "OK:" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
 def test_deepfakebench_loader_reads_every_export(built: Path, tmp_path: Path):
     from deepfakebench_rules import collect, derived_paths, load_item
 
@@ -228,6 +240,53 @@ def test_faceforensics_layout_and_pair_splits(built: Path):
 def test_second_run_has_nothing_to_do(built: Path):
     proc = run_snakemake(built, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def planned_jobs(workdir: Path, change, *targets: str) -> dict[str, int]:
+    """Rule -> jobs that `snakemake -n` plans after `change` edits a copy of the config."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    change(config)
+    variant = workdir / "variant.yaml"
+    variant.write_text(yaml.safe_dump(config))
+    proc = run_snakemake(workdir, "-n", *targets, "--configfile", str(variant))
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1].strip().split("\n\n", 1)[0].splitlines()[2:]
+    return {rule: int(count) for rule, count in (line.split() for line in table)
+            if rule != "total"}
+
+
+#: Settings that choose where, how fast or through what a job runs (dfmnist.config
+#: EXECUTION_ONLY): changing one must rerun nothing.
+EXECUTION_CHANGES = {
+    "faces.device": lambda c: c["faces"].update(device="cuda:1"),
+    "faces.batch_size": lambda c: c["faces"].update(batch_size=3),
+    "generate.device": lambda c: c["generate"].update(device="cuda:1"),
+    "generate.threads": lambda c: c["generate"].update(threads=2),
+    "generate.fomm.batch_size": lambda c: c["generate"]["fomm"].update(batch_size=2),
+    "liveness.cache": lambda c: c["liveness"].update(cache=c["liveness"]["cache"] + ".moved"),
+    "liveness http": lambda c: c["liveness"]["providers"]["baidu"]["http"].update(qps=9),
+}
+
+
+@pytest.mark.parametrize("key", EXECUTION_CHANGES)
+def test_execution_settings_rerun_nothing(built: Path, key: str):
+    assert planned_jobs(built, EXECUTION_CHANGES[key]) == {}
+
+
+def test_a_science_setting_reruns_exactly_what_it_changes(built: Path):
+    # the splits' seed: the splits and what reads them, nothing upstream
+    assert planned_jobs(built, lambda c: c["targets"].update(seed=1)) == {
+        "splits": 1, "dataset_manifest": 1, "dataset_exports": 1, "deepfakebench_export": 1,
+        "faceforensics_export": 1, "all": 1}
+    # the source clips' frame rate: the demo's source clips and what derives from them, never
+    # the driving videos or their crops
+    jobs = planned_jobs(built, lambda c: c["demo"].update(clip_fps=10))
+    assert jobs["demo_source_clips"] == 3 and jobs["score_sources"] == 1
+    assert not {"demo_driving_video", "driving_shard", "driving_manifest"} & set(jobs)
+    # the detectors' training recipe is not the dataset's
+    assert planned_jobs(built, lambda c: c["train"].update(epochs=2)) == {}
 
 
 def test_replacing_one_photo_rebuilds_exactly_what_derives_from_it(built: Path, astronaut):

@@ -7,11 +7,11 @@ from dfmnist.io import atomic_path
 from dfmnist.store import Store
 from dfmnist.workflow import limit_threads, make_detector, setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-limit_threads(snakemake.threads)  # noqa: F821
-params = snakemake.params  # noqa: F821
-frames = pl.read_parquet(snakemake.input[0])  # noqa: F821
-table = annotate_shard(frames, params.size, make_detector(params.faces), params.faces,
+log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
+params = snakemake.params
+frames = pl.read_parquet(snakemake.input[0])
+table = annotate_shard(frames, params.size, make_detector(snakemake.config["faces"]), params.faces,
                        Store(params.store))
-with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+with atomic_path(snakemake.output[0]) as tmp:
     table.write_parquet(tmp)

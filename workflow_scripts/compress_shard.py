@@ -9,18 +9,18 @@ from dfmnist.plan import shard_of
 from dfmnist.store import Store
 from dfmnist.workflow import limit_threads, setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-limit_threads(snakemake.threads)  # noqa: F821
-params = snakemake.params  # noqa: F821
-shard = int(snakemake.wildcards.shard)  # noqa: F821
-reals = pl.read_parquet(snakemake.input.sources).filter("selected")  # noqa: F821
-videos = video_table(reals, pl.read_parquet(snakemake.input.accepted))  # noqa: F821
+log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
+params = snakemake.params
+shard = int(snakemake.wildcards.shard)
+reals = pl.read_parquet(snakemake.input.sources).filter("selected")
+videos = video_table(reals, pl.read_parquet(snakemake.input.accepted))
 videos = videos.filter(
     pl.col("video_id").map_elements(lambda v: shard_of(v, params.shards), pl.Int64) == shard
 )
-table = compress_shard(videos, snakemake.wildcards.variant,  # noqa: F821
+table = compress_shard(videos, snakemake.wildcards.variant,
                        encoding_for(params.variant), Store(params.store))
 log.info("%d videos, %d encoded, %d reused", table.height, table["computed"].sum(),
          (~table["computed"]).sum())
-with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+with atomic_path(snakemake.output[0]) as tmp:
     table.write_parquet(tmp)

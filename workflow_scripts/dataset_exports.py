@@ -7,14 +7,14 @@ from dfmnist.io import atomic_path
 from dfmnist.store import Store
 from dfmnist.workflow import fakes_generator, setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-inp = snakemake.input  # noqa: F821
-config = snakemake.params.config  # noqa: F821
+log = setup_logging(snakemake.log[0])
+inp = snakemake.input
+config = snakemake.params.config
 manifest = pl.read_parquet(inp.manifest)
 compressed = pl.concat([pl.read_parquet(p) for p in inp.compressed])
 encodes = dict(compressed.group_by("variant").agg(pl.col("ffmpeg_args").first()).iter_rows())
-generator = fakes_generator(inp.fakes, Store(snakemake.params.store))  # noqa: F821
+generator = fakes_generator(inp.fakes, Store(snakemake.params.store))
 card = dataset_card(manifest, pl.read_csv(inp.rates), config, generator, encodes)
-with atomic_path(snakemake.output.card) as tmp:  # noqa: F821
+with atomic_path(snakemake.output.card) as tmp:
     tmp.write_text(card)
 log.info("dataset card for %d rows", manifest.height)

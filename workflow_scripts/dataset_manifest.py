@@ -7,17 +7,17 @@ from dfmnist.io import atomic_path
 from dfmnist.store import Store
 from dfmnist.workflow import fakes_generator, setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-inp = snakemake.input  # noqa: F821
+log = setup_logging(snakemake.log[0])
+inp = snakemake.input
 reals = pl.read_parquet(inp.sources).filter("selected")
 videos = video_table(reals, pl.read_parquet(inp.accepted))
 compressed = pl.concat([pl.read_parquet(p) for p in inp.compressed])
 frames = pl.concat([pl.read_parquet(p) for p in inp.frames])
 verdicts = pl.concat([pl.read_parquet(p) for p in inp.verdicts])
 assignment = dict(pl.read_parquet(inp.splits).iter_rows())
-generator = fakes_generator(inp.fakes, Store(snakemake.params.store))  # noqa: F821
+generator = fakes_generator(inp.fakes, Store(snakemake.params.store))
 table = build_manifest(videos, compressed, frames, assignment, generator, verdicts)
 for (split, label), group in table.group_by(["split", "label"], maintain_order=True):
     log.info("%s %s: %d rows", split, label, group.height)
-with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+with atomic_path(snakemake.output[0]) as tmp:
     table.write_parquet(tmp)

@@ -7,12 +7,12 @@ from dfmnist.exports.deepfakebench import write_deepfakebench
 from dfmnist.store import Store
 from dfmnist.workflow import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-inp, params = snakemake.input, snakemake.params  # noqa: F821
+log = setup_logging(snakemake.log[0])
+inp, params = snakemake.input, snakemake.params
 manifest = pl.read_parquet(inp.manifest)
 annotations = pl.concat([pl.read_parquet(p) for p in inp.annotations])
 blank = blank_mask(params.size, Store(params.store))
-counts = write_deepfakebench(manifest, annotations, snakemake.output[0], params.name,  # noqa: F821
+counts = write_deepfakebench(manifest, annotations, snakemake.output[0], params.name,
                              params.prefix, params.size, blank)
 for stem, frames in counts.items():
     log.info("%s.json: %d frames", stem, frames)

@@ -4,14 +4,14 @@ from dfmnist import demo
 from dfmnist.plan import stable_int
 from dfmnist.workflow import limit_threads, make_detector, setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-limit_threads(snakemake.threads)  # noqa: F821
-cfg = snakemake.params.demo  # noqa: F821
-w = snakemake.wildcards  # noqa: F821
+log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
+cfg = snakemake.params.demo
+w = snakemake.wildcards
 photo = demo.load_photo(cfg["driving_performer"])
 demo.make_driving_video(
-    photo, w.action, snakemake.output[0], make_detector(snakemake.params.faces),  # noqa: F821
+    photo, w.action, snakemake.output[0], make_detector(snakemake.config["faces"]),
     width=cfg["driving_width"], height=cfg["driving_height"], fps=cfg["driving_fps"],
     seconds=cfg["driving_seconds"], seed=stable_int(cfg["seed"], w.action, w.take) % 2**31,
 )
-log.info("wrote %s", snakemake.output[0])  # noqa: F821
+log.info("wrote %s", snakemake.output[0])

@@ -5,8 +5,8 @@ import polars as pl
 from dfmnist.exports.faceforensics import write_faceforensics
 from dfmnist.workflow import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-params = snakemake.params  # noqa: F821
-counts = write_faceforensics(pl.read_parquet(snakemake.input[0]), snakemake.output[0],  # noqa: F821
+log = setup_logging(snakemake.log[0])
+params = snakemake.params
+counts = write_faceforensics(pl.read_parquet(snakemake.input[0]), snakemake.output[0],
                              params.source_dataset)
 log.info("linked %s", counts)

@@ -10,8 +10,8 @@ from dfmnist.io import atomic_path
 from dfmnist.liveness.report import plot_spoof_rates, spoof_rates
 from dfmnist.workflow import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+log = setup_logging(snakemake.log[0])
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
 fakes = pl.concat([pl.read_parquet(p) for p in inp.fakes])
 verdicts = pl.concat([pl.read_parquet(p).cast(VERDICT_SCHEMA) for p in inp.verdicts])
 accepted, summary = accept(fakes, verdicts, params.policy, params.per_action)

@@ -12,7 +12,7 @@ from dfmnist.workflow import build_generator, limit_threads, setup_logging
 log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 params = snakemake.params
-cfg = params.generate
+cfg = snakemake.config["generate"]  # params.generate: the same without device and threads
 shard = int(snakemake.wildcards.shard)
 plan = pl.read_parquet(snakemake.input[0]).filter(pl.col("shard") == shard)
 device = cfg["device"] if cfg["generator"] in GPU_GENERATORS else "cpu"

@@ -6,8 +6,8 @@ from dfmnist.io import atomic_path
 from dfmnist.liveness.journal import merge
 from dfmnist.workflow import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-report = merge(snakemake.params.cache)  # noqa: F821
+log = setup_logging(snakemake.log[0])
+report = merge(snakemake.config["liveness"]["cache"])
 log.info("merged %(verdicts)d verdicts from %(journals)d journals (%(removed)d removed)", report)
-with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(json.dumps(report))

@@ -7,15 +7,15 @@ from dfmnist.io import atomic_path
 from dfmnist.plan import build_plan
 from dfmnist.workflow import build_generator, setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-params = snakemake.params  # noqa: F821
+log = setup_logging(snakemake.log[0])
+params = snakemake.params
 gen_cfg = params.generate
 generator = build_generator(gen_cfg)
-sources = pl.read_parquet(snakemake.input.sources).filter("selected")  # noqa: F821
-driving = pl.read_parquet(snakemake.input.driving)  # noqa: F821
+sources = pl.read_parquet(snakemake.input.sources).filter("selected")
+driving = pl.read_parquet(snakemake.input.driving)
 plan = build_plan(sources, driving, params.actions, params.plan["per_action"],
                   params.plan["oversample"], params.plan["seed"], generator_identity(generator),
                   gen_cfg["shards"])
 log.info("planned %d candidates over %d actions", plan.height, plan["action"].n_unique())
-with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+with atomic_path(snakemake.output[0]) as tmp:
     plan.write_parquet(tmp)

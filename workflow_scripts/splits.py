@@ -7,14 +7,14 @@ from dfmnist.io import atomic_path
 from dfmnist.splits import assign_splits
 from dfmnist.workflow import setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-cfg = snakemake.params.targets  # noqa: F821
-reals = pl.read_parquet(snakemake.input.sources).filter("selected")  # noqa: F821
-videos = video_table(reals, pl.read_parquet(snakemake.input.accepted))  # noqa: F821
+log = setup_logging(snakemake.log[0])
+params = snakemake.params
+reals = pl.read_parquet(snakemake.input.sources).filter("selected")
+videos = video_table(reals, pl.read_parquet(snakemake.input.accepted))
 videos = videos.with_columns(pl.col("action").fill_null("real"))
-assignment = assign_splits(videos, cfg["splits"], cfg["seed"])
+assignment = assign_splits(videos, params.splits, params.seed)
 table = pl.DataFrame({"identity": list(assignment), "split": list(assignment.values())})
 for split, group in table.group_by("split"):
     log.info("%s: %s", split[0], ", ".join(sorted(group["identity"])))
-with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+with atomic_path(snakemake.output[0]) as tmp:
     table.sort("identity").write_parquet(tmp)

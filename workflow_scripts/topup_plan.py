@@ -8,8 +8,8 @@ from dfmnist.io import atomic_path
 from dfmnist.topup import shortfalls, topup_plan
 from dfmnist.workflow import build_generator, setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-inp, params = snakemake.input, snakemake.params  # noqa: F821
+log = setup_logging(snakemake.log[0])
+inp, params = snakemake.input, snakemake.params
 fakes = pl.concat([pl.read_parquet(p) for p in inp.fakes])
 verdicts = pl.concat([pl.read_parquet(p).cast(VERDICT_SCHEMA) for p in inp.verdicts])
 _, summary = accept(fakes, verdicts, params.policy, params.per_action)
@@ -19,7 +19,7 @@ new = topup_plan(pl.read_parquet(inp.sources).filter("selected"),
                  pl.read_parquet(inp.driving), planned, missing, params.oversample,
                  params.seed, generator_identity(build_generator(params.generate)),
                  params.generate["shards"])
-log.info("round %s: short %s; %d new candidates", snakemake.wildcards.round,  # noqa: F821
+log.info("round %s: short %s; %d new candidates", snakemake.wildcards.round,
          missing or "nothing", new.height)
-with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+with atomic_path(snakemake.output[0]) as tmp:
     new.write_parquet(tmp)

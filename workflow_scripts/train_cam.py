@@ -5,26 +5,22 @@ from pathlib import Path
 
 import cv2
 import polars as pl
-import torch
 
 from dfmnist.io import atomic_path
 from dfmnist.store import Store
 from dfmnist.train.cam import cam_grid, pick_frames
-from dfmnist.train.experiments import DETECTOR, frame_size
-from dfmnist.train.loop import Detector
+from dfmnist.train.experiments import frame_size, load_detector
 from dfmnist.train.tables import markdown
 from dfmnist.workflow import limit_threads, setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-limit_threads(snakemake.threads)  # noqa: F821
-params, inp, out = snakemake.params, snakemake.input, snakemake.output  # noqa: F821
+log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
+params, inp, out = snakemake.params, snakemake.input, snakemake.output
 record = json.loads(Path(inp.run).read_text())
 store = Store(params.store)
-model = Detector(params.model)
-model.load_state_dict(torch.load(store.item_dir(DETECTOR, record["key"]) / "model.pt",
-                                 map_location="cpu", weights_only=True))
+model = load_detector(store, record)
 chosen = pick_frames(pl.read_parquet(inp.manifest), params.variant, params.frames)
-grid, table = cam_grid(model, chosen, frame_size(params.model, params.sizes))
+grid, table = cam_grid(model, chosen, frame_size(params.model, params.sizes, model.input_size))
 with atomic_path(out.png) as tmp:
     if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {out.png}")

@@ -5,24 +5,27 @@ import json
 
 import polars as pl
 
+from dfmnist.gpus import claim_device
 from dfmnist.io import atomic_path
 from dfmnist.store import Store
-from dfmnist.train import train_settings
+from dfmnist.train import train_config, train_settings
 from dfmnist.train.experiments import run_training_job
 from dfmnist.workflow import limit_threads, setup_logging
 
-log = setup_logging(snakemake.log[0])  # noqa: F821
-limit_threads(snakemake.threads)  # noqa: F821
-params = snakemake.params  # noqa: F821
+log = setup_logging(snakemake.log[0])
+limit_threads(snakemake.threads)
+params = snakemake.params
 section = params.train
-model = snakemake.wildcards.model  # noqa: F821
-predictions, history, record = run_training_job(
-    pl.read_parquet(snakemake.input.manifest), model, snakemake.wildcards.trainset,  # noqa: F821
-    train_settings(section, model), Store(params.store), root=".", sizes=params.sizes,
-    device=section["device"], pretrained=section["pretrained"].get(model),
-    eval_batch=section["batch_size"],
-)
-out = snakemake.output  # noqa: F821
+model = snakemake.wildcards.model
+with claim_device(train_config(snakemake.config)["device"], params.gpu_locks) as claim:
+    log.info("%s on %s: %s", model, snakemake.wildcards.trainset, claim.label)
+    predictions, history, record = run_training_job(
+        pl.read_parquet(snakemake.input.manifest), model, snakemake.wildcards.trainset,
+        train_settings(section, model), Store(params.store), root=".", sizes=params.sizes,
+        device=claim.device, pretrained=section["pretrained"].get(model),
+        eval_batch=section["batch_size"],
+    )
+out = snakemake.output
 with atomic_path(out.predictions) as tmp:
     predictions.write_parquet(tmp)
 with atomic_path(out.history) as tmp:

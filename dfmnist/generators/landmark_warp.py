@@ -33,18 +33,31 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 
 from dfmnist import motion
+from dfmnist.face_geometry import (
+    LEFT_EYE,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    NOSE,
+    RIGHT_EYE,
+    PointGroups,
+    paint_cavity,
+)
 from dfmnist.faces import smooth_series
 from dfmnist.generators.base import Generator, check_inputs
+from dfmnist.generators.parallax import HeadModel, fit_similarity, interior_points
+from dfmnist.generators.parallax import to_complex as _c
+from dfmnist.generators.parallax import to_xy as _xy
 from dfmnist.tps import GridWarper, border_anchors
+
+__all__ = ["ALGORITHM_VERSION", "HeadModel", "LandmarkWarpGenerator", "fit_similarity",
+           "median_series"]
 
 #: Bump when the rendering changes, so content keys change with it.
 ALGORITHM_VERSION = 3
 
-LEFT_EYE, RIGHT_EYE, NOSE, MOUTH_LEFT, MOUTH_RIGHT = range(5)
 
 # Local control offsets, in source inter-ocular units along the face axes (x right, y down).
 _EYE_LID = motion.EYE_PATCH[1]  # lid points sit on the edge of the openness patch
@@ -59,136 +72,7 @@ _CORNER_PTS = ((0.15, 0.0, 0.9), (0.1, -0.14, 0.7), (0.1, 0.14, 0.7), (0.3, -0.0
 _SMILE_DEADBAND = 0.02  # widening (face units per corner) below this is not amplified
 _OPENNESS_EPS = 0.03  # keeps eye-openness ratios finite for dark-free eye patches
 
-# Yaw parallax head model, in face units: a paraboloid cap over the ring (depth 0 on the ring,
-# _HEAD_DEPTH at its centre) plus a nose ridge (height, sigma across, sigma along; centred
-# _NOSE_RISE above the nose landmark, so the bridge rises too).
-_HEAD_DEPTH = 1.0
-_NOSE_BUMP = (0.35, 0.3, 0.35)
-_NOSE_RISE = 0.1
-_YAW_MAX_DEG = 45.0  # the parallax never turns the head further than this
-_YAW_TABLE = np.radians(np.linspace(-60.0, 60.0, 121))  # angles for inverting yaw_proxy
-_PITCH_MAX_DEG = 30.0  # nor pitches it further than this
 _INTERIOR_GAP = 0.12  # interior points closer than this to another control point are dropped
-
-
-def fit_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[complex, complex]:
-    """Least-squares similarity z -> a z + b (complex a: rotation and scale) taking src to dst."""
-    zs = src[:, 0] + 1j * src[:, 1]
-    zd = dst[:, 0] + 1j * dst[:, 1]
-    ms, md = zs.mean(), zd.mean()
-    cs, cd = zs - ms, zd - md
-    denom = float(np.sum(np.abs(cs) ** 2))
-    a = complex(np.sum(np.conj(cs) * cd) / denom) if denom > 1e-12 else 1.0 + 0j
-    return a, complex(md - a * ms)
-
-
-def _c(points: np.ndarray) -> np.ndarray:
-    return points[..., 0] + 1j * points[..., 1]
-
-
-def _xy(z: np.ndarray) -> np.ndarray:
-    return np.stack([z.real, z.imag], axis=-1)
-
-
-class HeadModel:
-    """A rough head for yaw parallax, built from one face's five landmarks (image pixels).
-
-    Face units: origin at the eye midpoint, x along the eye line, y down, 1 = inter-ocular
-    distance. Depth is a paraboloid cap whose rim is the ring ellipse (centred on the landmark
-    centroid, semi-axes `ring_scale` * (1.15, 1.45): the generator's rigid ring) plus a ridge
-    along the nose (a gentle cap: a steep rim would squash the far cheek into a fold). Turning
-    by yaw angle theta moves a point along the face x axis by
-    ``(cos theta - 1) * x * cap + sin theta * depth`` (x from the ring centre): the centre of
-    the face moves most, the rim not at all, the side turning away is compressed.
-    """
-
-    def __init__(self, landmarks: np.ndarray, ring_scale: float) -> None:
-        lm = _c(np.asarray(landmarks, dtype=np.float64))
-        ux, _, iod = motion.face_axes(np.asarray(landmarks, dtype=np.float64))
-        self.origin = (lm[LEFT_EYE] + lm[RIGHT_EYE]) / 2
-        self.frame = max(iod, 1e-6) * complex(*ux)  # face unit vector x, in image pixels
-        local = self.local(lm)
-        self.centre = complex(local.mean())
-        self.axes = (ring_scale * 1.15, ring_scale * 1.45)
-        self.nose = complex(local[NOSE] - 1j * _NOSE_RISE)
-        self.landmarks = lm
-
-    def local(self, z: np.ndarray) -> np.ndarray:
-        """Image points (complex) in face units (complex)."""
-        return (np.asarray(z) - self.origin) / self.frame
-
-    def depth(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The cap (0 on the ring, 1 at its centre) and the depth (face units) at image points."""
-        w = self.local(z)
-        rel = w - self.centre
-        cap = np.clip(1.0 - (rel.real / self.axes[0]) ** 2 - (rel.imag / self.axes[1]) ** 2,
-                      0.0, None)
-        height, sx, sy = _NOSE_BUMP
-        d = w - self.nose
-        ridge = height * np.exp(-0.5 * ((d.real / sx) ** 2 + (d.imag / sy) ** 2))
-        return cap, _HEAD_DEPTH * cap + ridge * np.clip(cap / 0.5, 0.0, 1.0)
-
-    def shift(self, z: np.ndarray, theta: float | np.ndarray,
-              phi: float | np.ndarray = 0.0) -> np.ndarray:
-        """Image displacement (complex, pixels) of points `z` when the head yaws by `theta`
-        radians (positive: the nose toward the image right) and pitches by `phi` (positive:
-        looking up, the nose toward the forehead); the pitch works like the yaw along the face
-        y axis. Angles broadcast over a leading axis when they are arrays."""
-        cap, depth = self.depth(z)
-        rel = self.local(z) - self.centre
-        theta = np.asarray(theta, dtype=np.float64)[..., None] if np.ndim(theta) else theta
-        phi = np.asarray(phi, dtype=np.float64)[..., None] if np.ndim(phi) else phi
-        along_x = (np.cos(theta) - 1.0) * rel.real * cap + np.sin(theta) * depth
-        along_y = (np.cos(phi) - 1.0) * rel.imag * cap - np.sin(phi) * depth
-        return self.frame * (along_x + 1j * along_y)
-
-    def yaw_angle(self, yaw_change: np.ndarray) -> np.ndarray:
-        """Yaw angles (radians) whose parallax changes this face's `motion.yaw_proxy` by
-        `yaw_change` (clipped to +-_YAW_MAX_DEG)."""
-        moved = self.landmarks[None, :] + self.shift(self.landmarks, _YAW_TABLE)
-        curve = motion.yaw_proxy(_xy(moved)) - motion.yaw_proxy(_xy(self.landmarks))
-        curve = np.maximum.accumulate(curve)  # monotone, for the inverse
-        limit = np.radians(_YAW_MAX_DEG)
-        theta = np.clip(np.interp(yaw_change, curve, _YAW_TABLE), -limit, limit)
-        return np.where(np.asarray(yaw_change) == 0.0, 0.0, theta)  # exactly still at rest
-
-    def pitch_angle(self, pitch_change: np.ndarray) -> np.ndarray:
-        """Pitch angles (radians, positive up) whose parallax changes this face's
-        `motion.nose_drop` by `pitch_change` (it falls when looking up; clipped to
-        +-_PITCH_MAX_DEG)."""
-        moved = self.landmarks[None, :] + self.shift(self.landmarks, 0.0, _YAW_TABLE)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            curve = motion.nose_drop(_xy(self.landmarks)) - motion.nose_drop(_xy(moved))
-        curve = np.maximum.accumulate(np.nan_to_num(curve))  # monotone, for the inverse
-        limit = np.radians(_PITCH_MAX_DEG)
-        phi = np.clip(np.interp(-np.asarray(pitch_change), curve, _YAW_TABLE), -limit, limit)
-        return np.where(np.asarray(pitch_change) == 0.0, 0.0, phi)
-
-
-def _interior_points(s: np.ndarray, fx: complex, fy: complex, iod: float) -> np.ndarray:
-    """Control points over the face interior (complex): forehead, nose bridge and sides, under
-    the nose, cheeks, temples and jaw, placed from the source landmarks."""
-    eyes = (s[LEFT_EYE] + s[RIGHT_EYE]) / 2
-    mouth = (s[MOUTH_LEFT] + s[MOUTH_RIGHT]) / 2
-    nose = s[NOSE]
-    # nose height below the eye line, and the mouth's, in face units along fy
-    ny = max(((nose - eyes) / fy).real / iod, 0.25)
-    my = max(((mouth - eyes) / fy).real / iod, ny + 0.2)
-    pts = [
-        eyes + iod * fy * -0.5, eyes + iod * fy * -0.85,
-        eyes + iod * (-0.45 * fx - 0.75 * fy), eyes + iod * (0.45 * fx - 0.75 * fy),
-        eyes + iod * fy * 0.02, (eyes + nose) / 2,
-        nose - 0.2 * iod * fx, nose + 0.2 * iod * fx, (nose + mouth) / 2,
-    ]
-    for side in (-1.0, 1.0):
-        pts += [
-            eyes + iod * (side * 0.95 * fx - 0.2 * fy),  # temple
-            eyes + iod * (side * 0.85 * fx + ny * fy),  # cheek, nose height
-            eyes + iod * (side * 0.8 * fx + (ny + my) / 2 * fy),  # lower cheek
-            mouth + iod * (side * 0.7 * fx + 0.05 * fy),  # beside the mouth
-            mouth + iod * (side * 0.45 * fx + 0.4 * fy),  # jaw
-        ]
-    return np.array(pts)
 
 
 class LandmarkWarpGenerator(Generator):
@@ -362,7 +246,7 @@ class LandmarkWarpGenerator(Generator):
         corner_pts = s[corner_idx] + corner_off
         corner_slack = 1.0 - np.array([f for _ in range(2) for _, _, f in _CORNER_PTS])
         fixed = np.concatenate([s, ring, border, eye_pts, lip_pts, corner_pts])
-        interior = _keep_apart(_interior_points(s, fx, fy, iod), fixed, _INTERIOR_GAP * iod)
+        interior = _keep_apart(interior_points(s, fx, fy, iod), fixed, _INTERIOR_GAP * iod)
         sources = np.concatenate([fixed, interior])
         src_xy = _xy(sources)
 
@@ -376,8 +260,9 @@ class LandmarkWarpGenerator(Generator):
         pitch = self.driving_pitch(d, theta_drv)  # looking up, nodding: the same, vertically
         phi_drv = drv_head.pitch_angle(pitch)
         phi_src = src_head.pitch_angle(self.pitch_gain * pitch)
-        # the points that turn
-        head_pts = np.concatenate([s, eye_pts, lip_pts, corner_pts, interior])
+        # the points that turn, by name
+        head_pts = PointGroups(landmarks=s, eyes=eye_pts, lips=lip_pts, corners=corner_pts,
+                               interior=interior)
 
         # Opening in source pixels: the cavity that adds `opening` to the patch's dark fraction.
         frac, up, down = motion.MOUTH_PATCH
@@ -388,17 +273,14 @@ class LandmarkWarpGenerator(Generator):
 
         warper = GridWarper(w, h, self.grid_step)
         d0 = _c(d[0])
-        n_eye, n_corner = len(eye_pts), len(corner_pts)
         out = np.empty((len(d),) + source.shape, dtype=np.uint8)
         for t in range(len(d)):
             dt = _c(d[t])
             # The driving's parallax at its landmarks, and the source's at its control points
             # (exactly 0 without a turn).
             drv_par = drv_head.shift(d0, theta_drv[t], phi_drv[t])
-            par = src_head.shift(head_pts, theta_src[t], phi_src[t])
-            par_lms, par_eye = par[:5], par[5:5 + n_eye]
-            par_lip = par[5 + n_eye:8 + n_eye]
-            par_corner, par_in = par[8 + n_eye:8 + n_eye + n_corner], par[8 + n_eye + n_corner:]
+            par = head_pts.split(src_head.shift(head_pts.points, theta_src[t], phi_src[t]))
+            par_lms = par["landmarks"]
             # The driving's similarity motion once its own turn is taken out, and what is left
             # at each landmark (expressions, measurement noise).
             a_t, b_t = fit_similarity(_xy(d0 + drv_par), d[t])
@@ -434,11 +316,11 @@ class LandmarkWarpGenerator(Generator):
             lips = lip_off + fy * np.array([0.0, drop[t], _JAW_SHARE * drop[t]])
             targets = np.concatenate([
                 lms_t, rigid(ring), border,
-                lms_t[eye_idx] + rot * (eye_off + par_eye - par_lms[eye_idx]),
-                mouth_t + rot * (lips + par_lip - par_mouth),
-                lms_t[corner_idx] + rot * (corner_off + par_corner - par_lms[corner_idx])
+                lms_t[eye_idx] + rot * (eye_off + par["eyes"] - par_lms[eye_idx]),
+                mouth_t + rot * (lips + par["lips"] - par_mouth),
+                lms_t[corner_idx] + rot * (corner_off + par["corners"] - par_lms[corner_idx])
                 - corner_slack * corner_own,
-                rigid(interior) + rot * par_in,
+                rigid(interior) + rot * par["interior"],
             ])
             tgt_xy = _xy(targets)
             if np.abs(tgt_xy - src_xy).max() < 1e-6:
@@ -448,8 +330,8 @@ class LandmarkWarpGenerator(Generator):
             if self.paint_mouth and drop[t] > 0.5:
                 centre_t = mouth_t + rot * fy * (drop[t] / 2)
                 axis = lms_t[MOUTH_RIGHT] - lms_t[MOUTH_LEFT]
-                _paint_cavity(frame, centre_t, axis, abs(rot) * cavity_hw,
-                              abs(rot) * drop[t] / 2, cavity_colour)
+                paint_cavity(frame, _xy(centre_t), _xy(axis), abs(rot) * cavity_hw,
+                             abs(rot) * drop[t] / 2, cavity_colour)
             out[t] = frame
         return out
 
@@ -491,29 +373,3 @@ def _skin_colour(image: np.ndarray, lms: np.ndarray) -> np.ndarray:
     if len(patch) == 0:
         return np.full(3, 128.0)
     return np.median(patch, axis=0).astype(np.float64)
-
-
-def _paint_cavity(
-    frame: np.ndarray, centre: complex, axis: complex, half_w: float, half_h: float,
-    colour: np.ndarray,
-) -> None:
-    """Blend a soft dark ellipse (the open mouth's cavity) into `frame` in place."""
-    pad = int(np.ceil(max(half_w, half_h))) + 3
-    cx, cy = int(round(centre.real)), int(round(centre.imag))
-    x0, x1 = max(0, cx - pad), min(frame.shape[1], cx + pad + 1)
-    y0, y1 = max(0, cy - pad), min(frame.shape[0], cy + pad + 1)
-    if x0 >= x1 or y0 >= y1:
-        return
-    mask = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
-    angle = float(np.degrees(np.angle(axis)))
-    shift = 4  # sub-pixel precision for cv2.ellipse
-    cv2.ellipse(
-        mask,
-        (int(round((centre.real - x0) * 2**shift)), int(round((centre.imag - y0) * 2**shift))),
-        (int(round(half_w * 2**shift)), int(round(half_h * 2**shift))),
-        angle, 0, 360, 1.0, thickness=-1, lineType=cv2.LINE_AA, shift=shift,
-    )
-    mask = cv2.GaussianBlur(mask, (3, 3), 0)[..., None]
-    roi = frame[y0:y1, x0:x1].astype(np.float32)
-    blended = roi * (1 - mask) + colour.astype(np.float32) * mask
-    frame[y0:y1, x0:x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)

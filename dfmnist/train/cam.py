@@ -66,23 +66,26 @@ def pick_frames(manifest: pl.DataFrame, variant: str, count: int) -> pl.DataFram
 
 
 def cam_grid(model: Detector, chosen: pl.DataFrame, size: int, root: str | Path = ".",
-             tile: int = 192) -> tuple[np.ndarray, pl.DataFrame]:
-    """Frames (top row) over their maps (bottom row), labelled; and each frame's P(real)."""
+             tile: int = 192, maps=activation_maps) -> tuple[np.ndarray, pl.DataFrame]:
+    """Frames (top row) over their maps (bottom row), labelled; and each frame's P(real).
+
+    `maps(model, images)` gives the (N, H, W) maps in [0, 1]: the CAM by default.
+    """
     from dfmnist.frames import FrameTar
     from dfmnist.train.experiments import _resize_to
 
-    resize = _resize_to(model.net.input_size if hasattr(model.net, "input_size") else size)
+    resize = _resize_to(model.input_size)
     images, originals = [], []
     for row in chosen.iter_rows(named=True):
         rgb = FrameTar(Path(root) / row["frames_dir"]).rgb(row["frame"], size)
         originals.append(rgb)
         images.append(resize(torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float() / 255.0))
     batch = torch.stack(images)
-    maps = activation_maps(model, batch)
+    heat = maps(model, batch)
     with torch.no_grad():
         scores = torch.sigmoid(model(batch)).numpy()
     top, bottom = [], []
-    for rgb, cam, row, score in zip(originals, maps, chosen.iter_rows(named=True), scores,
+    for rgb, cam, row, score in zip(originals, heat, chosen.iter_rows(named=True), scores,
                                     strict=True):
         cam = cv2.resize(cam, (rgb.shape[1], rgb.shape[0]))
         name = row["action"] or "real"

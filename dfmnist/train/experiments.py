@@ -1,20 +1,12 @@
-"""Training sets named by a short spec, checkpoints keyed by content, predictions on the test split.
+"""Training jobs: checkpoints keyed by content, predictions on the test split.
 
-A training set spec is one of:
-
-* `{variant}`: every training video of one compression variant;
-* `mixed`: every training video, each frame drawn from a random variant each time it is read
-  (the paper's mixed-quality training);
-* `{variant}-action-{action}`: the fakes of one action and as many reals (seeded sample);
-* `{variant}-n{N}`: N fakes spread evenly over the actions and N reals (seeded sample).
+Training sets are named as `dfmnist.train.trainsets` defines.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,44 +16,24 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from dfmnist.data import FrameDataset
+from dfmnist.gpus import resolve_device
 from dfmnist.store import Store, content_key
-from dfmnist.train.loop import Detector, TrainSettings, predict, resolve_device, train_detector
+from dfmnist.train.loop import Detector, TrainSettings, predict, train_detector
 from dfmnist.train.models import MODELS
+from dfmnist.train.trainsets import MIXED, TrainSet, parse_trainset
+
+__all__ = ["DETECTOR", "MIXED", "PREDICTION_SCHEMA", "TrainSet", "parse_trainset",
+           "run_training_job", "select_training_videos"]
 
 log = logging.getLogger(__name__)
 
 DETECTOR = "detector"
-MIXED = "mixed"
-_SPEC = re.compile(r"^(?P<variant>[A-Za-z0-9_]+)(?:-action-(?P<action>[a-z_]+)|-n(?P<n>\d+))?$")
 
 
 PREDICTION_SCHEMA = {"frame": pl.Int64, "score": pl.Float64, "variant": pl.String,
                      "video_id": pl.String, "label": pl.String, "action": pl.String,
                      "identity": pl.String, "target": pl.Int32, "model": pl.String,
                      "trainset": pl.String}
-
-
-@dataclass(frozen=True)
-class TrainSet:
-    """A parsed training set spec."""
-
-    spec: str
-    variant: str | None  # None for mixed
-    action: str | None = None
-    n_fakes: int | None = None
-
-
-def parse_trainset(spec: str, variants: list[str]) -> TrainSet:
-    """Parse a training set spec against the dataset's variants; ValueError if malformed."""
-    if spec == MIXED:
-        return TrainSet(spec, None)
-    match = _SPEC.match(spec)
-    if not match or match["variant"] not in variants:
-        raise ValueError(f"bad training set {spec!r}: expected mixed, a variant "
-                         f"({', '.join(variants)}), {{variant}}-action-{{action}} or "
-                         "{variant}-n{count}")
-    n = match["n"]
-    return TrainSet(spec, match["variant"], match["action"], int(n) if n else None)
 
 
 def select_training_videos(manifest: pl.DataFrame, trainset: TrainSet, seed: int) -> pl.DataFrame:
@@ -121,9 +93,10 @@ class MixedQuality(Dataset):
         return self.datasets[int(self.rng.integers(len(self.datasets)))][index]
 
 
-def frame_size(model: str, sizes: list[int]) -> int:
-    """The extracted frame size to read for `model`: its own, else the nearest larger one."""
-    want = MODELS[model].input_size
+def frame_size(model: str, sizes: list[int], input_size: int | None = None) -> int:
+    """The extracted frame size to read for `model` (at `input_size`, else its own): that size,
+    else the nearest larger one."""
+    want = input_size or MODELS[model].input_size
     if want in sizes:
         return want
     larger = [s for s in sizes if s >= want]
@@ -139,9 +112,11 @@ def _resize_to(size: int):
     return transform
 
 
-def frame_dataset(table: pl.DataFrame, model: str, sizes: list[int], root: Path) -> FrameDataset:
-    return FrameDataset(table, size=frame_size(model, sizes), root=root,
-                        transform=_resize_to(MODELS[model].input_size))
+def frame_dataset(table: pl.DataFrame, model: str, sizes: list[int], root: Path,
+                  input_size: int | None = None) -> FrameDataset:
+    side = input_size or MODELS[model].input_size
+    return FrameDataset(table, size=frame_size(model, sizes, side), root=root,
+                        transform=_resize_to(side))
 
 
 def _video_identity(table: pl.DataFrame) -> list[list]:
@@ -171,8 +146,9 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
     root = Path(root)
     variants = sorted(manifest["variant"].unique())
     trainset = parse_trainset(spec, variants)
-    sizes = sizes or [MODELS[model].input_size]
-    size = frame_size(model, sizes)
+    side = settings.extra.get("input_size") or MODELS[model].input_size
+    sizes = sizes or [side]
+    size = frame_size(model, sizes, side)
     train_rows = select_training_videos(manifest, trainset, settings.seed)
     val_rows = manifest.filter(pl.col("split") == "val")
     if trainset.variant is not None:
@@ -187,10 +163,10 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
         raise ValueError(f"training set {spec!r} has no videos")
     pretrained_sha = sha256_file(pretrained) if pretrained else None
     key = checkpoint_key(model, spec, train_rows, val_rows, settings, size, pretrained_sha)
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device))
     if store.has(DETECTOR, key):
         item = store.item_dir(DETECTOR, key)
-        net = Detector(model)
+        net = Detector(model, side)
         net.load_state_dict(torch.load(item / "model.pt", map_location="cpu", weights_only=True))
         history = json.loads((item / "history.json").read_text())
         record = {**store.meta(DETECTOR, key)["record"], "reused": True}
@@ -198,11 +174,11 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
     else:
         if trainset.variant is None:
             per_variant = [frame_dataset(train_rows.filter(pl.col("variant") == v), model,
-                                         sizes, root) for v in variants]
+                                         sizes, root, side) for v in variants]
             train_ds: Dataset = MixedQuality(per_variant, settings.seed)
         else:
-            train_ds = frame_dataset(train_rows, model, sizes, root)
-        val_ds = frame_dataset(val_rows, model, sizes, root)
+            train_ds = frame_dataset(train_rows, model, sizes, root, side)
+        val_ds = frame_dataset(val_rows, model, sizes, root, side)
         log.info("training %s on %s: %d train frames (%d videos), %d val frames", model, spec,
                  len(train_ds), train_rows.height, len(val_ds))
         net, history, record = train_detector(model, train_ds, val_ds, settings, device,
@@ -219,12 +195,20 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
             (tmp / "history.json").write_text(json.dumps(history, indent=1))
         record = {**record, "reused": False}
     test_rows = manifest.filter(pl.col("split") == "test")
-    test_ds = frame_dataset(test_rows, model, sizes, root)
+    test_ds = frame_dataset(test_rows, model, sizes, root, side)
     scores = predict(net, test_ds, eval_batch, dev)
     predictions = frame_table(test_ds, scores).with_columns(
         pl.lit(model).alias("model"), pl.lit(spec).alias("trainset"),
     ).select([pl.col(c).cast(t) for c, t in PREDICTION_SCHEMA.items()])
     return predictions, history, record
+
+
+def load_detector(store: Store, record: dict) -> Detector:
+    """The trained detector of a training job's run record (its stored checkpoint)."""
+    net = Detector(record["model"], record.get("input_size"))
+    net.load_state_dict(torch.load(store.item_dir(DETECTOR, record["key"]) / "model.pt",
+                                   map_location="cpu", weights_only=True))
+    return net.eval()
 
 
 def frame_table(dataset: FrameDataset, scores: np.ndarray) -> pl.DataFrame:

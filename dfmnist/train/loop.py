@@ -14,8 +14,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dfmnist.gpus import resolve_device
 from dfmnist.train.metrics import accuracy
 from dfmnist.train.models import MODELS, Normalize, build_model, load_pretrained
+from dfmnist.train.triplet import train_triplet_stage
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ class TrainSettings:
     weight_decay: float = 0.0
     seed: int = 0
     freeze_backbone: bool = False  # with ImageNet weights: train only the head (paper: Xception)
+    # set only where used, so that other detectors' checkpoint keys stay as they were:
+    # input_size (a side other than the model's own), triplet_epochs (the `*_st` detectors)
     extra: dict = field(default_factory=dict)
 
     def key_parts(self) -> dict:
@@ -45,12 +49,6 @@ def _batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     # channels-last makes the small-channel convolutions of MesoInception several times faster
     # on CPU (and suits tensor cores on GPU)
     return images.to(device).contiguous(memory_format=torch.channels_last)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def poly_lambda(total_steps: int, power: float):
@@ -67,15 +65,24 @@ def detector_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor) -> tor
 class Detector(nn.Module):
     """Normalisation followed by the detector: the module that is trained and saved."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, input_size: int | None = None) -> None:
         super().__init__()
         spec = MODELS[name]
         self.name = name
+        self.input_size = int(input_size or spec.input_size)
         self.normalize = Normalize(spec.mean, spec.std)
-        self.net = build_model(name)
+        self.net = build_model(name, self.input_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.normalize(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's pooled embedding (detectors that have one: EfficientNet family)."""
+        return self.net.embed(self.normalize(x))
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) attention in [0, 1] (detectors with an attention branch)."""
+        return self.net.attention_map(self.normalize(x))
 
 
 @torch.no_grad()
@@ -113,13 +120,19 @@ def train_detector(name: str, train: Dataset, val: Dataset, settings: TrainSetti
     Ties go to the lower validation loss; with an empty validation set the last epoch is kept.
     Returns the model (best weights loaded), one history row per epoch, and a run record.
     """
-    dev = resolve_device(device)
+    dev = torch.device(resolve_device(device))
     torch.manual_seed(settings.seed)
-    model = Detector(name)
-    record = {"model": name, "pretrained": None, "device": str(dev)}
+    model = Detector(name, settings.extra.get("input_size"))
+    record = {"model": name, "pretrained": None, "device": str(dev),
+              "input_size": model.input_size}
     if pretrained:
         record["pretrained"] = load_pretrained(model.net, pretrained, settings.freeze_backbone)
     model.to(dev, memory_format=torch.channels_last)
+    if MODELS[name].training == "triplet":
+        record["triplet"] = train_triplet_stage(
+            model, train, int(settings.extra.get("triplet_epochs", settings.epochs)),
+            settings.batch_size, settings.lr, settings.betas, settings.seed, dev, _batch)
+        model.net.freeze_extractor()
     loss_kind = MODELS[name].loss
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=settings.lr, betas=tuple(settings.betas),
@@ -137,7 +150,8 @@ def train_detector(name: str, train: Dataset, val: Dataset, settings: TrainSetti
         model.train()
         start, seen, total = time.perf_counter(), 0, 0.0
         for images, target, _ in loader:
-            if len(target) < 2 and any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+            if len(target) < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                       for m in model.modules()):
                 continue  # batch norm cannot train on a single image
             logits = model(_batch(images, dev))
             loss = detector_loss(loss_kind, logits, target.float().to(dev))

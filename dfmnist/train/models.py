@@ -10,8 +10,11 @@ import torch
 from torch import nn
 
 from dfmnist.io import sha256_file
+from dfmnist.train.autoatt import EfficientNetAutoAttB4
+from dfmnist.train.efficientnet import B4_FEATURES, EfficientNetB4
 from dfmnist.train.meso import MesoInception4
 from dfmnist.train.resnet import ResNetDetector
+from dfmnist.train.triplet import SiameseTuned
 from dfmnist.train.xception import Xception
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,8 @@ class ModelSpec:
     std: tuple[float, float, float]
     loss: str  # "bce" on the logit, or "mse" on its sigmoid (MesoNet's choice)
     pretrainable: bool
+    # "direct", or "triplet": embedding first, then the head alone (dfmnist.train.triplet)
+    training: str = "direct"
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -39,15 +44,30 @@ MODELS: dict[str, ModelSpec] = {
     "resnet50": ModelSpec("resnet50", 224, IMAGENET_MEAN, IMAGENET_STD, "bce", True),
     "resnet101": ModelSpec("resnet101", 224, IMAGENET_MEAN, IMAGENET_STD, "bce", True),
     "resnet152": ModelSpec("resnet152", 224, IMAGENET_MEAN, IMAGENET_STD, "bce", True),
+    # Bonettini et al. (ICPR 2020): 224x224 faces, ImageNet normalisation
+    "efficientnet_b4": ModelSpec("efficientnet_b4", 224, IMAGENET_MEAN, IMAGENET_STD, "bce", True),
+    "autoatt_b4": ModelSpec("autoatt_b4", 224, IMAGENET_MEAN, IMAGENET_STD, "bce", True),
+    "efficientnet_b4_st": ModelSpec("efficientnet_b4_st", 224, IMAGENET_MEAN, IMAGENET_STD,
+                                    "bce", True, "triplet"),
+    "autoatt_b4_st": ModelSpec("autoatt_b4_st", 224, IMAGENET_MEAN, IMAGENET_STD, "bce", True,
+                               "triplet"),
 }
 
 
-def build_model(name: str) -> nn.Module:
-    """A freshly initialised detector that outputs one logit per image (sigmoid = P(real))."""
+def build_model(name: str, input_size: int | None = None) -> nn.Module:
+    """A freshly initialised detector that outputs one logit per image (sigmoid = P(real)).
+
+    `input_size` matters only to MesoInception-4 (its dense layer); the others pool globally.
+    """
     if name == "mesoinception4":
-        return MesoInception4(MODELS[name].input_size)
+        return MesoInception4(input_size or MODELS[name].input_size)
     if name == "xception":
         return Xception()
+    if name in ("efficientnet_b4", "autoatt_b4", "efficientnet_b4_st", "autoatt_b4_st"):
+        extractor = EfficientNetAutoAttB4() if name.startswith("autoatt") else EfficientNetB4()
+        if MODELS[name].training == "triplet":
+            return SiameseTuned(extractor, B4_FEATURES)
+        return extractor
     if name in MODELS:
         return ResNetDetector(name)
     raise ValueError(f"unknown detector {name!r} (known: {', '.join(MODELS)})")
@@ -77,7 +97,7 @@ def load_pretrained(model: nn.Module, path: str | Path, freeze_backbone: bool = 
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     missing = model.load_imagenet(state)
-    body = [k for k in missing if not k.startswith("fc.")]
+    body = [k for k in missing if not k.startswith(getattr(model, "FRESH", ("fc.",)))]
     if body:
         raise ValueError(f"{path}: {len(body)} parameters of this architecture are not in the "
                          f"file (e.g. {', '.join(body[:3])})")

@@ -28,16 +28,17 @@ SOURCES = {
 def build_table(name: str, preds: pl.DataFrame, section: dict, variants: list[str],
                 actions: list[str]) -> pl.DataFrame:
     """The rows of experiment `name` from the predictions of the jobs it depends on."""
+    how = section.get("video_score", "mean")
     if name in ("table3", "table4", "table5"):
-        return getattr(tables, name)(preds, section[name]["models"], variants)
+        return getattr(tables, name)(preds, section[name]["models"], variants, how)
     if name == "per_action":
-        return tables.per_action(preds, section["per_action"]["model"], variants)
+        return tables.per_action(preds, section["per_action"]["model"], variants, how)
     if name == "single_action":
         cfg = section["single_action"]
-        return tables.single_action(preds, cfg["model"], cfg["variant"], actions)
+        return tables.single_action(preds, cfg["model"], cfg["variant"], actions, how)
     if name == "corpus_size":
         cfg = section["corpus_size"]
-        return tables.corpus_size(preds, cfg["model"], variants, cfg["fakes"])
+        return tables.corpus_size(preds, cfg["model"], variants, cfg["fakes"], how)
     raise ValueError(f"unknown experiment {name!r}")
 
 
@@ -48,8 +49,9 @@ def notes(name: str, runs: list[dict], section: dict, demo: bool, table: pl.Data
     scratch = sorted({r["model"] for r in runs if not r.get("pretrained")})
     lines = [
         "accuracy in % on the test split: `frame_acc` per frame, `video_acc` per video "
-        "(mean of its frame scores, threshold 0.5); AUC with real as the positive class "
-        "(– where the test set has one class only)",
+        f"(the {section.get('video_score', 'mean')} of its frame scores, threshold 0.5); ROC "
+        "AUC (scikit-learn) with real as the positive class (– where the test set has one "
+        "class only)",
         f"recipe: Adam lr {section['lr']:g}, betas {tuple(section['betas'])}, poly decay "
         f"(power {section['poly_power']:g}), {section['epochs']} epochs, batch "
         f"{section['batch_size']}, best epoch on the validation split",
@@ -105,3 +107,43 @@ def write_experiment(name: str, prediction_files: list[str], run_files: list[str
     else:
         tables.line_plot(table, "fakes", "variant", png, "Figure 3 (corpus size)")
     return table
+
+
+def _demo_note() -> str:
+    return ("**demo data**: built from a few built-in photos; with this few videos the numbers "
+            "are noise and say nothing about the detectors on DeepFake MNIST+")
+
+
+def ensemble_notes(run_files: list[str], video_score: str, demo: bool) -> list[str]:
+    """Notes of the ensemble table: how fusion and the video score are made, the weights."""
+    runs = [json.loads(Path(p).read_text()) for p in run_files]
+    scratch = sorted({r["model"] for r in runs if not r.get("pretrained")})
+    small = sorted({f"{r['model']} at {r['input_size']}" for r in runs
+                    if r.get("input_size") and r["input_size"] != 224})
+    lines = ["`fusion`: the mean of the four networks' P(real) per frame (Bonettini et al.'s "
+             "average fusion); trained and tested on the same variant",
+             f"`video_*`: the {video_score} of a video's frame scores, threshold 0.5; ROC AUC "
+             "(scikit-learn) with real as the positive class",
+             "the `*_st` networks: triplet-loss embedding first, then a new head alone"]
+    if scratch:
+        lines.append(f"trained from scratch, without ImageNet weights: {', '.join(scratch)} "
+                     "(the paper starts from ImageNet)")
+    if small:
+        lines.append("input side other than the paper's 224: " + ", ".join(small))
+    if demo:
+        lines.append(_demo_note())
+    return lines
+
+
+def robustness_notes(variant: str, video_score: str, demo: bool) -> list[str]:
+    """Notes of the robustness table: what the levels are and where they come from."""
+    lines = [f"test videos of `{variant}`, detectors trained on `{variant}`; level 0 is the "
+             "clean frame, `parameter` the perturbation's setting at each level "
+             "(dfmnist.train.perturb: DeeperForensics-1.0's levels where it defines them; "
+             "`jpeg` quality and `brightness` offsets are ours)",
+             f"`video_*`: the {video_score} of a video's frame scores; ROC AUC by scikit-learn",
+             "perturbations are applied to the stored face crops, so a given blur or resize is "
+             "stronger relative to the face than on the full frames DeeperForensics-1.0 used"]
+    if demo:
+        lines.append(_demo_note())
+    return lines

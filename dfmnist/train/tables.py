@@ -18,8 +18,8 @@ from dfmnist.train.metrics import summarize
 ORIGINAL = "original"  # the paper's name for the real videos in Figure 6
 
 
-def _cell(frames: pl.DataFrame, **keys) -> dict:
-    stats = summarize(frames)
+def _cell(frames: pl.DataFrame, video_score: str, **keys) -> dict:
+    stats = summarize(frames, video_score)
     return {**keys,
             "frame_acc": 100 * stats["frame_acc"], "frame_auc": stats["frame_auc"],
             "video_acc": 100 * stats["video_acc"], "video_auc": stats["video_auc"],
@@ -40,44 +40,48 @@ def _frame(rows: list[dict]) -> pl.DataFrame:
         pl.col("paper_acc").cast(pl.Float64))
 
 
-def table3(preds: pl.DataFrame, models: list[str], variants: list[str]) -> pl.DataFrame:
+def table3(preds: pl.DataFrame, models: list[str], variants: list[str],
+           video_score: str = "mean") -> pl.DataFrame:
     """Model x compression: trained and tested on the same variant."""
     return _frame([
-        {**_cell(_pick(preds, m, v, v), model=m, variant=v),
+        {**_cell(_pick(preds, m, v, v), video_score, model=m, variant=v),
          "paper_acc": paper.paper_value(paper.TABLE3, m, v)}
         for m in models for v in variants])
 
 
-def table4(preds: pl.DataFrame, models: list[str], variants: list[str]) -> pl.DataFrame:
+def table4(preds: pl.DataFrame, models: list[str], variants: list[str],
+           video_score: str = "mean") -> pl.DataFrame:
     """Trained on one variant, tested on each other one."""
     return _frame([
-        {**_cell(_pick(preds, m, a, b), model=m, train=a, test=b),
+        {**_cell(_pick(preds, m, a, b), video_score, model=m, train=a, test=b),
          "paper_acc": paper.paper_value(paper.TABLE4, m, (a, b))}
         for m in models for a in variants for b in variants if a != b])
 
 
-def table5(preds: pl.DataFrame, models: list[str], variants: list[str]) -> pl.DataFrame:
+def table5(preds: pl.DataFrame, models: list[str], variants: list[str],
+           video_score: str = "mean") -> pl.DataFrame:
     """Trained on mixed quality, tested per variant."""
     return _frame([
-        {**_cell(_pick(preds, m, "mixed", v), model=m, variant=v),
+        {**_cell(_pick(preds, m, "mixed", v), video_score, model=m, variant=v),
          "paper_acc": paper.paper_value(paper.TABLE5, m, v)}
         for m in models for v in variants])
 
 
-def per_action(preds: pl.DataFrame, model: str, variants: list[str]) -> pl.DataFrame:
+def per_action(preds: pl.DataFrame, model: str, variants: list[str],
+               video_score: str = "mean") -> pl.DataFrame:
     """Accuracy per action (reals as `original`) and variant, trained on the full set."""
     rows = []
     for v in variants:
         frames = _pick(preds, model, v, v).with_columns(
             pl.col("action").fill_null(ORIGINAL))
         for (action,), group in sorted(frames.group_by("action"), key=lambda g: g[0]):
-            rows.append({**_cell(group, model=model, action=action, variant=v),
+            rows.append({**_cell(group, video_score, model=model, action=action, variant=v),
                          "paper_acc": paper.PER_ACTION.get((action, v))})
     return _frame(rows)
 
 
 def single_action(preds: pl.DataFrame, model: str, variant: str,
-                  actions: list[str]) -> pl.DataFrame:
+                  actions: list[str], video_score: str = "mean") -> pl.DataFrame:
     """Trained on one action (and as many reals), tested on the whole test set."""
     rows = []
     for a in actions:
@@ -85,23 +89,25 @@ def single_action(preds: pl.DataFrame, model: str, variant: str,
                               & (pl.col("trainset") == f"{variant}-action-{a}")
                               & (pl.col("variant") == variant))
         # an action without training fakes has no model: its row stays empty
-        cell = (_cell(frames, model=model, train_action=a, variant=variant) if frames.height
+        cell = (_cell(frames, video_score, model=model, train_action=a, variant=variant)
+                if frames.height
                 else {"model": model, "train_action": a, "variant": variant,
                       "frame_acc": math.nan, "frame_auc": math.nan, "video_acc": math.nan,
                       "video_auc": math.nan, "test_videos": 0, "test_frames": 0})
         rows.append({**cell,
                      "paper_acc": paper.SINGLE_ACTION.get(a) if variant == "raw" else None})
-    rows.append({**_cell(_pick(preds, model, variant, variant), model=model,
+    rows.append({**_cell(_pick(preds, model, variant, variant), video_score, model=model,
                          train_action="all", variant=variant),
                  "paper_acc": paper.SINGLE_ACTION_ALL if variant == "raw" else None})
     return _frame(rows)
 
 
 def corpus_size(preds: pl.DataFrame, model: str, variants: list[str],
-                sizes: list[int]) -> pl.DataFrame:
+                sizes: list[int], video_score: str = "mean") -> pl.DataFrame:
     """Accuracy against the number of training fakes (and as many reals) per variant."""
     return _frame([
-        {**_cell(_pick(preds, model, f"{v}-n{n}", v), model=model, fakes=n, variant=v),
+        {**_cell(_pick(preds, model, f"{v}-n{n}", v), video_score, model=model, fakes=n,
+                 variant=v),
          "paper_acc": None}
         for v in variants for n in sizes])
 
