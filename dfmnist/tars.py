@@ -45,3 +45,19 @@ class MemberTar:
         if len(data) != length:
             raise ValueError(f"{self.path} is truncated at {name}")
         return data
+
+
+def unpacked(tar: str | os.PathLike, store) -> Path:
+    """The members of `tar` as files in a store item (made once per tar content), for tools
+    that need a file per member: an export hard-links them instead of copying per export."""
+    from dfmnist.files import sha256_file
+    from dfmnist.store import content_key
+
+    key = content_key("unpacked_tar", sha256_file(tar))
+    if not store.has("unpacked_tar", key):
+        members = MemberTar(tar)
+        with store.build("unpacked_tar", key, {"tar": str(tar)}) as tmp:
+            for name in members.members:
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / name).write_bytes(members.read(name))
+    return store.item_dir("unpacked_tar", key)

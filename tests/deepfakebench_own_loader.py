@@ -22,8 +22,9 @@ sys.path.insert(0, os.path.join(dfb, "training"))
 os.makedirs(os.path.join(dfb, "datasets", "rgb"), exist_ok=True)
 for name in os.listdir(os.path.join(export, "rgb")):
     link = os.path.join(dfb, "datasets", "rgb", name)
-    if not os.path.islink(link):
-        os.symlink(os.path.abspath(os.path.join(export, "rgb", name)), link)
+    if os.path.islink(link):
+        os.unlink(link)  # a link left by an earlier export
+    os.symlink(os.path.join(export, "rgb", name), link)
 os.chdir(dfb)  # DeepfakeBench runs from its checkout: paths start with ./datasets/
 # the package's __init__ imports every dataset class (dlib, ...): load only this one
 package = types.ModuleType("dataset")

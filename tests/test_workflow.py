@@ -196,7 +196,14 @@ def test_deepfakebench_loader_reads_every_export(built: Path, tmp_path: Path):
                 assert landmarks.shape == (5, 2) and np.isfinite(landmarks).all()
                 assert ((landmarks > 0) & (landmarks < 256)).all()
                 exported.add(hashlib.sha256(image.tobytes()).hexdigest())
-            # the frames written out of the store's tars are the store's frames, pixel for pixel
+            # every exported file is a link into the store, not a copy
+            rgb = results / "deepfakebench" / "rgb"
+            for path in rgb.rglob("*"):
+                if path.is_file():
+                    linked = path.stat().st_nlink > 1 or (
+                        path.is_symlink() and (results / "store") in path.resolve().parents)
+                    assert linked, path
+            # the frames unpacked from the store's tars are the store's frames, pixel for pixel
             # (load_item reads BGR, as cv2 does; the store's reader gives RGB)
             stored = {hashlib.sha256(np.ascontiguousarray(f[..., ::-1]).tobytes()).hexdigest()
                       for r in rows.iter_rows(named=True)

@@ -11,8 +11,9 @@ log = setup_logging(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
 manifest = pl.read_parquet(inp.manifest)
 annotations = pl.concat([pl.read_parquet(p) for p in inp.annotations])
-blank = blank_mask(params.size, Store(params.store))
+store = Store(params.store)
+blank = blank_mask(params.size, store)
 counts = write_deepfakebench(manifest, annotations, snakemake.output[0], params.name,
-                             params.prefix, params.size, blank)
+                             params.prefix, params.size, blank, store)
 for stem, frames in counts.items():
     log.info("%s.json: %d frames", stem, frames)

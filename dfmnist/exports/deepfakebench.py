@@ -30,7 +30,8 @@ import polars as pl
 from dfmnist.exports.annotations import ANNOTATIONS_TAR, landmarks_member, mask_member
 from dfmnist.exports.common import atomic_dir, link, video_name
 from dfmnist.frames import FRAMES_TAR, frame_member
-from dfmnist.tars import MemberTar
+from dfmnist.store import Store
+from dfmnist.tars import unpacked
 
 SPLITS = ("train", "val", "test")
 #: Names DeepfakeBench's loader handles as FaceForensics++ (compression read from the JSON).
@@ -110,8 +111,8 @@ def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: 
                 raise ValueError(f"no face annotations for {variant}/{row['video_id']}")
             entry = {"label": label, "frames": [], "masks": [], "landmarks": []}
             for j in row["frame_indices"]:
-                # frames, masks and landmarks are tar members in the store, written out here
-                # as files; the blank mask of reals is one file, linked
+                # frames, masks and landmarks are tar members in the store, unpacked once into
+                # the store and linked from there; the blank mask of reals is one file
                 for kind, src, ext in (
                     ("frames", (f"{row['frames_dir']}/{FRAMES_TAR}", frame_member(j, size)),
                      "png"),
@@ -128,24 +129,25 @@ def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: 
 
 
 def write_deepfakebench(manifest: pl.DataFrame, annotations: pl.DataFrame, out_dir: str | Path,
-                        name: str, prefix: str, size: int, blank: str) -> dict[str, int]:
-    """Write the folder in one step (built beside it, renamed into place); frames per JSON."""
+                        name: str, prefix: str, size: int, blank: str, store: Store
+                        ) -> dict[str, int]:
+    """Write the folder in one step (built beside it, renamed into place); frames per JSON.
+
+    Every frame, mask and landmark file is a hard link (or symlink) into the store: tar
+    members are unpacked once per tar content into a store item and linked from there.
+    """
     trees, links = deepfakebench_tree(manifest, annotations, name, prefix.rstrip("/"), size,
                                       blank)
     generators = sorted(set(manifest["generator"].drop_nulls()))
-    tars: dict[str, MemberTar] = {}
+    folders: dict[str, Path] = {}
     with atomic_dir(out_dir) as tmp:
         for src, rel in links:
             if isinstance(src, tuple):
                 tar, member = src
-                if tar not in tars:
-                    if len(tars) >= 2:  # a video's frames and annotations tars at a time
-                        tars.clear()
-                    tars[tar] = MemberTar(tar)
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / rel).write_bytes(tars[tar].read(member))
-            else:
-                link(src, tmp / rel)
+                if tar not in folders:
+                    folders[tar] = unpacked(tar, store)
+                src = folders[tar] / member
+            link(src, tmp / rel)
         (tmp / "dataset_json").mkdir()
         counts = {}
         for stem, tree in trees.items():
