@@ -228,16 +228,10 @@ def test_perturbations_grow_with_their_level(astronaut):
 
 @pytest.mark.workflow
 def test_ensemble_robustness_attention_on_the_tiny_demo(tmp_path, astronaut, grace_hopper):
-    from test_workflow import run_snakemake, tiny_config
+    from test_workflow import demo_photos, run_snakemake, tiny_config
 
     workdir = tmp_path / "wf"
-    photo_dir = workdir / "photos"
-    photo_dir.mkdir(parents=True)
-    for name, image in (("astronaut", astronaut), ("grace_hopper", grace_hopper)):
-        cv2.imwrite(str(photo_dir / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    photos = {"astronaut": str(photo_dir / "astronaut.png"),
-              "grace_hopper": str(photo_dir / "grace_hopper.png"), "carphone": "builtin:carphone"}
-    config = tiny_config(workdir, photos)
+    config = tiny_config(workdir, demo_photos(workdir, astronaut, grace_hopper))
     # B4 at 224 is slow on CPU: the tiny run feeds the four networks 64-pixel faces
     config["train"].update(epochs=1, triplet_epochs=1, batch_size=8,
                            input_size={m: 64 for m in ENSEMBLE},

@@ -324,16 +324,10 @@ def test_mixed_quality_draws_every_variant(real_frames):
 
 @pytest.mark.workflow
 def test_table3_and_per_action_on_the_tiny_demo(tmp_path, astronaut, grace_hopper):
-    from test_workflow import planned_jobs, run_snakemake, tiny_config
+    from test_workflow import demo_photos, planned_jobs, run_snakemake, tiny_config
 
     workdir = tmp_path / "wf"
-    photo_dir = workdir / "photos"
-    photo_dir.mkdir(parents=True)
-    for name, image in (("astronaut", astronaut), ("grace_hopper", grace_hopper)):
-        cv2.imwrite(str(photo_dir / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    photos = {"astronaut": str(photo_dir / "astronaut.png"),
-              "grace_hopper": str(photo_dir / "grace_hopper.png"), "carphone": "builtin:carphone"}
-    config = tiny_config(workdir, photos)
+    config = tiny_config(workdir, demo_photos(workdir, astronaut, grace_hopper))
     config["train"].update(epochs=2, batch_size=8)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     run_snakemake(workdir, "table3", "per_action", "cam", "report_dataset")

@@ -44,6 +44,17 @@ def tiny_config(workdir: Path, photos: dict[str, str]) -> dict:
     return config
 
 
+def demo_photos(workdir: Path, astronaut, grace_hopper) -> dict[str, str]:
+    """The tiny demo's identities: two real photos written as files (so replacing one is an
+    input change) and the built-in talking-head clip."""
+    photo_dir = workdir / "photos"
+    photo_dir.mkdir(parents=True)
+    for name, image in (("astronaut", astronaut), ("grace_hopper", grace_hopper)):
+        cv2.imwrite(str(photo_dir / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return {"astronaut": str(photo_dir / "astronaut.png"),
+            "grace_hopper": str(photo_dir / "grace_hopper.png"), "carphone": "builtin:carphone"}
+
+
 def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
@@ -64,13 +75,7 @@ def store_keys(workdir: Path) -> dict[str, set[str]]:
 def built(tmp_path_factory, astronaut, grace_hopper) -> Path:
     """The tiny demo built once; later tests change it in order."""
     workdir = tmp_path_factory.mktemp("wf")
-    photo_dir = workdir / "photos"
-    photo_dir.mkdir()
-    for name, image in (("astronaut", astronaut), ("grace_hopper", grace_hopper)):
-        cv2.imwrite(str(photo_dir / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    photos = {"astronaut": str(photo_dir / "astronaut.png"),
-              "grace_hopper": str(photo_dir / "grace_hopper.png"),
-              "carphone": "builtin:carphone"}
+    photos = demo_photos(workdir, astronaut, grace_hopper)
     (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(workdir, photos)))
     run_snakemake(workdir)
     return workdir

@@ -3,13 +3,12 @@
 import json
 from pathlib import Path
 
-import cv2
 import polars as pl
 import torch
 
 from dfmnist.io import atomic_path
 from dfmnist.store import Store
-from dfmnist.train.cam import cam_grid, pick_frames
+from dfmnist.train.cam import cam_grid, pick_frames, save_grid
 from dfmnist.train.experiments import frame_size, load_detector
 from dfmnist.train.tables import markdown
 from dfmnist.workflow import setup_logging
@@ -28,11 +27,7 @@ def attention(net, images):
 
 size = frame_size(record["model"], params.sizes, model.input_size)
 grid, table = cam_grid(model, chosen, size, maps=attention)
-with atomic_path(out.png) as tmp:
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write {out.png}")
-with atomic_path(out.csv) as tmp:
-    table.write_csv(tmp)
+save_grid(grid, table, out.png, out.csv)
 notes = [f"{record['model']} trained on {params.variant}, checkpoint {record['key'][:12]}",
          "top row: test frames (middle sampled frame of each video); bottom row: the sigmoid "
          "attention map of the tenth MBConv block (red 1: kept, blue 0: suppressed)"]

@@ -3,12 +3,11 @@
 import json
 from pathlib import Path
 
-import cv2
 import polars as pl
 
 from dfmnist.io import atomic_path
 from dfmnist.store import Store
-from dfmnist.train.cam import cam_grid, pick_frames
+from dfmnist.train.cam import cam_grid, pick_frames, save_grid
 from dfmnist.train.experiments import frame_size, load_detector
 from dfmnist.train.tables import markdown
 from dfmnist.workflow import limit_threads, setup_logging
@@ -21,11 +20,7 @@ store = Store(params.store)
 model = load_detector(store, record)
 chosen = pick_frames(pl.read_parquet(inp.manifest), params.variant, params.frames)
 grid, table = cam_grid(model, chosen, frame_size(params.model, params.sizes, model.input_size))
-with atomic_path(out.png) as tmp:
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write {out.png}")
-with atomic_path(out.csv) as tmp:
-    table.write_csv(tmp)
+save_grid(grid, table, out.png, out.csv)
 notes = [f"{params.model} trained on {params.variant}, checkpoint {record['key'][:12]}",
          "top row: test frames (middle sampled frame of each video); bottom row: the map for "
          "the fake class, red where the detector looks",

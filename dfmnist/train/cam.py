@@ -99,3 +99,14 @@ def cam_grid(model: Detector, chosen: pl.DataFrame, size: int, root: str | Path 
     table = chosen.select("video_id", "variant", "label", "action", "frame").with_columns(
         pl.Series("p_real", scores.astype(float)))
     return grid, table
+
+
+def save_grid(grid: np.ndarray, table: pl.DataFrame, png: str | Path, csv: str | Path) -> None:
+    """Write a map grid (RGB) and its per-frame table, each atomically."""
+    from dfmnist.files import atomic_path
+
+    with atomic_path(png) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"cannot write {png}")
+    with atomic_path(csv) as tmp:
+        table.write_csv(tmp)
