@@ -9,24 +9,29 @@ import polars as pl
 
 #: Real is the positive class, as in the DeepFake MNIST+ paper.
 LABEL_REAL, LABEL_FAKE = 1, 0
+#: What made a fake (null for reals): the generator family (landmark_warp, fomm, face_swap),
+#: the model (the class a model-attribution task predicts: the animation generator's name or
+#: the face-swap autoencoder), the donor identity of a face swap, and the weights' sha256.
+MADE_BY = ("generator", "model", "donor", "weights_sha256")
 
 
 def video_table(reals: pl.DataFrame, fakes: pl.DataFrame) -> pl.DataFrame:
     """The videos entering compression: selected real clips and accepted fakes.
 
     reals: sources manifest rows (clip_id, identity, path, sha256); fakes: accepted fakes
-    (candidate_id, action, identity, source_id, take, key, video_path, sha256).
+    (candidate_id, action, identity, source_id, take, key, video_path, sha256 and `MADE_BY`).
     """
+    none = pl.lit(None, pl.String)
     real_rows = reals.select(
         ("real/" + pl.col("clip_id")).alias("video_id"), pl.lit("real").alias("label"),
-        pl.lit(None, pl.String).alias("action"), "identity", "path", "sha256",
-        pl.col("clip_id").alias("source_id"), pl.lit(None, pl.String).alias("take"),
-        pl.lit(None, pl.String).alias("key"),
+        none.alias("action"), "identity", "path", "sha256",
+        pl.col("clip_id").alias("source_id"), none.alias("take"), none.alias("key"),
+        *(none.alias(c) for c in MADE_BY),
     )
     fake_rows = fakes.select(
         ("fake/" + pl.col("candidate_id")).alias("video_id"), pl.lit("fake").alias("label"),
         "action", "identity", pl.col("video_path").alias("path"), "sha256", "source_id",
-        "take", "key",
+        "take", "key", *MADE_BY,
     )
     return pl.concat([real_rows, fake_rows]).sort("video_id")
 
@@ -51,12 +56,9 @@ def liveness_table(verdicts: pl.DataFrame) -> pl.DataFrame:
 
 
 def build_manifest(videos: pl.DataFrame, compressed: pl.DataFrame, frames: pl.DataFrame,
-                   assignment: dict[str, str], generator: dict,
-                   verdicts: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Join videos, their variants and frames, liveness verdicts and the identity splits.
-
-    `generator` is {name, weights_sha256, params} as recorded in the fakes' store items.
-    """
+                   assignment: dict[str, str], verdicts: pl.DataFrame | None = None
+                   ) -> pl.DataFrame:
+    """Join videos, their variants and frames, liveness verdicts and the identity splits."""
     split = pl.DataFrame({"identity": list(assignment), "split": list(assignment.values())})
     base = videos.rename({"path": "raw_path", "sha256": "raw_sha256", "key": "content_key"})
     live = liveness_table(verdicts if verdicts is not None else pl.DataFrame())
@@ -72,9 +74,6 @@ def build_manifest(videos: pl.DataFrame, compressed: pl.DataFrame, frames: pl.Da
         .with_columns(
             pl.when(is_fake).then(LABEL_FAKE).otherwise(LABEL_REAL).alias("target"),
             pl.col("frame_indices").list.len().alias("n_frames"),
-            pl.when(is_fake).then(pl.lit(generator["name"])).otherwise(None).alias("generator"),
-            pl.when(is_fake).then(pl.lit(generator.get("weights_sha256"), pl.String))
-            .otherwise(None).alias("weights_sha256"),
         )
     )
     if table["split"].null_count():
@@ -82,8 +81,8 @@ def build_manifest(videos: pl.DataFrame, compressed: pl.DataFrame, frames: pl.Da
     return table.select(
         "video_id", "variant", "label", "target", "action", "identity", "split", "path",
         "sha256", "size_bytes", "bitrate_kbps", "psnr_db", "ssim", "frames_dir",
-        "frame_indices", "n_frames", "source_id", "take", "content_key", "generator",
-        "weights_sha256", "liveness", "liveness_passed", "raw_path", "raw_sha256",
+        "frame_indices", "n_frames", "source_id", "take", "content_key", *MADE_BY,
+        "liveness", "liveness_passed", "raw_path", "raw_sha256",
     ).sort(["variant", "video_id"])
 
 
@@ -107,10 +106,15 @@ def dataset_card(manifest: pl.DataFrame, spoof_rates: pl.DataFrame, config: dict
         f"- identities: {manifest['identity'].n_unique()}, split identity-disjoint "
         f"({', '.join(f'{k} {v:g}' for k, v in config['targets']['splits'].items())})",
         "- labels: real = 1 (the positive class, as in DeepFake MNIST+), fake = 0",
-        f"- generator: `{generator['name']}`, weights sha256 "
+        f"- animation generator: `{generator['name']}`, weights sha256 "
         f"`{generator.get('weights_sha256') or 'none (no weights)'}`, params "
         f"`{json.dumps(generator.get('params', {}), sort_keys=True)}`",
-        f"- liveness policy: `{json.dumps(config['liveness']['policy'], sort_keys=True)}`",
+        "- fakes per model: " + (", ".join(
+            f"`{m}` {n}" for m, n in one_variant.filter(pl.col("label") == "fake")
+            .group_by("model").len().sort("model").iter_rows()) or "none"),
+        f"- liveness policy: `{json.dumps(config['liveness']['policy'], sort_keys=True)}`"
+        + (" (face swaps are not liveness-filtered, as DFDM)"
+           if (config.get("faceswap") or {}).get("models") else ""),
         "",
         "## Videos per action and split",
         "",

@@ -39,3 +39,21 @@ def accept(fakes: pl.DataFrame, verdicts: pl.DataFrame, policy: dict[str, list[s
     accepted = pl.concat(passed, how="diagonal_relaxed") if passed else fakes.clear()
     accepted = accepted.select(fakes.columns).sort(["action", "rank"])
     return accepted, pl.DataFrame(summary).sort("action")
+
+
+def with_face_swaps(accepted: pl.DataFrame, generator: dict,
+                    swaps: list[pl.DataFrame]) -> pl.DataFrame:
+    """The dataset's fakes: the accepted animations, each labelled with its generator (the
+    `generator` and `model` columns hold its name), then every face-swap fake, which no
+    liveness check filters (DFDM did not; its `generator` is face_swap, its `model` the
+    autoencoder, its `donor` the identity whose face it shows)."""
+    from dfmnist.faceswap.stage import SWAP_SCHEMA
+
+    animations = accepted.with_columns(
+        generator=pl.lit(generator.get("name"), pl.String),
+        model=pl.lit(generator.get("name"), pl.String),
+        donor=pl.lit(None, pl.String),
+        weights_sha256=pl.lit(generator.get("weights_sha256"), pl.String),
+    )
+    return pl.concat([animations.cast(SWAP_SCHEMA), *(s.cast(SWAP_SCHEMA) for s in swaps)],
+                     how="vertical")

@@ -40,3 +40,15 @@ def assign_splits(videos: pl.DataFrame, fractions: dict[str, float], seed: int) 
         assignment[identity] = choice
         current[choice] += per_identity[identity]
     return assignment
+
+
+def assign_group_splits(videos: pl.DataFrame, fractions: dict[str, float], seed: int,
+                        groups: dict[str, str]) -> dict[str, str]:
+    """`assign_splits` with the identities of one group in one split: `groups` maps an
+    identity to its group (a face-swap couple, whose fakes show both faces); identities not
+    in it are groups of their own."""
+    if not groups:
+        return assign_splits(videos, fractions, seed)
+    grouped = videos.with_columns(pl.col("identity").replace(groups))
+    by_group = assign_splits(grouped, fractions, seed)
+    return {i: by_group[groups.get(i, i)] for i in videos["identity"].unique().to_list()}

@@ -18,8 +18,9 @@ from dfmnist.config import (
     source_clips,
 )
 from dfmnist.compress import variants_from_config
+from dfmnist.faceswap.pairs import couple_members, plan_couples, split_groups, train_settings
 from dfmnist.liveness.policy import expand_policy
-from dfmnist.gpus import generator_gpus
+from dfmnist.gpus import device_gpus, generator_gpus
 from dfmnist.plan import shard_of
 from dfmnist.shard_inputs import write_lists
 
@@ -59,6 +60,27 @@ FACE_SCIENCE = science(config, "faces")  # what MTCNN finds, not how fast
 GENERATE_SCIENCE = science(config, "generate")
 GENERATE_SHARDS = range(config["generate"]["shards"])
 GENERATOR_GPUS = generator_gpus(config["generate"])  # the generate rule's gpu resource
+# Face swaps (rules/faceswap.smk): couples of the discovered identities, known at DAG time.
+SWAP_SCIENCE = science(config, "faceswap")
+SWAP_MODELS = config["faceswap"]["models"]
+try:
+    SWAP_COUPLES = (
+        plan_couples(
+            sorted({c.split("/")[0] for c in SOURCE_CLIPS}),
+            config["faceswap"]["pairs"],
+            config["faceswap"]["seed"],
+        )
+        if SWAP_MODELS
+        else []
+    )
+except ValueError as exc:
+    sys.exit(f"config error at faceswap: {exc}")
+SWAP_GROUPS = split_groups(SWAP_COUPLES)  # a couple's identities share a split
+SWAP_CROPS = {k: config["faceswap"][k] for k in ("crop_size", "coverage", "per_identity")}
+SWAP_CONVERT = {
+    k: config["faceswap"][k] for k in ("scenes", "crop_size", "coverage", "blend")
+}
+SWAP_GPUS = device_gpus(config["faceswap"]["device"]) if SWAP_MODELS else 0
 COMPRESS_SHARDS = range(config["compress"]["shards"])
 VARIANTS_CONFIG = variants_from_config(config["compress"])
 VARIANTS = list(VARIANTS_CONFIG)
@@ -72,6 +94,8 @@ wildcard_constraints:
     identity=r"[^/]+",
     variant="|".join(VARIANTS),
     provider="|".join(PROVIDERS),
+    autoencoder="|".join(SWAP_MODELS) or "(?!)",
+    couple=r"[^/+]+\+[^/+]+",
 
 
 def _by_shard(items, shards):
@@ -121,3 +145,16 @@ def run_files(target, name):
     """One file of each training job an ensemble target needs (train_detector's outputs;
     RUN and ENSEMBLE_RUNS come from rules/train.smk and rules/ensemble.smk)."""
     return [f"{RUN}/{name}".format(model=m, trainset=t) for m, t in ENSEMBLE_RUNS[target]]
+
+
+def couple_faces(wildcards):
+    """The faces items of a couple's two identities (rules/faceswap.smk)."""
+    a, b = couple_members(wildcards.couple)
+    return {"faces_a": SWAP_FACES.format(identity=a), "faces_b": SWAP_FACES.format(identity=b)}
+
+
+def swap_fakes(kind="fakes"):
+    """Every couple's and model's face-swap fakes (or failures) tables."""
+    return [
+        f"{SWAP}/{kind}/{m}/{c}.parquet" for m in SWAP_MODELS for c in SWAP_COUPLES
+    ]

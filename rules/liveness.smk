@@ -127,6 +127,7 @@ rule filter_fakes:
             lambda wc: {
                 **{k: v for k, v in ROUNDS_INPUTS(MAX_ROUNDS).items() if k != "plans"},
                 "merged": f"{RESULTS}/liveness/cache_merge.json",
+                "swaps": swap_fakes(),  # face swaps (rules/faceswap.smk), not filtered
             }
         ),
     output:
@@ -139,6 +140,7 @@ rule filter_fakes:
         policy={a: config["liveness"]["policy"][a] for a in ACTIONS},
         per_action=config["plan"]["per_action"],
         max_rounds=MAX_ROUNDS,
+        store=STORE,
     log:
         f"{RESULTS}/logs/filter_fakes.log",
     conda:

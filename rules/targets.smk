@@ -45,6 +45,7 @@ rule splits:
     params:
         splits=config["targets"]["splits"],
         seed=config["targets"]["seed"],
+        groups=SWAP_GROUPS,  # a face-swap couple's identities share a split
     log:
         f"{RESULTS}/logs/splits.log",
     conda:
@@ -69,11 +70,8 @@ rule dataset_manifest:
             shard=COMPRESS_SHARDS,
         ),
         verdicts=[f"{RESULTS}/liveness/verdicts.parquet"],  # every round's verdicts
-        fakes=expand(FAKES, shard=GENERATE_SHARDS),
     output:
         f"{RESULTS}/dataset/dataset.parquet",
-    params:
-        store=STORE,
     log:
         f"{RESULTS}/logs/dataset_manifest.log",
     conda:

@@ -4,8 +4,7 @@ import polars as pl
 
 from dfmnist.dataset import build_manifest, video_table
 from dfmnist.io import atomic_path
-from dfmnist.store import Store
-from dfmnist.workflow import fakes_generator, setup_logging
+from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])
 inp = snakemake.input
@@ -15,8 +14,7 @@ compressed = pl.concat([pl.read_parquet(p) for p in inp.compressed])
 frames = pl.concat([pl.read_parquet(p) for p in inp.frames])
 verdicts = pl.concat([pl.read_parquet(p) for p in inp.verdicts])
 assignment = dict(pl.read_parquet(inp.splits).iter_rows())
-generator = fakes_generator(inp.fakes, Store(snakemake.params.store))
-table = build_manifest(videos, compressed, frames, assignment, generator, verdicts)
+table = build_manifest(videos, compressed, frames, assignment, verdicts)
 for (split, label), group in table.group_by(["split", "label"], maintain_order=True):
     log.info("%s %s: %d rows", split, label, group.height)
 with atomic_path(snakemake.output[0]) as tmp:

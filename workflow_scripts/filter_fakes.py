@@ -5,10 +5,11 @@ from pathlib import Path
 
 import polars as pl
 
-from dfmnist.filtering import VERDICT_SCHEMA, accept
+from dfmnist.filtering import VERDICT_SCHEMA, accept, with_face_swaps
 from dfmnist.io import atomic_path
 from dfmnist.liveness.report import plot_spoof_rates, spoof_rates
-from dfmnist.workflow import setup_logging
+from dfmnist.store import Store
+from dfmnist.workflow import fakes_generator, setup_logging
 
 log = setup_logging(snakemake.log[0])
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
@@ -24,6 +25,11 @@ for row in summary.iter_rows(named=True):
         log.warning("%s: %d short of %d after %d round(s) (plan.max_rounds %d)", row["action"],
                     row["shortfall"], row["wanted"], rounds, params.max_rounds)
 rates = spoof_rates(verdicts, params.policy)
+swaps = [pl.read_parquet(p) for p in inp.swaps]
+if swaps:
+    log.info("face swaps: %d fakes from %d couple/model jobs (not liveness-filtered)",
+             sum(s.height for s in swaps), len(swaps))
+accepted = with_face_swaps(accepted, fakes_generator(inp.fakes, Store(params.store)), swaps)
 with atomic_path(out.accepted) as tmp:
     accepted.write_parquet(tmp)
 with atomic_path(out.verdicts) as tmp:

@@ -4,7 +4,7 @@ import polars as pl
 
 from dfmnist.dataset import video_table
 from dfmnist.io import atomic_path
-from dfmnist.splits import assign_splits
+from dfmnist.splits import assign_group_splits
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -12,7 +12,7 @@ params = snakemake.params
 reals = pl.read_parquet(snakemake.input.sources).filter("selected")
 videos = video_table(reals, pl.read_parquet(snakemake.input.accepted))
 videos = videos.with_columns(pl.col("action").fill_null("real"))
-assignment = assign_splits(videos, params.splits, params.seed)
+assignment = assign_group_splits(videos, params.splits, params.seed, params.groups)
 table = pl.DataFrame({"identity": list(assignment), "split": list(assignment.values())})
 for split, group in table.group_by("split"):
     log.info("%s: %s", split[0], ", ".join(sorted(group["identity"])))

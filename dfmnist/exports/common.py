@@ -16,12 +16,20 @@ def flat(part: str) -> str:
     return part.replace("/", "-")
 
 
+def source_name(row: dict) -> str:
+    """A fake's source in FaceForensics++'s sense: the driving take that moved the target's
+    face (`{action}-{take}`), or for a face swap the identity whose face it shows (`id{B}`)."""
+    if row.get("donor"):
+        return f"id{flat(row['donor'])}"
+    return f"{row['action']}-{flat(row['take'])}"
+
+
 def video_name(row: dict) -> str:
     """A real is its clip; a fake is `{target}_{source}` as in FaceForensics++: the clip whose
-    face is animated (the target), then the driving take that moved it (`{action}-{take}`)."""
+    face is animated or swapped (the target), then its `source_name`."""
     if row["label"] == "real":
         return flat(row["source_id"])
-    return f"{flat(row['source_id'])}_{row['action']}-{flat(row['take'])}"
+    return f"{flat(row['source_id'])}_{source_name(row)}"
 
 
 def link(src: str | Path, dst: Path) -> None:

@@ -90,7 +90,7 @@ def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: 
     by `rgb`; the JSON holds them under `prefix`.
     """
     check_names(name, prefix)
-    generators = sorted(set(manifest["generator"].drop_nulls()))
+    generators = sorted(set(manifest["model"].drop_nulls()))
     labels = label_names(name, generators)
     ann = {(r["video_id"], r["variant"]): r["annotations_dir"]
            for r in annotations.iter_rows(named=True)}
@@ -101,7 +101,7 @@ def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: 
         tree = {label: {s: {} for s in SPLITS} for label in labels.values()}
         rows = manifest.filter(pl.col("variant") == variant).sort("video_id")
         for row in rows.iter_rows(named=True):
-            label = labels["real" if row["label"] == "real" else row["generator"]]
+            label = labels["real" if row["label"] == "real" else row["model"]]
             video = safe_video_name(row)
             if video in tree[label][row["split"]]:
                 raise ValueError(f"two videos export as {label}/{video}")
@@ -138,7 +138,7 @@ def write_deepfakebench(manifest: pl.DataFrame, annotations: pl.DataFrame, out_d
     """
     trees, links = deepfakebench_tree(manifest, annotations, name, prefix.rstrip("/"), size,
                                       blank)
-    generators = sorted(set(manifest["generator"].drop_nulls()))
+    generators = sorted(set(manifest["model"].drop_nulls()))
     folders: dict[str, Path] = {}
     with atomic_dir(out_dir) as tmp:
         for src, rel in links:

@@ -1,7 +1,7 @@
 """FaceForensics++'s directory layout, so FF++ tooling finds our videos where it looks.
 
     original_sequences/{source_dataset}/{variant}/videos/{target}.mp4
-    manipulated_sequences/{generator}/{variant}/videos/{target}_{source}.mp4
+    manipulated_sequences/{model}/{variant}/videos/{target}_{source}.mp4
     splits/{train,val,test}.json
 
 FF++ names a manipulated video `{target}_{source}` and its split files are JSON lists of
@@ -9,7 +9,8 @@ FF++ names a manipulated video `{target}_{source}` and its split files are JSON 
 a pair naming it, and a fake in the split of the pair that joins its two names. Here the target
 is the real clip whose face is animated and the source the driving take that moved it
 (`{action}-{take}`, not itself a video of the dataset: the paper's driving videos are
-performers', not part of its reals). Reals no fake was made from appear as `[clip, clip]`.
+performers', not part of its reals), or for a face swap the identity whose face it shows.
+Reals no fake was made from appear as `[clip, clip]`.
 Splits are identity-disjoint, so a clip and every fake of it share a split.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from dfmnist.exports.common import atomic_dir, flat, link, video_name
+from dfmnist.exports.common import atomic_dir, flat, link, source_name, video_name
 
 SPLITS = ("train", "val", "test")
 
@@ -32,7 +33,7 @@ def split_pairs(manifest: pl.DataFrame) -> dict[str, list[list[str]]]:
     paired: set[str] = set()
     for row in rows.filter(pl.col("label") == "fake").iter_rows(named=True):
         target = flat(row["source_id"])
-        pairs[row["split"]].append([target, f"{row['action']}-{flat(row['take'])}"])
+        pairs[row["split"]].append([target, source_name(row)])
         paired.add(target)
     for row in rows.filter(pl.col("label") == "real").iter_rows(named=True):
         clip = flat(row["source_id"])
@@ -50,7 +51,7 @@ def write_faceforensics(manifest: pl.DataFrame, out_dir: str | Path,
             if row["label"] == "real":
                 top, method = "original_sequences", source_dataset
             else:
-                top, method = "manipulated_sequences", row["generator"]
+                top, method = "manipulated_sequences", row["model"]
             dst = tmp / top / method / row["variant"] / "videos" / f"{video_name(row)}.mp4"
             if dst.exists():
                 raise ValueError(f"two videos export as {dst.relative_to(tmp)}")

@@ -1,0 +1,206 @@
+"""The face-swap stage's three jobs, each through the store: an identity's aligned faces, a
+couple's model training, and the conversion of the couple's target clips.
+
+Store items: `swap_faces` (an identity's face track per clip and its training crops, keyed by
+the clips' bytes and the face and crop settings), `swap_model` (a trained checkpoint, keyed by
+both identities' faces items, the model, its width and its training settings) and `fake` (one
+converted clip, keyed by the checkpoint, the clip's bytes and the conversion settings). A job
+reruns when Snakemake says so; inside it only items missing from the store compute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from dfmnist.faces import FaceTrack
+from dfmnist.faceswap.pairs import FACE_SWAP, couple_members, fake_name, target_clips
+from dfmnist.files import atomic_path
+from dfmnist.frames import uniform_indices
+from dfmnist.io import LOSSLESS_RGB, read_video, write_video
+from dfmnist.store import Store, content_key
+
+log = logging.getLogger(__name__)
+
+FACES, MODEL, FAKE = "swap_faces", "swap_model", "fake"
+CROPS, TRACKS, CHECKPOINT = "crops.npy", "tracks.parquet", "checkpoint.pt"
+#: Bump when a faces item's layout changes.
+FACES_LAYOUT = 1
+
+#: One row per converted clip (the face-swap part of the accepted fakes).
+SWAP_SCHEMA = {
+    "candidate_id": pl.String, "action": pl.String, "rank": pl.Int64, "source_id": pl.String,
+    "identity": pl.String, "take": pl.String, "key": pl.String, "video_path": pl.String,
+    "sha256": pl.String, "computed": pl.Boolean, "device": pl.String, "generator": pl.String,
+    "model": pl.String, "donor": pl.String, "weights_sha256": pl.String,
+}
+#: One row per clip that could not be converted, with the reason.
+SWAP_FAILURE_SCHEMA = {"candidate_id": pl.String, "identity": pl.String, "donor": pl.String,
+                       "model": pl.String, "source_id": pl.String, "error": pl.String}
+
+
+def faces_key(clips: pl.DataFrame, crops: dict, faces: dict) -> str:
+    """An identity's faces item: its clips' bytes, the crop settings and MTCNN's settings."""
+    stamps = sorted(zip(clips["clip_id"], clips["sha256"], strict=True))
+    return content_key(FACES, FACES_LAYOUT, stamps, crops, faces)
+
+
+def identity_faces(clips: pl.DataFrame, detector, crops: dict, faces: dict, store: Store
+                   ) -> dict:
+    """Track the face through every frame of an identity's clips and align about
+    `per_identity` training crops (frames where MTCNN found the face, spread over the clips).
+
+    `clips`: rows (clip_id, path, sha256) of the identity's selected sources. Returns the
+    faces item's summary: key, crops count, clips tracked and the clips without any face."""
+    from dfmnist.faceswap.align import align_faces
+
+    key = faces_key(clips, crops, faces)
+    if not store.has(FACES, key):
+        tracks, crop_batches, faceless = [], [], []
+        # the crops are spread evenly over the clips, one clip in memory at a time
+        per_clip = -(-int(crops["per_identity"]) // max(clips.height, 1))
+        for clip_id, path in clips.sort("clip_id").select("clip_id", "path").iter_rows():
+            frames = read_video(path).frames
+            pick = uniform_indices(len(frames), per_clip)
+            track = detector.track(frames, min_prob=faces["min_prob"])
+            tracks.append(track.to_frame().with_columns(clip_id=pl.lit(clip_id)))
+            usable = pick[track.found[pick]]
+            if not track.found.any():
+                faceless.append(clip_id)
+            if usable.size:
+                aligned = align_faces(frames[usable], track.landmarks[usable],
+                                      int(crops["crop_size"]), float(crops["coverage"]))
+                crop_batches.append(aligned.crops)
+            log.info("%s: %d frames, face in %d, %d training crops", clip_id, len(frames),
+                     int(track.found.sum()), usable.size)
+        size = int(crops["crop_size"])
+        all_crops = (np.concatenate(crop_batches) if crop_batches
+                     else np.zeros((0, size, size, 3), np.uint8))
+        meta = {"clips": sorted(clips["clip_id"]), "crops": len(all_crops),
+                "faceless": faceless}
+        with store.build(FACES, key, meta) as tmp:
+            np.save(tmp / CROPS, all_crops)
+            pl.concat(tracks).write_parquet(tmp / TRACKS)
+    meta = store.meta(FACES, key)
+    return {"key": key, "crops": meta["crops"], "clips": meta["clips"],
+            "faceless": meta["faceless"]}
+
+
+def load_crops(store: Store, key: str) -> np.ndarray:
+    return np.load(store.item_dir(FACES, key) / CROPS)
+
+
+def clip_track(store: Store, key: str, clip_id: str) -> FaceTrack:
+    tracks = pl.read_parquet(store.item_dir(FACES, key) / TRACKS)
+    return FaceTrack.from_frame(tracks.filter(pl.col("clip_id") == clip_id).sort("frame"))
+
+
+def model_key(model: str, width: float, faces_a: str, faces_b: str, settings: dict) -> str:
+    """A checkpoint's key: what it was trained on and how (not how often it was saved)."""
+    science = {k: v for k, v in settings.items() if k != "checkpoint_every"}
+    return content_key(MODEL, model, float(width), faces_a, faces_b, science)
+
+
+def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, settings: dict,
+                 store: Store, partial_dir: Path, device: str = "cpu") -> dict:
+    """Train `model` on the couple's crops unless the store holds the checkpoint. Progress is
+    saved to `partial_dir/{key}.pt` every `checkpoint_every` iterations, so a killed job
+    resumes where it stopped; the finished checkpoint moves into the store."""
+    from dfmnist.faceswap.training import TrainSettings, train_swap
+
+    key = model_key(model, width, faces_a["key"], faces_b["key"], settings)
+    computed = not store.has(MODEL, key)
+    if computed:
+        for side, item in (("A", faces_a), ("B", faces_b)):
+            if item["crops"] == 0:
+                raise ValueError(f"identity {side} has no face crops to train on (clips "
+                                 f"{', '.join(item['clips']) or 'none selected'})")
+        partial = Path(partial_dir) / f"{key}.pt"
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        history = train_swap(model, width, load_crops(store, faces_a["key"]),
+                             load_crops(store, faces_b["key"]), TrainSettings(**settings),
+                             partial, log=log, device=device)
+        meta = {"model": model, "width": width, "settings": settings, "device": device,
+                "faces": [faces_a["key"], faces_b["key"]], "seconds": time.perf_counter() - start,
+                "losses": [float(x) for x in history.get("losses", [])]}
+        with store.build(MODEL, key, meta) as tmp:
+            partial.replace(tmp / CHECKPOINT)
+    meta = store.meta(MODEL, key)
+    losses = meta.get("losses") or [float("nan")]
+    return {"key": key, "model": model, "computed": computed, "device": meta["device"],
+            "checkpoint": str(store.item_dir(MODEL, key) / CHECKPOINT),
+            "sha256": store.file_sha256(MODEL, key, CHECKPOINT), "first_loss": losses[0],
+            "last_loss": losses[-1], "iterations": meta["settings"]["iterations"]}
+
+
+def convert_couple(couple: str, trained: dict, faces: dict[str, dict], sources: pl.DataFrame,
+                   convert: dict, store: Store, device: str = "cpu"
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Swap the faces of both directions of a couple: each identity's target clips get the
+    other's face (decoder of the other side). `faces`: identity -> its faces summary;
+    `convert`: scenes, crop_size, coverage and blend settings. One clip that fails is a
+    failures row; the others go on."""
+    from dfmnist.faceswap.blend import BlendSettings
+    from dfmnist.faceswap.convert import swap_frames
+    from dfmnist.faceswap.training import load_swapper
+
+    a, b = couple_members(couple)
+    model = trained["model"]
+    rows, failures = [], []
+    for target, donor, side in ((a, b, "b"), (b, a, "a")):
+        swapper = None
+        for clip in target_clips(sources, target, int(convert["scenes"])).iter_rows(named=True):
+            name = fake_name(target, donor, clip["clip_id"], model)
+            candidate = f"{model}/{name.removesuffix('.mp4')}"
+            key = content_key(FAKE, FACE_SWAP, trained["key"], side, clip["sha256"], convert)
+            computed = not store.has(FAKE, key)
+            try:
+                if computed:
+                    start = time.perf_counter()
+                    swapper = swapper or load_swapper(Path(trained["checkpoint"]), side=side,
+                                                      device=device)
+                    video = read_video(clip["path"])
+                    track = clip_track(store, faces[target]["key"], clip["clip_id"])
+                    frames = swap_frames(video.frames, track.interpolate().landmarks, swapper,
+                                         int(convert["crop_size"]), float(convert["coverage"]),
+                                         BlendSettings(**convert["blend"]))
+                    meta = {"candidate_id": candidate, "device": device, "name": name,
+                            "generator": {"name": FACE_SWAP, "model": model,
+                                          "weights_sha256": trained["sha256"]}}
+                    with store.build(FAKE, key, meta) as tmp:
+                        write_video(tmp / name, frames, video.fps, LOSSLESS_RGB)
+                    log.info("converted %s (%d frames) in %.1fs", name, len(frames),
+                             time.perf_counter() - start)
+            except Exception as exc:  # noqa: BLE001  (one clip never costs the couple)
+                log.error("FAILED %s: %s: %s", name, type(exc).__name__, exc)
+                failures.append({"candidate_id": candidate, "identity": target, "donor": donor,
+                                 "model": model, "source_id": clip["clip_id"],
+                                 "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            stored = store.meta(FAKE, key)
+            rows.append({
+                "candidate_id": candidate, "action": FACE_SWAP, "rank": None,
+                "source_id": clip["clip_id"], "identity": target, "take": None, "key": key,
+                "video_path": str(store.item_dir(FAKE, key) / stored["name"]),
+                "sha256": store.file_sha256(FAKE, key, stored["name"]), "computed": computed,
+                "device": stored.get("device", device), "generator": FACE_SWAP, "model": model,
+                "donor": donor, "weights_sha256": trained["sha256"],
+            })
+    return (pl.DataFrame(rows, schema=SWAP_SCHEMA),
+            pl.DataFrame(failures, schema=SWAP_FAILURE_SCHEMA))
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
+

@@ -1,0 +1,72 @@
+# Stage 4b: DFDM's face swaps (dfmnist.faceswap), when faceswap.models lists any. Per identity
+# its face track and aligned training crops; per couple of identities and model one
+# autoencoder training (`resources: gpu=1` on a GPU, like FOMM; the checkpoint is a store item,
+# resumable from faceswap/partial/ after a crash); per couple and model the conversion of both
+# identities' target clips. Changing one model's settings (faceswap.per_model) reruns only that
+# model's jobs. The fakes join the liveness-filtered animations in fake/accepted.parquet.
+
+SWAP = f"{RESULTS}/faceswap"
+SWAP_FACES = f"{SWAP}/faces/{{identity}}.json"
+SWAP_MODEL = f"{SWAP}/models/{{autoencoder}}/{{couple}}.json"
+
+
+rule faceswap_faces:
+    input:
+        f"{RESULTS}/manifests/sources.parquet",
+    output:
+        SWAP_FACES,
+    params:
+        crops=SWAP_CROPS,
+        faces=FACE_SCIENCE,
+        store=STORE,
+    log:
+        f"{RESULTS}/logs/faceswap_faces/{{identity}}.log",
+    conda:
+        "../envs/faces.yaml"
+    script:
+        "../workflow_scripts/faceswap_faces.py"
+
+
+rule faceswap_train:
+    input:
+        unpack(couple_faces),
+    output:
+        SWAP_MODEL,
+    params:
+        width=SWAP_SCIENCE["width"],
+        train=lambda wc: train_settings(SWAP_SCIENCE, wc.autoencoder),
+        store=STORE,
+        partial=f"{SWAP}/partial",
+        gpu_locks=GPU_LOCKS,
+    resources:
+        gpu=SWAP_GPUS,
+    threads: config["faceswap"]["threads"]
+    log:
+        f"{RESULTS}/logs/faceswap_train/{{autoencoder}}/{{couple}}.log",
+    conda:
+        "../envs/faces.yaml"
+    script:
+        "../workflow_scripts/faceswap_train.py"
+
+
+rule faceswap_convert:
+    input:
+        unpack(couple_faces),
+        sources=f"{RESULTS}/manifests/sources.parquet",
+        model=SWAP_MODEL,
+    output:
+        fakes=f"{SWAP}/fakes/{{autoencoder}}/{{couple}}.parquet",
+        failures=f"{SWAP}/failures/{{autoencoder}}/{{couple}}.parquet",
+    params:
+        convert=SWAP_CONVERT,
+        store=STORE,
+        gpu_locks=GPU_LOCKS,
+    resources:
+        gpu=SWAP_GPUS,
+    threads: config["faceswap"]["threads"]
+    log:
+        f"{RESULTS}/logs/faceswap_convert/{{autoencoder}}/{{couple}}.log",
+    conda:
+        "../envs/faces.yaml"
+    script:
+        "../workflow_scripts/faceswap_convert.py"
