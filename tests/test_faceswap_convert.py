@@ -197,3 +197,24 @@ def test_bad_settings_and_swapper_outputs_are_refused(target):
     with pytest.raises(ValueError, match=r"landmarks must be \(2, 5, 2\)"):
         swap_frames(frames[:2], track.landmarks[:3], lambda c: (c, None), SIZE,
                     DEFAULT_COVERAGE, BlendSettings())
+
+
+def test_landmark_mask_covers_the_face_and_erode_blur_shape_its_edge(target):
+    frames, track = target
+    aligned = align_faces(frames[:1], track.landmarks[:1], SIZE, DEFAULT_COVERAGE)
+    points = aligned.crop_landmarks(track.landmarks[:1])[0]
+    plain, region = face_mask(BlendSettings(blur=0.0), points, None, SIZE)
+    # eyes, nose and mouth corners well inside the swapped area; the crop's border outside
+    x, y = np.round(points).astype(int).T
+    assert (plain[y, x] == 1.0).all()
+    assert plain[0].max() == 0 and plain[:, 0].max() == 0
+    eroded, _ = face_mask(BlendSettings(blur=0.0, erode=0.05), points, None, SIZE)
+    grown, _ = face_mask(BlendSettings(blur=0.0, erode=-0.05), points, None, SIZE)
+    assert eroded.sum() < 0.85 * plain.sum() and grown.sum() > 1.1 * plain.sum()
+    soft, soft_region = face_mask(BlendSettings(blur=0.04), points, None, SIZE)
+    np.testing.assert_array_equal(soft_region, region)  # colour statistics ignore the feather
+
+    def partial(mask: np.ndarray) -> int:
+        return int(((mask > 0.02) & (mask < 0.98)).sum())
+
+    assert partial(soft) > 3 * partial(plain)

@@ -13,8 +13,9 @@ inter-ocular distance (IOD), so only the face's shape is taken from that crop, n
 The framing is ours: the *template square* is `TEMPLATE_SIDE` = 4 IOD wide, centred
 `TEMPLATE_CENTRE_DROP` = 0.4 IOD below the eye midpoint (half way between the brows, about
 0.4 IOD above the eyes, and the chin, about 1.8 IOD below them), so at coverage 1.0 it holds
-the whole head (crown about 2 IOD above the eyes) like faceswap's full "face"-centred extract
-(its mean face puts about 3.8 IOD across that crop). `coverage` shows the central fraction of
+most of the head (from 1.6 IOD above the eyes, most of the way to the crown, to 2.4 below,
+past the chin) like faceswap's full "face"-centred extract (its mean face puts about 3.8 IOD
+across that crop). `coverage` shows the central fraction of
 that square: 0.75 (`DEFAULT_COVERAGE`, 3 IOD) runs from mid-forehead to chin and ear to ear,
 faceswap's legacy "mugshot" framing (about 3 IOD at its 100 %).
 """

@@ -34,7 +34,8 @@ class BlendSettings:
 
     mask: "model" uses the swap model's own mask (a model without one falls back to the
     landmark mask); "landmarks" always uses the landmark ellipse.
-    erode: shrink (positive) or grow (negative) the mask by this fraction of the crop side.
+    erode: move the mask's edge inward (positive) or outward (negative) by this fraction of
+    the crop side (faceswap's default is 0).
     blur: Gaussian feather of the mask edge, sigma as a fraction of the crop side; 0.02 is
     2.6 px on a 128 crop, a little wider than faceswap's default (three 3-px box passes on a
     128 mask, sigma about 1.6 px) because a five-point ellipse follows the face less closely
@@ -57,8 +58,8 @@ class BlendSettings:
             raise ValueError(
                 f"colour must be one of {', '.join(COLOUR_METHODS)}; got {self.colour!r}"
             )
-        if not -0.5 < float(self.erode) < 0.5:
-            raise ValueError(f"erode must be a fraction of the crop side in (-0.5, 0.5), got "
+        if not -0.25 <= float(self.erode) <= 0.25:
+            raise ValueError(f"erode must be a fraction of the crop side in [-0.25, 0.25], got "
                              f"{self.erode!r}")
         if not 0.0 <= float(self.blur) < 0.5:
             raise ValueError(f"blur must be a fraction of the crop side in [0, 0.5), got "
@@ -104,7 +105,7 @@ def feather(mask: np.ndarray, settings: BlendSettings) -> np.ndarray:
     """Erode (or dilate), blur and fade at the crop border one (S, S) mask in [0, 1]."""
     size = mask.shape[0]
     out = mask.astype(np.float32)
-    radius = int(round(abs(settings.erode) * size / 2))
+    radius = int(round(abs(settings.erode) * size))
     if radius:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         out = (cv2.erode if settings.erode > 0 else cv2.dilate)(out, kernel)
@@ -131,7 +132,8 @@ def _stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _mean_std_transfer(new: np.ndarray, old: np.ndarray, region: np.ndarray) -> np.ndarray:
     mu_new, sd_new = _stats(new[region])
     mu_old, sd_old = _stats(old[region])
-    return (new - mu_new) * (sd_old / np.maximum(sd_new, 1e-6)) + mu_old
+    # a flat swap (spread under one level) is shifted, not stretched into noise
+    return (new - mu_new) * (sd_old / np.maximum(sd_new, 1.0)) + mu_old
 
 
 def _match_histograms(new: np.ndarray, old: np.ndarray, region: np.ndarray) -> np.ndarray:

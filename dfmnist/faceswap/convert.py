@@ -13,7 +13,7 @@ from dfmnist.faceswap.blend import BlendSettings, face_mask, match_colour
 
 #: crops (N, S, S, 3) uint8 -> (swapped faces (N, S, S, 3) uint8, masks (N, S, S) in [0, 1]
 #: or None)
-Swapper = Callable[[np.ndarray], tuple[np.ndarray, "np.ndarray | None"]]
+SwapFn = Callable[[np.ndarray], tuple[np.ndarray, "np.ndarray | None"]]
 
 #: Frames aligned, swapped and blended together: bounds memory to a few crops per frame and
 #: gives the model a batch.
@@ -76,7 +76,7 @@ def _check_swapped(faces: np.ndarray, masks: np.ndarray | None, n: int, size: in
     return faces, masks
 
 
-def _swap_chunk(frames: np.ndarray, landmarks: np.ndarray, swapper: Swapper, crop_size: int,
+def _swap_chunk(frames: np.ndarray, landmarks: np.ndarray, swapper: SwapFn, crop_size: int,
                 coverage: float, blend: BlendSettings) -> np.ndarray:
     out = frames.copy()
     usable = np.flatnonzero(usable_landmarks(landmarks))
@@ -94,7 +94,7 @@ def _swap_chunk(frames: np.ndarray, landmarks: np.ndarray, swapper: Swapper, cro
     return out
 
 
-def swap_chunks(chunks: Iterable[tuple[np.ndarray, np.ndarray]], swapper: Swapper,
+def swap_chunks(chunks: Iterable[tuple[np.ndarray, np.ndarray]], swapper: SwapFn,
                 crop_size: int, coverage: float, blend: BlendSettings
                 ) -> Iterator[np.ndarray]:
     """Stream version of `swap_frames`: one converted chunk per (frames, landmarks) chunk."""
@@ -114,7 +114,7 @@ def _check_inputs(frames: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray
     return frames, lm
 
 
-def swap_frames(frames: np.ndarray, landmarks: np.ndarray, swapper: Swapper, crop_size: int,
+def swap_frames(frames: np.ndarray, landmarks: np.ndarray, swapper: SwapFn, crop_size: int,
                 coverage: float, blend: BlendSettings, batch_size: int = DEFAULT_BATCH
                 ) -> np.ndarray:
     """Swap the face of every frame (T, H, W, 3) uint8; same frame count and size out.
