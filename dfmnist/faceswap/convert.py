@@ -24,14 +24,9 @@ DEFAULT_BATCH = 32
 _ALPHA_FLOOR = 1.0 / 512
 
 
-def paste_face(frame: np.ndarray, face: np.ndarray, mask: np.ndarray,
-               matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Blend one swapped crop into its frame.
-
-    `matrix` (2, 3) takes frame -> crop (as `AlignedFaces.matrices`); face and mask are warped
-    back with its inverse, only over the frame box the crop covers. Returns the new frame
-    (H, W, 3) uint8 and the frame-sized alpha (H, W) float32 that was used.
-    """
+def _paste_in_place(frame: np.ndarray, face: np.ndarray, mask: np.ndarray,
+                    matrix: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Blend one crop into `frame` itself; returns the frame box touched and its alpha."""
     h, w = frame.shape[:2]
     size = face.shape[0]
     inverse = invert_affine(matrix)
@@ -39,26 +34,39 @@ def paste_face(frame: np.ndarray, face: np.ndarray, mask: np.ndarray,
     x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 2
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    alpha = np.zeros((h, w), dtype=np.float32)
-    out = frame.copy()
+    box = (slice(y0, max(y1, y0)), slice(x0, max(x1, x0)))
     if x1 <= x0 or y1 <= y0:
-        return out, alpha
+        return box, np.zeros((0, 0), dtype=np.float32)
     roi = inverse.copy()
-    roi[:, 2] -= (x0, y0)  # crop -> box of the frame
+    roi[:, 2] -= (x0, y0)  # crop -> the frame box only: the rest of the frame is not touched
     scale = float(np.sqrt(abs(np.linalg.det(inverse[:, :2]))))
     flags = cv2.INTER_CUBIC if scale > 1.0 else cv2.INTER_LINEAR
-    box = (x1 - x0, y1 - y0)
-    warped_face = cv2.warpAffine(face, roi, box, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    warped_mask = cv2.warpAffine(mask.astype(np.float32), roi, box, flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    warped_mask = np.clip(warped_mask, 0.0, 1.0)
-    warped_mask[warped_mask < _ALPHA_FLOOR] = 0.0
-    alpha[y0:y1, x0:x1] = warped_mask
-    region = out[y0:y1, x0:x1]
-    a = warped_mask[..., None]
-    blended = region.astype(np.float32) * (1.0 - a) + warped_face.astype(np.float32) * a
-    touched = warped_mask > 0
-    region[touched] = np.clip(np.rint(blended[touched]), 0, 255).astype(np.uint8)
+    dsize = (x1 - x0, y1 - y0)
+    warped_face = cv2.warpAffine(face, roi, dsize, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(mask.astype(np.float32), roi, dsize, flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    alpha = np.clip(alpha, 0.0, 1.0)
+    alpha[alpha < _ALPHA_FLOOR] = 0.0
+    touched = alpha > 0
+    region = frame[box]
+    a = alpha[touched][:, None]
+    blended = region[touched].astype(np.float32) * (1.0 - a) + warped_face[touched] * a
+    region[touched] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return box, alpha
+
+
+def paste_face(frame: np.ndarray, face: np.ndarray, mask: np.ndarray,
+               matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blend one swapped crop (S, S, 3) uint8 with its mask (S, S) into a copy of its frame.
+
+    `matrix` (2, 3) takes frame -> crop (as `AlignedFaces.matrices`); face and mask are warped
+    back with its inverse, only over the frame box the crop covers. Returns the new frame
+    (H, W, 3) uint8 and the frame-sized alpha (H, W) float32 that was used.
+    """
+    out = frame.copy()
+    box, alpha_box = _paste_in_place(out, face, mask, matrix)
+    alpha = np.zeros(frame.shape[:2], dtype=np.float32)
+    alpha[box] = alpha_box
     return out, alpha
 
 
@@ -90,7 +98,7 @@ def _swap_chunk(frames: np.ndarray, landmarks: np.ndarray, swapper: SwapFn, crop
         mask, region = face_mask(blend, crop_lms[k], None if masks is None else masks[k],
                                  crop_size)
         face = match_colour(faces[k], aligned.crops[k], region, blend.colour)
-        out[t] = paste_face(frames[t], face, mask, aligned.matrices[k])[0]
+        _paste_in_place(out[t], face, mask, aligned.matrices[k])
     return out
 
 
