@@ -218,3 +218,18 @@ def test_landmark_mask_covers_the_face_and_erode_blur_shape_its_edge(target):
         return int(((mask > 0.02) & (mask < 0.98)).sum())
 
     assert partial(soft) > 3 * partial(plain)
+
+
+def test_a_face_cut_by_the_frame_edge_is_swapped_inside_the_frame(target, hopper_crop):
+    frames, track = target
+    cut = np.ascontiguousarray(frames[:4, :, 80:])  # the left half of the face is off-frame
+    landmarks = track.landmarks[:4] - (80, 0)
+
+    def hopper(crops):
+        return np.repeat(hopper_crop[None], len(crops), axis=0), None
+
+    out = swap_frames(cut, landmarks, hopper, SIZE, DEFAULT_COVERAGE, BlendSettings())
+    assert out.shape == cut.shape
+    changed = np.abs(out.astype(float) - cut).max(axis=-1) > 0
+    assert changed[:, :, :20].mean() > 0.2  # the visible half of the face is swapped
+    assert not changed[:, :, 60:].any()  # nothing beyond the face's right side
