@@ -37,7 +37,7 @@ class BlendSettings:
     erode: move the mask's edge inward (positive) or outward (negative) by this fraction of
     the crop side (faceswap's default is 0).
     blur: Gaussian feather of the mask edge, sigma as a fraction of the crop side; 0.02 is
-    2.6 px on a 128 crop, a little wider than faceswap's default (three 3-px box passes on a
+    2.6 px on a 128 crop, a little wider than faceswap's default (four 3-px box passes on a
     128 mask, sigma about 1.6 px) because a five-point ellipse follows the face less closely
     than its 68-point hull.
     colour: "avg_color" shifts the swap's mean colour inside the mask onto the target's;
