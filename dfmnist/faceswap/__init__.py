@@ -1,0 +1,1 @@
+"""Face-swap autoencoders (DFDM): aligned crops, models, training and conversion."""
