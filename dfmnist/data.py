@@ -14,7 +14,7 @@ from dfmnist.frames import FrameTar
 
 
 class FrameRef(NamedTuple):
-    """Where one item's frame is: its video's frames tar and the frame's index."""
+    """Where one item's frame is: its video's frames in a shard tar and the frame's index."""
 
     frames: FrameTar
     index: int
@@ -24,9 +24,10 @@ class FrameDataset(Dataset):
     """One item per extracted frame: (image tensor 3xSxS in [0, 1], target, video index).
 
     target follows the paper: real = 1, fake = 0. `root` is the workflow directory that the
-    manifest's relative paths start from. Frames are read straight from each video's frames
-    tar (dfmnist.frames): the tars' member offsets are read once here, then each item is one
-    positioned read and a PNG decode, in whichever worker process asks for it.
+    manifest's relative paths start from. Frames are read straight from each shard's frames
+    tar (`frames_tar`, a video's members under `frames_prefix`, dfmnist.frames): each tar's
+    member offsets are read once here, then each item is one positioned read and a PNG decode,
+    in whichever worker process asks for it.
     """
 
     def __init__(self, manifest: str | Path | pl.DataFrame, split: str | None = None,
@@ -50,7 +51,7 @@ class FrameDataset(Dataset):
         self.transform = transform
         self.items: list[tuple[FrameRef, int, int]] = []  # (frame, target, video index)
         for v, row in enumerate(self.videos.iter_rows(named=True)):
-            frames = FrameTar(self.root / row["frames_dir"])
+            frames = FrameTar(self.root / row["frames_tar"], row["frames_prefix"])
             for j in row["frame_indices"]:
                 if not self.items:
                     frames.png(j, self.size)  # a size that was not extracted fails here

@@ -55,6 +55,10 @@ def liveness_table(verdicts: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+#: Where a video's frames are: its shard's frames tar and its members' prefix there.
+FRAMES_AT = ("frames_tar", "frames_prefix")
+
+
 def build_manifest(videos: pl.DataFrame, compressed: pl.DataFrame, frames: pl.DataFrame,
                    assignment: dict[str, str], verdicts: pl.DataFrame | None = None
                    ) -> pl.DataFrame:
@@ -67,7 +71,7 @@ def build_manifest(videos: pl.DataFrame, compressed: pl.DataFrame, frames: pl.Da
         compressed.select("video_id", "variant", "path", "sha256", "size_bytes", "bitrate_kbps",
                           "psnr_db", "ssim")
         .join(base, on="video_id", how="inner")
-        .join(frames.select("video_id", "variant", "frames_dir", "frame_indices"),
+        .join(frames.select("video_id", "variant", *FRAMES_AT, "frame_indices"),
               on=["video_id", "variant"], how="left")
         .join(split, on="identity", how="left")
         .join(live, on="video_id", how="left")
@@ -80,7 +84,7 @@ def build_manifest(videos: pl.DataFrame, compressed: pl.DataFrame, frames: pl.Da
         raise ValueError("some identities have no split")
     return table.select(
         "video_id", "variant", "label", "target", "action", "identity", "split", "path",
-        "sha256", "size_bytes", "bitrate_kbps", "psnr_db", "ssim", "frames_dir",
+        "sha256", "size_bytes", "bitrate_kbps", "psnr_db", "ssim", *FRAMES_AT,
         "frame_indices", "n_frames", "source_id", "take", "content_key", *MADE_BY,
         "liveness", "liveness_passed", "raw_path", "raw_sha256",
     ).sort(["variant", "video_id"])
@@ -136,7 +140,7 @@ def dataset_card(manifest: pl.DataFrame, spoof_rates: pl.DataFrame, config: dict
     for r in spoof_rates.iter_rows(named=True):
         lines.append(f"| {r['action']} | {r['providers']} | {r['candidates']} | {r['passed']} | "
                      f"{r['spoof_rate']:.2f} | {r['accepted']} | {r['shortfall']} |")
-    lines += ["", "Frames: one tar per video, `frames_dir/frames.tar`, in WebDataset layout "
-              "(members `{frame:04d}.{size}.png`; `dfmnist.data.FrameDataset` reads it); paths "
-              "are relative to the workflow directory.", ""]
+    lines += ["", "Frames: one tar per shard (`frames_tar`), in WebDataset layout (a video's "
+              "members `{frames_prefix}/{frame:04d}.{size}.png`; `dfmnist.data.FrameDataset` "
+              "reads it); paths are relative to the workflow directory.", ""]
     return "\n".join(lines)

@@ -81,8 +81,8 @@ def sample_frames_grid(manifest: pl.DataFrame, root: str | Path = ".", size: int
                 continue
             r = row.row(0, named=True)
             idx = r["frame_indices"][len(r["frame_indices"]) // 2]
-            image = cv2.cvtColor(FrameTar(root / r["frames_dir"]).rgb(idx, size),
-                                 cv2.COLOR_RGB2BGR)
+            frames = FrameTar(root / r["frames_tar"], r["frames_prefix"])
+            image = cv2.cvtColor(frames.rgb(idx, size), cv2.COLOR_RGB2BGR)
             image = cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA)
             name = f"{variant} {r['label']}" + (f" {r['action']}" if r["action"] else "")
             cv2.rectangle(image, (0, 0), (tile, 16), (0, 0, 0), -1)

@@ -3,6 +3,7 @@
 A store item that would hold a file per frame holds one tar instead (a cluster volume counts
 files); the members are stored uncompressed, so a reader that knows a member's offset reads
 its bytes directly, and the tar is still a plain archive any tool (and WebDataset) reads.
+A shard's tar holds thousands of members: `open_tar` reads its headers once per process.
 """
 
 from __future__ import annotations
@@ -47,17 +48,36 @@ class MemberTar:
         return data
 
 
-def unpacked(tar: str | os.PathLike, store) -> Path:
-    """The members of `tar` as files in a store item (made once per tar content), for tools
-    that need a file per member: an export hard-links them instead of copying per export."""
+#: Parsed tars by (path, inode, size, mtime): a rewritten file is parsed again.
+_OPENED: dict[tuple, MemberTar] = {}
+_OPENED_MAX = 256
+
+
+def open_tar(path: str | os.PathLike) -> MemberTar:
+    """The member index of the tar at `path`, parsed once per process while it is unchanged."""
+    info = os.stat(path)
+    ident = (os.path.abspath(path), info.st_ino, info.st_size, info.st_mtime_ns)
+    tar = _OPENED.get(ident)
+    if tar is None:
+        if len(_OPENED) >= _OPENED_MAX:
+            _OPENED.pop(next(iter(_OPENED)))
+        tar = _OPENED[ident] = MemberTar(path)
+    return tar
+
+
+def unpacked(tar: str | os.PathLike, store, names: list[str] | None = None) -> Path:
+    """The members `names` (default all) of `tar` as files in a store item, made once per tar
+    content and names, for tools that need a file per member: an export hard-links them
+    instead of copying per export, and unpacks only the members it links."""
     from dfmnist.files import sha256_file
     from dfmnist.store import content_key
 
-    key = content_key("unpacked_tar", sha256_file(tar))
+    members = open_tar(tar)
+    wanted = sorted(members.members if names is None else set(names))
+    key = content_key("unpacked_tar", sha256_file(tar), wanted)
     if not store.has("unpacked_tar", key):
-        members = MemberTar(tar)
-        with store.build("unpacked_tar", key, {"tar": str(tar)}) as tmp:
-            for name in members.members:
+        with store.build("unpacked_tar", key, {"tar": str(tar), "members": len(wanted)}) as tmp:
+            for name in wanted:
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / name).write_bytes(members.read(name))
     return store.item_dir("unpacked_tar", key)

@@ -76,24 +76,25 @@ def test_frames_are_sampled_resized_and_integer_named(tmp_path: Path, real_clip:
     table = extract_shard(videos, sampling, Store(tmp_path))
     indices = table["frame_indices"][0].to_list()
     assert indices == [0, 10, 19, 29]
-    frames_dir = Path(table["frames_dir"][0])
-    assert sorted(p.name for p in frames_dir.iterdir()) == ["frames.tar", "meta.json"]
+    frames_tar, prefix = Path(table["frames_tar"][0]), table["frames_prefix"][0]
+    assert frames_tar.name == "frames.tar" and prefix == table["key"][0]
+    assert sorted(p.name for p in frames_tar.parent.iterdir()) == ["frames.tar", "meta.json"]
     # WebDataset layout (webdataset/tariterators.py: a member's sample key is its path up to
     # the first dot of its base name, the rest its field; a sample ends where the key changes,
     # so a sample's members must be adjacent): one sample per frame, one field per size
-    with tarfile.open(frames_dir / "frames.tar") as tar:
+    with tarfile.open(frames_tar) as tar:
         names = tar.getnames()
     keys = [n.split(".", 1)[0] for n in names]
     assert [k for i, k in enumerate(keys) if i == 0 or k != keys[i - 1]] == \
-        ["0000", "0010", "0019", "0029"]
+        [f"{prefix}/0000", f"{prefix}/0010", f"{prefix}/0019", f"{prefix}/0029"]
     assert {n.split(".", 1)[1] for n in names} == {"144.png", "64.png"}
     for size in (144, 64):
-        assert read_frames(frames_dir, indices, size).shape == (4, size, size, 3)
+        assert read_frames(frames_tar, prefix, indices, size).shape == (4, size, size, 3)
     # the full-size frame is the decoded frame itself (lossless PNG)
     decoded = read_video(real_clip).frames[10]
-    assert np.array_equal(FrameTar(frames_dir).rgb(10, 144), decoded)
+    assert np.array_equal(FrameTar(frames_tar, prefix).rgb(10, 144), decoded)
     with pytest.raises(FileNotFoundError, match="no frame 11 of size 144"):
-        FrameTar(frames_dir).png(11, 144)
+        FrameTar(frames_tar, prefix).png(11, 144)
 
 
 def test_score_clip_picks_a_face_frame(tmp_path: Path, real_clip: Path, detector):

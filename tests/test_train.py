@@ -218,18 +218,18 @@ def real_frames(tmp_path_factory, astronaut, grace_hopper,
                 carphone_path) -> tuple[Path, pl.DataFrame]:
     """Real face frames (two photos, a frame of a real talking-head clip) and fakes made from
     them as the demo generator does (thin-plate-spline warp, which also smooths the image),
-    written where a frame manifest points FrameDataset."""
+    written as the store writes a shard (one frames tar) where a frame manifest points
+    FrameDataset."""
     root = tmp_path_factory.mktemp("frames")
     clip = read_video(carphone_path).frames
     sources = {"astronaut": astronaut[:300, 100:400], "grace_hopper": grace_hopper[:512],
                "carphone": clip[60][:, 16:160]}
     rng = np.random.default_rng(0)
     anchors = border_anchors(256, 256)
-    rows = []
+    rows, samples = [], {}
     for identity, image in sources.items():
         for label in ("real", "fake"):
-            frames_dir = f"{identity}_{label}"
-            (root / frames_dir).mkdir(parents=True)
+            prefix = f"{identity}_{label}"
             frames = []
             for index in (0, 1):
                 frame = np.roll(cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA),
@@ -241,13 +241,15 @@ def real_frames(tmp_path_factory, astronaut, grace_hopper,
                                        np.vstack([anchors, inner]))
                     frame = cv2.GaussianBlur(frame, (0, 0), 1.5)
                 frames.append(frame)
-            write_frame_tar(root / frames_dir / FRAMES_TAR, np.stack(frames), [0, 1], [256])
+            samples[prefix] = (np.stack(frames), [0, 1])
             rows.append({"video_id": f"{label}/{identity}", "variant": "raw", "label": label,
                          "target": int(label == "real"), "identity": identity,
                          "action": None if label == "real" else "yaw",
                          "split": "val" if identity == "carphone" else "train",
-                         "frames_dir": frames_dir, "frame_indices": [0, 1],
+                         "frames_tar": FRAMES_TAR, "frames_prefix": prefix,
+                         "frame_indices": [0, 1],
                          "sha256": f"{identity}{label}"})
+    write_frame_tar(root / FRAMES_TAR, samples, [256])
     return root, pl.DataFrame(rows)
 
 

@@ -3,8 +3,9 @@
 For every extracted frame at one size, MTCNN's five landmarks (left eye, right eye, nose,
 mouth left, mouth right; (5, 2) float32 pixel coordinates of that frame) go to
 `{frame:04d}.landmarks.npy`, and a binary mask of the animated face region to
-`{frame:04d}.mask.png`, all members of one tar per video (`annotations.tar`, WebDataset layout,
-dfmnist.tars): the DeepfakeBench export writes them out as the files its loader reads.
+`{frame:04d}.mask.png`, all members of one tar per shard (`annotations.tar`, WebDataset
+layout, each video's members under its annotations key, dfmnist.shard_tars): the DeepfakeBench
+export writes them out as the files its loader reads.
 
 The mask is the filled ellipse inscribed in MTCNN's face box of that frame (brows to chin,
 cheek to cheek), joined with the convex hull of the five landmarks: the face that an
@@ -29,17 +30,17 @@ import polars as pl
 
 from dfmnist.faces import FaceDetector, FaceTrack, track_from_detections
 from dfmnist.frames import read_frames
+from dfmnist.shard_tars import Compute, ensure_shard, shard_samples
 from dfmnist.store import Store, content_key
-from dfmnist.tars import write_tar
 
 log = logging.getLogger(__name__)
 
 ANNOTATIONS = "face_annotations"
 BLANK = "blank_mask"
-#: The file of an annotations item.
+#: The file of an annotations item (one per shard).
 ANNOTATIONS_TAR = "annotations.tar"
 #: Bump when the item's layout changes, so stored annotations are rebuilt.
-LAYOUT = "webdataset-tar-1"
+LAYOUT = "webdataset-shard-1"
 
 
 def mask_member(index: int) -> str:
@@ -83,23 +84,24 @@ def face_geometry(track: FaceTrack, size: int) -> tuple[np.ndarray, np.ndarray, 
 
 def annotate_shard(frames: pl.DataFrame, size: int, detector: FaceDetector,
                    settings: dict, store: Store) -> pl.DataFrame:
-    """Annotations for each row of a frames table (video_id, variant, key, frames_dir,
-    frame_indices) at `size`; `settings` are the detector's (they enter the content key)."""
-    rows = []
-    for i, video in enumerate(frames.iter_rows(named=True), start=1):
-        key = content_key(ANNOTATIONS, video["key"], size, settings, LAYOUT)
-        computed = not store.has(ANNOTATIONS, key)
-        if computed:
+    """Annotations for each row of a frames table (video_id, variant, key, frames_tar,
+    frames_prefix, frame_indices) at `size`, one store item for the shard; `settings` are the
+    detector's (they enter each video's key, which is also its sample key in the tar)."""
+    rows = list(frames.iter_rows(named=True))
+    keys = [content_key(ANNOTATIONS, video["key"], size, settings, LAYOUT) for video in rows]
+
+    def annotate(video: dict) -> Compute:
+        def compute() -> tuple[list[tuple[str, bytes]], dict]:
             indices = list(video["frame_indices"])
-            images = read_frames(video["frames_dir"], indices, size)
+            images = read_frames(video["frames_tar"], video["frames_prefix"], indices, size)
             track = track_from_detections(detector.detect(images),
                                           min_prob=float(settings["min_prob"]))
             boxes, landmarks, how = face_geometry(track, size)
             if "template" in how:
                 log.warning("%s/%s: no face found in any frame; template landmarks",
                             video["variant"], video["video_id"])
-            meta = {"video_id": video["video_id"], "size": size, "indices": indices,
-                    "landmarks": "mtcnn-5", "how": how}
+            log.info("%s/%s: %d frames annotated", video["variant"], video["video_id"],
+                     len(indices))
             members = []
             for j, box, points in zip(indices, boxes, landmarks, strict=True):
                 npy = io.BytesIO()
@@ -107,17 +109,23 @@ def annotate_shard(frames: pl.DataFrame, size: int, detector: FaceDetector,
                 members.append((landmarks_member(j), npy.getvalue()))
                 members.append((mask_member(j),
                                 cv2.imencode(".png", face_mask(box, points, size))[1].tobytes()))
-            with store.build(ANNOTATIONS, key, meta) as tmp:
-                write_tar(tmp / ANNOTATIONS_TAR, members)
-        meta = store.meta(ANNOTATIONS, key)
-        log.info("[%d/%d] %s/%s: %d frames annotated%s", i, frames.height, video["variant"],
-                 video["video_id"], len(meta["indices"]), "" if computed else " (reused)")
-        rows.append({"video_id": video["video_id"], "variant": video["variant"], "key": key,
-                     "annotations_dir": str(store.item_dir(ANNOTATIONS, key)),
-                     "detected": sum(h == "detected" for h in meta["how"])})
-    return pl.DataFrame(rows, schema={"video_id": pl.String, "variant": pl.String,
-                                      "key": pl.String, "annotations_dir": pl.String,
-                                      "detected": pl.Int64})
+            return members, {"video_id": video["video_id"], "size": size, "indices": indices,
+                             "landmarks": "mtcnn-5", "how": how}
+        return compute
+
+    shard, tar = ensure_shard(store, ANNOTATIONS, LAYOUT, ANNOTATIONS_TAR,
+                              {key: annotate(video) for key, video in zip(keys, rows,
+                                                                          strict=True)})
+    samples = shard_samples(store, ANNOTATIONS, shard)
+    log.info("%d videos annotated in %s", len(rows), tar)
+    return pl.DataFrame(
+        [{"video_id": video["video_id"], "variant": video["variant"], "key": key,
+          "annotations_tar": str(tar), "annotations_prefix": key,
+          "detected": sum(h == "detected" for h in samples[key]["how"])}
+         for key, video in zip(keys, rows, strict=True)],
+        schema={"video_id": pl.String, "variant": pl.String, "key": pl.String,
+                "annotations_tar": pl.String, "annotations_prefix": pl.String,
+                "detected": pl.Int64})
 
 
 def blank_mask(size: int, store: Store) -> str:

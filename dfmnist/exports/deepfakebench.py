@@ -27,9 +27,10 @@ from pathlib import Path
 
 import polars as pl
 
-from dfmnist.exports.annotations import ANNOTATIONS_TAR, landmarks_member, mask_member
+from dfmnist.exports.annotations import landmarks_member, mask_member
 from dfmnist.exports.common import atomic_dir, link, video_name
-from dfmnist.frames import FRAMES_TAR, frame_member
+from dfmnist.frames import frame_member
+from dfmnist.shard_tars import member
 from dfmnist.store import Store
 from dfmnist.tars import unpacked
 
@@ -92,7 +93,7 @@ def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: 
     check_names(name, prefix)
     generators = sorted(set(manifest["model"].drop_nulls()))
     labels = label_names(name, generators)
-    ann = {(r["video_id"], r["variant"]): r["annotations_dir"]
+    ann = {(r["video_id"], r["variant"]): (r["annotations_tar"], r["annotations_prefix"])
            for r in annotations.iter_rows(named=True)}
     trees: dict[str, dict] = {}
     links: list[tuple[str | tuple[str, str], str]] = []  # (file or (tar, member), where)
@@ -106,19 +107,19 @@ def deepfakebench_tree(manifest: pl.DataFrame, annotations: pl.DataFrame, name: 
             if video in tree[label][row["split"]]:
                 raise ValueError(f"two videos export as {label}/{video}")
             folder = f"{name}/{variant}/{label}"
-            ann_dir = ann.get((row["video_id"], variant))
-            if ann_dir is None:
+            ann_tar, ann_prefix = ann.get((row["video_id"], variant), (None, None))
+            if ann_tar is None:
                 raise ValueError(f"no face annotations for {variant}/{row['video_id']}")
             entry = {"label": label, "frames": [], "masks": [], "landmarks": []}
             for j in row["frame_indices"]:
                 # frames, masks and landmarks are tar members in the store, unpacked once into
                 # the store and linked from there; the blank mask of reals is one file
                 for kind, src, ext in (
-                    ("frames", (f"{row['frames_dir']}/{FRAMES_TAR}", frame_member(j, size)),
-                     "png"),
+                    ("frames", (row["frames_tar"], member(row["frames_prefix"],
+                                                          frame_member(j, size))), "png"),
                     ("masks", blank if row["label"] == "real"
-                     else (f"{ann_dir}/{ANNOTATIONS_TAR}", mask_member(j)), "png"),
-                    ("landmarks", (f"{ann_dir}/{ANNOTATIONS_TAR}", landmarks_member(j)), "npy"),
+                     else (ann_tar, member(ann_prefix, mask_member(j))), "png"),
+                    ("landmarks", (ann_tar, member(ann_prefix, landmarks_member(j))), "npy"),
                 ):
                     rel = f"{folder}/{kind}/{video}/{j:04d}.{ext}"
                     entry[kind].append(f"{prefix}/{rel}")
@@ -133,20 +134,21 @@ def write_deepfakebench(manifest: pl.DataFrame, annotations: pl.DataFrame, out_d
                         ) -> dict[str, int]:
     """Write the folder in one step (built beside it, renamed into place); frames per JSON.
 
-    Every frame, mask and landmark file is a hard link (or symlink) into the store: tar
-    members are unpacked once per tar content into a store item and linked from there.
+    Every frame, mask and landmark file is a hard link (or symlink) into the store: the tar
+    members it needs are unpacked once per shard tar into a store item and linked from there.
     """
     trees, links = deepfakebench_tree(manifest, annotations, name, prefix.rstrip("/"), size,
                                       blank)
     generators = sorted(set(manifest["model"].drop_nulls()))
-    folders: dict[str, Path] = {}
+    needed: dict[str, list[str]] = {}
+    for src, _ in links:
+        if isinstance(src, tuple):
+            needed.setdefault(src[0], []).append(src[1])
+    folders = {tar: unpacked(tar, store, names) for tar, names in needed.items()}
     with atomic_dir(out_dir) as tmp:
         for src, rel in links:
             if isinstance(src, tuple):
-                tar, member = src
-                if tar not in folders:
-                    folders[tar] = unpacked(tar, store)
-                src = folders[tar] / member
+                src = folders[src[0]] / src[1]
             link(src, tmp / rel)
         (tmp / "dataset_json").mkdir()
         counts = {}

@@ -77,7 +77,8 @@ def cam_grid(model: Detector, chosen: pl.DataFrame, size: int, root: str | Path 
     resize = _resize_to(model.input_size)
     images, originals = [], []
     for row in chosen.iter_rows(named=True):
-        rgb = FrameTar(Path(root) / row["frames_dir"]).rgb(row["frame"], size)
+        frames = FrameTar(Path(root) / row["frames_tar"], row["frames_prefix"])
+        rgb = frames.rgb(row["frame"], size)
         originals.append(rgb)
         images.append(resize(torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float() / 255.0))
     batch = torch.stack(images)

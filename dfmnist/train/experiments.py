@@ -120,8 +120,10 @@ def frame_dataset(table: pl.DataFrame, model: str, sizes: list[int], root: Path,
 
 
 def _video_identity(table: pl.DataFrame) -> list[list]:
-    """What a checkpoint depends on in a set of videos: each one's bytes, frames and label."""
-    return (table.select("variant", "video_id", "sha256", "frames_dir", "target")
+    """What a checkpoint depends on in a set of videos: each one's bytes, frames and label
+    (`frames_prefix` is the key of the video's own frames; its shard's tar path changes with
+    the shard's other videos)."""
+    return (table.select("variant", "video_id", "sha256", "frames_prefix", "target")
             .sort(["variant", "video_id"]).rows())
 
 

@@ -23,7 +23,8 @@ from dfmnist.train.perturb import LEVELS, perturb_video
 
 def read_frames(row: dict, size: int, root: str | Path = ".") -> np.ndarray:
     """The sampled frames (T, S, S, 3) RGB uint8 of one manifest row."""
-    return frames_of_video(Path(root) / row["frames_dir"], row["frame_indices"], size)
+    return frames_of_video(Path(root) / row["frames_tar"], row["frames_prefix"],
+                           row["frame_indices"], size)
 
 
 @torch.no_grad()
