@@ -144,13 +144,16 @@ def compare_schedulers(base: Path, jobs: int) -> None:
 #: Paper-scale item counts (DeepFake MNIST+): every VoxCeleb1 clip scored, 5 takes x 10
 #: actions, 10,000 accepted fakes generated at plan.oversample 1.5, and 10,000 fakes + 10,000
 #: reals in 3 compression variants (raw, c23, c40), 8 frames per video (targets.frames.count)
-#: at 2 sizes.
+#: at 2 sizes; `shards` (variant, compress shard) pairs hold the frames, at `compress.shards`
+#: 100 (200 videos, 1,600 frames per shard tar; `--paper-compress-shards`).
 PAPER = {"clips": 153_516, "takes": 50, "generated": 15_000, "videos": 60_000, "frames": 8,
-         "sizes": 2}
-#: What each store kind's item count grows with (paper-scale items of that kind).
+         "sizes": 2, "shards": 3 * 100}
+#: What each store kind's item count grows with (paper-scale items of that kind); the files
+#: unpacked for the DeepfakeBench export grow with its frames and count as the export's.
 KIND_GROWS_WITH = {"source_frame": "clips", "source_video": "clips", "driving_take": "takes",
-                   "fake": "generated", "compressed": "videos", "frames": "videos",
-                   "face_annotations": "videos"}
+                   "fake": "generated", "compressed": "videos", "frames": "shards",
+                   "face_annotations": "shards"}
+EXPORT_KINDS = ("unpacked_tar",)
 
 
 def count_files(folder: Path, seen: set[tuple[int, int]] | None = None) -> int:
@@ -176,10 +179,12 @@ def file_count_estimate(workdir: Path) -> None:
     dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
     exported_frames = int(dataset["n_frames"].sum())
     paper_frames = PAPER["videos"] * PAPER["frames"]
-    print(f"build {workdir}: {dataset.height} videos, {exported_frames} frames in the dataset")
+    print(f"build {workdir}: {dataset.height} videos, {exported_frames} frames in the dataset, "
+          f"paper scale {PAPER['videos']:,} videos in {PAPER['shards']} frame shards")
     total = 0
     seen: set[tuple[int, int]] = set()
-    for kind_dir in sorted(p for p in (results / "store").iterdir() if p.name != ".staging"):
+    for kind_dir in sorted(p for p in (results / "store").iterdir()
+                           if p.name != ".staging" and p.name not in EXPORT_KINDS):
         items = len(list(kind_dir.glob("*/*")))
         files = count_files(kind_dir, seen)
         grows = KIND_GROWS_WITH.get(kind_dir.name)
@@ -189,9 +194,12 @@ def file_count_estimate(workdir: Path) -> None:
               f"({files / max(items, 1):.1f} per item) -> paper scale {paper:>10,}")
     exports = 0
     for name in ("deepfakebench", "faceforensics"):
-        files = count_files(results / name, seen)  # new inodes only (not the store's links)
-        # DeepfakeBench's frames, masks and landmarks are written per frame; FaceForensics++'s
-        # videos are links, its new files the few split lists
+        # new inodes only (not the store's links); DeepfakeBench's frames, masks and landmarks
+        # are files per frame, unpacked into the store (linked from the export) or written
+        # there; FaceForensics++'s videos are links, its new files the few split lists
+        files = count_files(results / name, seen)
+        if name == "deepfakebench":
+            files += sum(count_files(results / "store" / k, seen) for k in EXPORT_KINDS)
         per_frame = name == "deepfakebench"
         paper = round(files / max(exported_frames, 1) * paper_frames) if per_frame else files
         exports += paper
@@ -208,8 +216,9 @@ def file_count_estimate(workdir: Path) -> None:
           f"{total + rest + meta:,} without the exports")
     png = PAPER["videos"] * (1 + PAPER["frames"] * PAPER["sizes"])
     ann = PAPER["videos"] * (1 + 2 * PAPER["frames"])
-    print(f"  (a file per frame, as before: store/frames {png:,} and store/face_annotations "
-          f"{ann:,} files instead of {PAPER['videos'] * 2:,} each)")
+    print(f"  (a file per frame: store/frames {png:,} and store/face_annotations {ann:,} files; "
+          f"a tar per video: {PAPER['videos'] * 2:,} each; a tar per shard: "
+          f"{PAPER['shards'] * 2:,} each)")
 
 
 def main() -> None:
@@ -222,10 +231,13 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="build the trees here and keep them")
     ap.add_argument("--build", type=Path, help="a finished build's work directory: estimate "
                     "the file count of a paper-scale build from it, then stop")
+    ap.add_argument("--paper-compress-shards", type=int, default=100,
+                    help="compress.shards of the paper-scale build (--build)")
     ap.add_argument("--scheduler-jobs", type=int, default=0,
                     help="also time greedy vs ILP on this many ready trivial jobs")
     args = ap.parse_args()
     if args.build:
+        PAPER["shards"] = 3 * args.paper_compress_shards
         file_count_estimate(args.build)
         return
     base = args.keep or Path(tempfile.mkdtemp(prefix="dag_scale_"))
