@@ -1,6 +1,6 @@
 """Stage 4b: train one autoencoder on a couple's faces (reused from the store when trained)."""
 
-from dfmnist.faceswap.stage import read_json, train_couple, write_json
+from dfmnist.faceswap.stage import NoFaces, read_json, train_couple, write_json
 from dfmnist.gpus import claim_device
 from dfmnist.store import Store
 from dfmnist.workflow import limit_threads, setup_logging
@@ -13,9 +13,15 @@ settings = {**params.train, "checkpoint_every": cfg["train"].get("checkpoint_eve
 with claim_device(cfg["device"], params.gpu_locks) as claim:
     log.info("%s on %s: %s, width %g, on %s", wc.autoencoder, wc.couple, settings,
              params.width, claim.label)
-    trained = train_couple(wc.autoencoder, params.width, read_json(snakemake.input.faces_a),
-                           read_json(snakemake.input.faces_b), settings, Store(params.store),
-                           params.partial, device=claim.device)
+    try:
+        trained = train_couple(wc.autoencoder, params.width, read_json(snakemake.input.faces_a),
+                               read_json(snakemake.input.faces_b), settings,
+                               Store(params.store), params.partial, device=claim.device)
+    except NoFaces as exc:  # a data problem: the couple's fakes become failure rows
+        log.error("%s on %s: not trained: %s", wc.autoencoder, wc.couple, exc)
+        write_json(snakemake.output[0], {"couple": wc.couple, "model": wc.autoencoder,
+                                         "error": str(exc)})
+        raise SystemExit(0) from None
 log.info("%s: loss %.4f -> %.4f (%s)", trained["key"][:12], trained["first_loss"],
          trained["last_loss"], "trained" if trained["computed"] else "reused")
 write_json(snakemake.output[0], {"couple": wc.couple, **trained})

@@ -44,6 +44,11 @@ SWAP_FAILURE_SCHEMA = {"candidate_id": pl.String, "identity": pl.String, "donor"
                        "model": pl.String, "source_id": pl.String, "error": pl.String}
 
 
+class NoFaces(ValueError):
+    """An identity of a couple has no face crops to train on (its clips are faceless or none
+    was selected): the couple's fakes become failure rows, the rest of the build goes on."""
+
+
 def faces_key(clips: pl.DataFrame, crops: dict, faces: dict) -> str:
     """An identity's faces item: its clips' bytes, the crop settings and MTCNN's settings."""
     stamps = sorted(zip(clips["clip_id"], clips["sha256"], strict=True))
@@ -118,8 +123,8 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
     if computed:
         for side, item in (("A", faces_a), ("B", faces_b)):
             if item["crops"] == 0:
-                raise ValueError(f"identity {side} has no face crops to train on (clips "
-                                 f"{', '.join(item['clips']) or 'none selected'})")
+                raise NoFaces(f"identity {side} has no face crops to train on (clips: "
+                              f"{', '.join(item['clips']) or 'none selected'})")
         partial = Path(partial_dir) / f"{key}.pt"
         partial.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -158,9 +163,12 @@ def convert_couple(couple: str, trained: dict, faces: dict[str, dict], sources: 
         for clip in target_clips(sources, target, int(convert["scenes"])).iter_rows(named=True):
             name = fake_name(target, donor, clip["clip_id"], model)
             candidate = f"{model}/{name.removesuffix('.mp4')}"
-            key = content_key(FAKE, FACE_SWAP, trained["key"], side, clip["sha256"], convert)
+            key = content_key(FAKE, FACE_SWAP, trained.get("key"), side, clip["sha256"],
+                              convert)
             computed = not store.has(FAKE, key)
             try:
+                if "error" in trained:  # the couple's model could not train
+                    raise NoFaces(trained["error"])
                 if computed:
                     start = time.perf_counter()
                     swapper = swapper or load_swapper(Path(trained["checkpoint"]), side=side,
