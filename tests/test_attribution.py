@@ -51,7 +51,8 @@ def _sources(carphone_path, astronaut, grace_hopper) -> list[np.ndarray]:
 
 
 def make_dataset(root: Path, carphone_path, astronaut, grace_hopper,
-                 variants: dict[str, int] = {"raw": 100, "crf10": 60}) -> pl.DataFrame:
+                 variants: tuple[tuple[str, int], ...] = (("raw", 100), ("crf10", 60)),
+                 ) -> pl.DataFrame:
     """dataset.parquet rows (as the workflow writes them, with `model`) over real frames tars:
     per source one real and one fake per trace, per variant (JPEG quality stands in for the
     compression); sources 0-3 train, 4 val, 5 test."""
@@ -60,7 +61,7 @@ def make_dataset(root: Path, carphone_path, astronaut, grace_hopper,
         split = "train" if i < 4 else "val" if i == 4 else "test"
         for model in ["real", *TRACES]:
             traced = frames if model == "real" else np.stack([TRACES[model](f) for f in frames])
-            for variant, quality in variants.items():
+            for variant, quality in variants:
                 coded = np.stack([cv2.imdecode(cv2.imencode(
                     ".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_UNCHANGED)
                     for f in traced])
@@ -244,7 +245,7 @@ def test_attribution_target_trains_and_tables_on_real_frames(tmp_path, carphone_
     # one variant (DFDM's published one) keeps the run short; the plan test shows one job
     # per variant
     workdir = _workflow_dir(tmp_path, astronaut, grace_hopper, {"crf10": 10})
-    table = make_dataset(workdir, carphone_path, astronaut, grace_hopper, {"crf10": 60})
+    table = make_dataset(workdir, carphone_path, astronaut, grace_hopper, (("crf10", 60),))
     manifest = workdir / "results" / "dataset" / "dataset.parquet"
     manifest.parent.mkdir(parents=True)
     # only the attribution rules: the dataset above stands in for the built one

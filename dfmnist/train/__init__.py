@@ -10,9 +10,9 @@ import copy
 
 from dfmnist.train.trainsets import trainset_name
 
-__all__ = ["ATTRIBUTION_METHODS", "DEFAULTS", "DETECTORS", "ENSEMBLE", "EXPERIMENTS", "MODELS", "RECIPE_KEYS",
-           "build_model", "ensemble_runs", "experiment_runs", "recipe", "robustness_models",
-           "train_config", "train_settings"]
+__all__ = ["ATTRIBUTION_METHODS", "DEFAULTS", "DETECTORS", "ENSEMBLE", "EXPERIMENTS", "MODELS",
+           "RECIPE_KEYS", "build_model", "ensemble_runs", "experiment_runs", "recipe",
+           "robustness_models", "train_config", "train_settings"]
 
 #: The detectors by name (kept free of torch so that parsing the workflow stays fast).
 DETECTORS = ("mesoinception4", "xception", "resnet50", "resnet101", "resnet152",
