@@ -9,9 +9,9 @@ ATTRIBUTION = TRAIN["attribution"]
 ATTRIBUTION_RUN = f"{RESULTS}/attribution/{{method}}/{{variant}}"
 ATTRIBUTION_BACKBONE_WEIGHTS = TRAIN["pretrained"].get(ATTRIBUTION["backbone"])
 
-
-def attribution_files(name):
-    return expand(f"{ATTRIBUTION_RUN}/{name}", method=ATTRIBUTION["methods"], variant=VARIANTS)
+ATTRIBUTION_FILES = lambda name: expand(
+    f"{ATTRIBUTION_RUN}/{name}", method=ATTRIBUTION["methods"], variant=VARIANTS
+)
 
 
 rule train_attribution:
@@ -45,8 +45,8 @@ rule train_attribution:
 
 rule attribution:
     input:
-        predictions=attribution_files("predictions.parquet"),
-        runs=attribution_files("run.json"),
+        predictions=ATTRIBUTION_FILES("predictions.parquet"),
+        runs=ATTRIBUTION_FILES("run.json"),
     output:
         csv=report(f"{TABLES_DIR}/attribution.csv", caption="../report/attribution.rst",
                    category="Detectors", subcategory="Model attribution"),
