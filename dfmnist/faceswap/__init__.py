@@ -1,0 +1,1 @@
+"""Face-swap deepfakes as DFDM made them: five autoencoder models, their training and conversion."""
