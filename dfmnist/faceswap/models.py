@@ -83,7 +83,9 @@ class SwapModel(nn.Module):
         self.decoders = nn.ModuleDict(decoders)
         self.intermediates = nn.ModuleDict(intermediates) if intermediates else None
 
-    def decode(self, features: torch.Tensor, side: Side) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def decode(
+        self, features: torch.Tensor, side: Side
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decode shared encoder features as identity `side`."""
         if side not in SIDES:
             raise ValueError(f"side must be 'a' or 'b', got {side!r}")
