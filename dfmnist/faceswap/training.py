@@ -115,7 +115,8 @@ def train_swap(
     augmented per batch. Resumes from `checkpoint` when it exists (same model, width, settings
     and crops expected); writes it every `settings.checkpoint_every` iterations and at the end.
     Returns ``{"losses", "reconstruction", "iterations", "resumed_from", "seconds",
-    "iterations_per_s"}``: per-iteration total and face-only losses (A + B) from iteration 1.
+    "iterations_per_s", "step_seconds"}``: per-iteration total and face-only losses (A + B)
+    from iteration 1; the wall time of each iteration this call ran (batch making included).
     """
     if model not in SWAP_MODELS:
         raise ValueError(f"unknown face-swap model {model!r}; known: {', '.join(SWAP_MODELS)}")
@@ -165,7 +166,9 @@ def train_swap(
     net.train()
     began = time.perf_counter()
     window_start, window_iters = began, 0
+    step_seconds: list[float] = []  # this call's iterations only (a benchmark's figure)
     for iteration in range(start + 1, settings.iterations + 1):
+        step_began = time.perf_counter()
         total = torch.zeros((), device=torch_device)
         face_total = 0.0
         for side, pool in zip(("a", "b"), pools, strict=True):
@@ -178,8 +181,9 @@ def train_swap(
         optimiser.zero_grad(set_to_none=True)
         total.backward()
         optimiser.step()
-        losses.append(float(total.detach()))
+        losses.append(float(total.detach()))  # float() waits for the device: a full step
         reconstruction.append(face_total)
+        step_seconds.append(time.perf_counter() - step_began)
         window_iters += 1
         if iteration % settings.log_every == 0 or iteration == settings.iterations:
             now = time.perf_counter()
@@ -195,7 +199,8 @@ def train_swap(
     done = max(settings.iterations - start, 0)
     return {"losses": losses, "reconstruction": reconstruction,
             "iterations": max(settings.iterations, start), "resumed_from": start,
-            "seconds": seconds, "iterations_per_s": done / seconds if done else 0.0}
+            "seconds": seconds, "iterations_per_s": done / seconds if done else 0.0,
+            "step_seconds": step_seconds}
 
 
 class Swapper:
