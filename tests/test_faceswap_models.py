@@ -122,10 +122,16 @@ def test_resume_equals_uninterrupted_run(tmp_path, faces_a, faces_b) -> None:
                for f in ("whole.pt", "parts.pt")]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-    # A different seed against the same checkpoint is refused, not silently mixed.
+    # A finished run has nothing left to do and leaves its weights alone.
+    again = train_swap("dfaker", WIDTH, faces_a, faces_b, settings(4), tmp_path / "parts.pt")
+    assert again["resumed_from"] == 4 and again["step_seconds"] == []
+    assert again["losses"] == whole["losses"]
+    # Another seed, other crops or fewer iterations than done are refused, not mixed in.
     other = TrainSettings(iterations=4, batch_size=2, lr=1e-3, seed=6, checkpoint_every=2)
-    with pytest.raises(ValueError, match="remove it to train from scratch"):
-        train_swap("dfaker", WIDTH, faces_a, faces_b, other, tmp_path / "parts.pt")
+    for args in ((faces_a, faces_b, other), (faces_a[1:], faces_b, settings(4)),
+                 (faces_a, faces_b, settings(3))):
+        with pytest.raises(ValueError, match="remove it to train from scratch"):
+            train_swap("dfaker", WIDTH, *args, tmp_path / "parts.pt")
 
 
 @pytest.mark.parametrize("name", ["iae", "dfl_h128"])

@@ -12,6 +12,7 @@ losses and both RNG states, so a resumed run ends with the same weights as an un
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -58,6 +59,13 @@ def _check_faces(faces: np.ndarray, side: str) -> None:
         raise ValueError(f"faces_{side} must be square RGB crops (N, S, S, 3), got {faces.shape}")
     if len(faces) == 0:
         raise ValueError(f"faces_{side} is empty: no aligned crops to train on")
+
+
+def _faces_digest(faces: np.ndarray) -> str:
+    """Which crops a checkpoint was trained on: a resume on other crops is refused."""
+    digest = hashlib.sha256(str(faces.shape).encode())
+    digest.update(np.ascontiguousarray(faces).data)
+    return digest.hexdigest()[:16]
 
 
 def _pick_device(device: str | None) -> torch.device:
@@ -128,7 +136,7 @@ def train_swap(
     torch_device = _pick_device(device)
     identity = {"model": model, "width": float(width), "seed": settings.seed,
                 "batch_size": settings.batch_size, "lr": settings.lr,
-                "faces": [list(faces_a.shape), list(faces_b.shape)]}
+                "faces": [_faces_digest(faces_a), _faces_digest(faces_b)]}
 
     net = _new_model(model, width, settings.seed).to(torch_device)
     optimiser = torch.optim.Adam(net.parameters(), lr=settings.lr, eps=1e-7)
@@ -149,6 +157,9 @@ def train_swap(
         torch.set_rng_state(state["torch_rng"])
         losses, reconstruction = list(state["losses"]), list(state["reconstruction"])
         start = int(state["iteration"])
+        if start > settings.iterations:
+            raise ValueError(f"{checkpoint}: already at iteration {start}, beyond the "
+                             f"{settings.iterations} asked; remove it to train from scratch")
         say(f"{model}: resuming from {checkpoint} at iteration {start}")
 
     pools = [resize_faces(faces, spec.output_size) for faces in (faces_a, faces_b)]
@@ -193,12 +204,10 @@ def train_swap(
             window_start, window_iters = now, 0
         if iteration % settings.checkpoint_every == 0 or iteration == settings.iterations:
             save(iteration)
-    if start >= settings.iterations and not checkpoint.exists():
-        save(start)
     seconds = time.perf_counter() - began
     done = max(settings.iterations - start, 0)
     return {"losses": losses, "reconstruction": reconstruction,
-            "iterations": max(settings.iterations, start), "resumed_from": start,
+            "iterations": settings.iterations, "resumed_from": start,
             "seconds": seconds, "iterations_per_s": done / seconds if done else 0.0,
             "step_seconds": step_seconds}
 
