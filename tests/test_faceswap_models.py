@@ -160,3 +160,22 @@ def test_bad_inputs_are_refused(tmp_path, faces_a) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable face-swap checkpoint"):
         load_swapper(tmp_path / "junk.pt")
+
+
+def test_training_batches_warp_the_input_not_the_target(faces_b) -> None:
+    """Dfaker's batches: 64 px warped inputs, 128 px targets and face-ellipse masks; the input
+    is a distortion of the target (close, not equal), and a batch is a function of the RNG."""
+    from dfmnist.faceswap.augment import face_ellipse, resize_faces, training_batch
+
+    pool = resize_faces(faces_b, 128)
+    batch = training_batch(pool, np.array([0, 1, 0]), 64, 128, np.random.default_rng(1), True)
+    inputs, targets, masks = batch
+    assert inputs.shape == (3, 3, 64, 64) and targets.shape == (3, 3, 128, 128)
+    assert masks.shape == (3, 1, 128, 128) and 0.0 <= masks.min() and masks.max() <= 1.0
+    assert abs(masks.mean() - face_ellipse(128).mean()) < 0.1  # moved a little, not lost
+    small_targets = torch.nn.functional.interpolate(torch.from_numpy(targets), size=64,
+                                                    mode="area").numpy()
+    difference = np.abs(inputs - small_targets).mean()
+    assert 0.005 < difference < 0.15, difference
+    again = training_batch(pool, np.array([0, 1, 0]), 64, 128, np.random.default_rng(1), True)
+    assert all(np.array_equal(x, y) for x, y in zip(batch, again, strict=True))
