@@ -147,10 +147,9 @@ def train_swap(
     if checkpoint.exists():
         state = _read_checkpoint(checkpoint)
         if state["identity"] != identity:
-            raise ValueError(
-                f"{checkpoint}: made for {state['identity']}, not {identity}; remove it to "
-                "train from scratch"
-            )
+            differ = sorted(k for k in identity if state["identity"].get(k) != identity[k])
+            raise ValueError(f"{checkpoint}: trained with another {', '.join(differ)}; remove "
+                             "it to train from scratch")
         net.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         rng.bit_generator.state = state["numpy_rng"]
