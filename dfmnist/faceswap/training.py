@@ -212,12 +212,16 @@ def train_swap(
 
 
 class Swapper:
-    """A trained model as a function: A's aligned crops (N, S, S, 3) uint8 -> the faces decoded
-    as identity B, resized back to S, (N, S, S, 3) uint8, and the masks (N, S, S) float32 in
-    [0, 1] or None."""
+    """A trained model as a function: aligned crops (N, S, S, 3) uint8 of one identity -> the
+    faces decoded as the identity of `side` ("b" swaps A's crops into B, "a" B's into A),
+    resized back to S, (N, S, S, 3) uint8, and the masks (N, S, S) float32 in [0, 1] or None."""
 
-    def __init__(self, model: SwapModel, device: torch.device, batch_size: int = 32) -> None:
+    def __init__(self, model: SwapModel, device: torch.device, batch_size: int = 32,
+                 side: str = "b") -> None:
+        if side not in ("a", "b"):
+            raise ValueError(f"side must be 'a' or 'b', got {side!r}")
         self.model, self.device, self.batch_size = model.eval(), device, batch_size
+        self.side = side
         self.spec: SwapSpec = model.spec
 
     @torch.inference_mode()
@@ -230,7 +234,7 @@ class Swapper:
         for start in range(0, len(crops), self.batch_size):
             chunk = resize_faces(crops[start:start + self.batch_size], self.spec.input_size)
             inputs = torch.from_numpy(chunk).to(self.device).permute(0, 3, 1, 2).float() / 255
-            face, mask = self.model(inputs, "b")
+            face, mask = self.model(inputs, self.side)
             face = (face.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
             faces_out.append(resize_faces(face, size))
             if mask is not None:
@@ -246,11 +250,12 @@ class Swapper:
         return np.concatenate(faces_out), (np.concatenate(masks_out) if masks_out else None)
 
 
-def load_swapper(checkpoint: Path, device: str = "cpu") -> Swapper:
-    """The model trained into `checkpoint`, ready to swap A's crops into B's identity."""
+def load_swapper(checkpoint: Path, device: str = "cpu", side: str = "b") -> Swapper:
+    """The model trained into `checkpoint`, ready to swap crops into the identity of `side`
+    (the default: A's crops into B's identity)."""
     state = _read_checkpoint(Path(checkpoint))
     identity = state["identity"]
     model = build_swap_model(identity["model"], identity["width"])
     model.load_state_dict(state["model"])
     torch_device = torch.device(device)
-    return Swapper(model.to(torch_device), torch_device)
+    return Swapper(model.to(torch_device), torch_device, side=side)
