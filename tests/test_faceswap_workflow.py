@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -64,22 +65,30 @@ def test_dataset_holds_both_generators_with_dfdm_names(swapped: Path):
                ["split"]) == {one_variant["split"][0]}
 
 
-def test_a_swap_keeps_frames_size_and_the_face_where_it_was(swapped: Path):
+def test_a_swap_keeps_frames_size_and_replaces_only_the_face(swapped: Path):
+    """The swap lands where MTCNN finds the target's face and nowhere else (a model trained
+    for a few iterations draws no face yet: tests/test_faceswap_convert.py checks that a real
+    face pasted the same way is found by MTCNN where the target's was)."""
     manifest = pl.read_parquet(swapped / "results" / "dataset" / "dataset.parquet")
     sources = pl.read_parquet(swapped / "results" / "manifests" / "sources.parquet")
-    swap = manifest.filter((pl.col("generator") == "face_swap") & (pl.col("variant") == "raw")
-                           ).row(0, named=True)
-    target = sources.filter(pl.col("clip_id") == swap["source_id"]).row(0, named=True)
-    fake, real = read_video(swap["raw_path"]), read_video(target["path"])
-    assert fake.frames.shape == real.frames.shape
+    swaps = manifest.filter((pl.col("generator") == "face_swap") & (pl.col("variant") == "raw"))
     detector = FaceDetector(min_face_size=20)
-    fake_track, real_track = detector.track(fake.frames), detector.track(real.frames)
-    assert fake_track.found.mean() > 0.8
-    both = fake_track.found & real_track.found
-    centre = lambda b: (b[:, :2] + b[:, 2:]) / 2  # noqa: E731
-    side = (real_track.boxes[both, 2] - real_track.boxes[both, 0]).mean()
-    shift = abs(centre(fake_track.boxes[both]) - centre(real_track.boxes[both])).max()
-    assert shift < 0.25 * side
+    for swap in swaps.iter_rows(named=True):
+        target = sources.filter(pl.col("clip_id") == swap["source_id"]).row(0, named=True)
+        fake = read_video(swapped / swap["raw_path"]).frames
+        real = read_video(swapped / target["path"]).frames
+        assert fake.shape == real.shape
+        track = detector.track(real)
+        assert track.found.all()
+        changed = np.abs(fake.astype(int) - real.astype(int)).max(axis=-1) > 0
+        for t in range(len(real)):
+            x0, y0, x1, y1 = track.boxes[t]
+            cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, 0.75 * max(x1 - x0, y1 - y0)
+            ys, xs = np.nonzero(changed[t])
+            assert ys.size > 0.5 * (x1 - x0) * (y1 - y0)  # most of the face box is replaced
+            assert abs(xs.mean() - cx) < 0.15 * (x1 - x0) and abs(ys.mean() - cy) < 0.2 * (y1 - y0)
+            outside = (np.abs(xs - cx) > half) | (np.abs(ys - cy) > half)
+            assert outside.mean() < 0.02  # the background is the target's own
 
 
 def test_trained_checkpoints_are_store_items(swapped: Path):
