@@ -22,6 +22,7 @@ include: "rules/compress.smk"
 include: "rules/targets.smk"
 include: "rules/train.smk"  # opt-in: table3, table4, table5, per_action, ...
 include: "rules/ensemble.smk"  # opt-in: ensemble, robustness, attention
+include: "rules/attribution.smk"  # opt-in: attribution
 include: "rules/report.smk"
 
 

@@ -20,12 +20,17 @@ configuration is timed ``--repeats`` times, interleaved, after a warm-up; each l
 the median wall-clock frames/s, its min-max range and the median process CPU time per frame.
 Then the max/mean absolute difference of each output from the baseline's, next to the
 original's own rounding floor: its modules with the driving keypoints detected in one batch
-instead of frame by frame (same math, other float rounding).
+instead of frame by frame (same math, other float rounding). With ``--float64-check`` also
+every float32 output's error against the original modules run in float64, and our renderer
+in float64 (``precision='fp64'``, every speed-up on) against the same: equal functions agree
+there to ~1e-12, which float32 comparisons cannot show (float32 rounding differences in the
+keypoints, ~1e-5, reach the frames amplified ~30x with these weights).
 
 ``--shards K`` then also times K processes rendering at once on the device (as K generate
 jobs sharing one GPU would), against one process alone.
 
-Example: ``python bench/fomm_throughput.py --original /tmp/fomm-original --threads 1 2``
+Example: ``python bench/fomm_throughput.py --original /tmp/fomm-original --threads 1 2
+--float64-check``
 """
 
 from __future__ import annotations
@@ -58,8 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--original", type=Path, default=None,
                         help="first-order-model checkout: time its demo loop as the baseline")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
-                        help="precision of our batched runs (all but fp32: CUDA only)")
+    parser.add_argument("--precision", default="fp32",
+                        choices=["fp32", "fp64", "tf32", "bf16", "fp16"],
+                        help="precision of our batched runs (tf32, bf16, fp16: CUDA only)")
     parser.add_argument("--frames", type=int, default=8, help="driving frames (default 8)")
     parser.add_argument("--batch", type=int, nargs="+", default=[8],
                         help="our batch sizes to time besides 1 (default 8)")
@@ -72,6 +78,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shards", type=int, default=0,
                         help="also time this many concurrent shard processes, each rendering "
                              "--frames batched at the largest --batch")
+    parser.add_argument("--float64-check", action="store_true",
+                        help="with --original: also run its modules and our renderer "
+                             "(precision fp64) in float64 and print every output's error "
+                             "against the float64 original")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -156,27 +166,65 @@ def our_frame_loop(fomm: FommGenerator, source: np.ndarray, driving: np.ndarray)
     return np.stack(out)
 
 
-def original_batched_keypoints(original: OriginalFomm, nets: tuple, source: np.ndarray,
-                               driving: np.ndarray, device: torch.device) -> np.ndarray:
-    """The original modules and ``normalize_kp`` with the driving keypoints detected in one
-    batch: the demo's math with other float rounding (the floor of any comparison)."""
-    generator, kp_detector = nets
+def original_loop(original: OriginalFomm, nets: tuple, source: np.ndarray, driving: np.ndarray,
+                  device: torch.device, dtype: torch.dtype = torch.float32,
+                  batched_keypoints: bool = False) -> np.ndarray:
+    """The demo's loop on the original modules and ``normalize_kp`` (what
+    ``demo.make_animation`` does), in `dtype`: float32 with the driving keypoints detected in
+    one batch (the same math with other float rounding), or float64 (``make_animation``
+    itself casts to float32) with the networks converted to float64, the function itself up
+    to ~1e-13. The networks are converted back to float32 afterwards."""
+    generator, kp_detector = (net.to(dtype) for net in nets)
     normalize_kp = original.demo.normalize_kp
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        src = torch.from_numpy(to_unit(source[None])).permute(0, 3, 1, 2).to(device)
-        drv = torch.from_numpy(to_unit(driving)).permute(0, 3, 1, 2).to(device)
-        kp_source, kp_all = kp_detector(src), kp_detector(drv)
-        out = []
-        for t in range(len(driving)):
-            kp_t = {k: v[t:t + 1] for k, v in kp_all.items()}
-            kp_norm = normalize_kp(kp_source=kp_source, kp_driving=kp_t,
-                                   kp_driving_initial={k: v[:1] for k, v in kp_all.items()},
-                                   use_relative_movement=True, use_relative_jacobian=True,
-                                   adapt_movement_scale=True)
-            pred = generator(src, kp_source=kp_source, kp_driving=kp_norm)["prediction"]
-            out.append(pred[0].permute(1, 2, 0).cpu().numpy())
+
+    def tensor(images: np.ndarray) -> torch.Tensor:
+        # uint8 / 255 in the working dtype (float32: the same division as `to_unit`)
+        x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).to(dtype)
+        return x / torch.tensor(255.0, dtype=dtype)
+
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            src, drv = tensor(source[None]), tensor(driving)
+            kp_source = kp_detector(src)
+            if batched_keypoints:
+                kp_all = kp_detector(drv)
+                kp_frames = [{k: v[t:t + 1] for k, v in kp_all.items()}
+                             for t in range(len(driving))]
+            else:
+                kp_frames = [kp_detector(drv[t:t + 1]) for t in range(len(driving))]
+            kp_initial = kp_frames[0]  # the demo detects it apart, with the same input
+            out = []
+            for kp_t in kp_frames:
+                kp_norm = normalize_kp(kp_source=kp_source, kp_driving=kp_t,
+                                       kp_driving_initial=kp_initial,
+                                       use_relative_movement=True, use_relative_jacobian=True,
+                                       adapt_movement_scale=True)
+                pred = generator(src, kp_source=kp_source, kp_driving=kp_norm)["prediction"]
+                out.append(pred[0].permute(1, 2, 0).cpu().numpy())
+    finally:
+        generator.float()
+        kp_detector.float()
     return np.stack(out)
+
+
+def float64_check(original: OriginalFomm, nets: tuple, checkpoint: Path, config: str,
+                  source: np.ndarray, driving: np.ndarray, device: torch.device,
+                  float32_outputs: dict[str, np.ndarray], batch: int) -> None:
+    """Print every float32 output's error against the original modules run in float64 (the
+    exact function up to ~1e-13), then our ``precision='fp64'`` renderer (every speed-up on)
+    against that same float64 original: equal math agrees to ~1e-12 there."""
+    exact = original_loop(original, nets, source, driving, device, torch.float64)
+    for label, out in float32_outputs.items():
+        diff = np.abs(out.astype(np.float64) - exact)
+        print(f"float64 check: {label} vs original in float64: max abs diff "
+              f"{diff.max():.2e}, mean {diff.mean():.2e}")
+    ours = FommGenerator(checkpoint=checkpoint, config=config, device=str(device),
+                         batch_size=batch, align_corners=False, precision="fp64")
+    diff = np.abs(ours.render(source, driving) - exact)
+    print(f"float64 check: ours batch {batch} (fp64, folded norms, sub-pixel decoders, "
+          f"channels-last) vs original in float64: max abs diff {diff.max():.2e}, "
+          f"mean {diff.mean():.2e}")
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float, object]:
@@ -303,13 +351,18 @@ def main(argv: list[str] | None = None) -> None:
     reference_out = outputs[base_label]
     floors = {}
     if original is not None:
-        floors["original, driving keypoints batched"] = original_batched_keypoints(
-            original, nets, source, driving, device)
+        floors["original, driving keypoints batched"] = original_loop(
+            original, nets, source, driving, device, batched_keypoints=True)
     for label, out in {**floors, **{k: v for k, v in outputs.items() if k != base_label}}.items():
         diff = np.abs(out - reference_out)
         still = np.abs(out[0] - reference_out[0]).max()
         print(f"output {label} vs baseline: max abs diff {diff.max():.2e}, mean {diff.mean():.2e}"
               f" (first frame, no motion yet: max {still:.2e})")
+    if original is not None and args.float64_check:
+        float64_check(original, nets, checkpoint, config.name, source, driving, device,
+                      {base_label: reference_out, **floors,
+                       **{k: v for k, v in outputs.items() if k != base_label}},
+                      max(args.batch))
     if args.shards > 1:
         threads = args.threads[-1]
         one = time_shards(args, str(checkpoint), threads, 1)

@@ -388,6 +388,66 @@ def test_optimised_render_matches_the_reference_loop(small_checkpoint: Path, fac
     assert np.abs(frames[3] - frames[0]).mean() > 1e-3  # the motion is rendered
 
 
+def test_speedups_are_exact_in_float64(small_checkpoint: Path, faces) -> None:
+    """In float64 every speed-up (batches, shared source encoding, norms folded, sub-pixel
+    decoders, channels_last) computes the plain networks' function to ~1e-13: they change
+    the math by nothing but float32 rounding."""
+    source, driving = faces[0], moving_clip(faces[1], 4)
+    fast = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=3,
+                         precision="fp64").render(source, driving)
+    plain = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=1,
+                          precision="fp64", fold_bn=False, subpixel=False,
+                          channels_last=False).render(source, driving)
+    single = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=1,
+                           fold_bn=False, subpixel=False,
+                           channels_last=False).render(source, driving)
+    assert fast.dtype == plain.dtype == np.float64 and single.dtype == np.float32
+    assert np.abs(fast - plain).max() < 1e-12
+    assert np.abs(single - plain).max() > 1e-9  # float32 rounding, seen only from float64
+    assert np.abs(plain[1] - plain[0]).mean() > 1e-3  # the motion is rendered
+
+
+def _original_float64_loop(original, networks: tuple, source: np.ndarray,
+                           driving: np.ndarray) -> np.ndarray:
+    """The original demo's loop (its ``make_animation`` casts to float32) on its own modules
+    converted to float64: per-frame keypoints, ``normalize_kp``, full generator forward."""
+    generator, kp_detector = (net.double() for net in networks)
+
+    def tensor(images: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(images).permute(0, 3, 1, 2).double() / 255.0
+
+    with torch.no_grad():
+        src = tensor(source[None])
+        kp_source = kp_detector(src)
+        kp_initial = kp_detector(tensor(driving[:1]))
+        frames = []
+        for t in range(len(driving)):
+            kp_norm = original.demo.normalize_kp(
+                kp_source=kp_source, kp_driving=kp_detector(tensor(driving[t:t + 1])),
+                kp_driving_initial=kp_initial, use_relative_movement=True,
+                use_relative_jacobian=True, adapt_movement_scale=True)
+            pred = generator(src, kp_source=kp_source, kp_driving=kp_norm)["prediction"]
+            frames.append(pred[0].permute(1, 2, 0).numpy())
+    return np.stack(frames)
+
+
+@pytest.mark.skipif(not os.environ.get("DFMNIST_FOMM_ORIGINAL"),
+                    reason="set DFMNIST_FOMM_ORIGINAL to a first-order-model checkout")
+def test_same_function_as_the_original_code_in_float64(small_checkpoint: Path, faces) -> None:
+    """Both codes in float64: ours (every speed-up on, batched) computes the original's
+    function to ~1e-12; float32 comparisons only bound rounding differences."""
+    original = load_original(os.environ["DFMNIST_FOMM_ORIGINAL"])
+    networks = original.networks(get_config("small"), small_checkpoint, cpu=True)
+    source, driving = faces[0], moving_clip(faces[1], 6)
+    theirs = _original_float64_loop(original, networks, source, driving)
+    ours = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=4,
+                         align_corners=False, precision="fp64").render(source, driving)
+    diff = np.abs(ours - theirs)
+    print(f"max {diff.max():.2e} mean {diff.mean():.2e}")
+    assert diff.max() < 1e-12
+    assert np.abs(theirs[3] - theirs[0]).mean() > 1e-3
+
+
 @pytest.mark.skipif(not os.environ.get("DFMNIST_FOMM_ORIGINAL"),
                     reason="set DFMNIST_FOMM_ORIGINAL to a first-order-model checkout")
 def test_matches_the_original_code(small_checkpoint: Path, faces) -> None:
@@ -426,6 +486,8 @@ def test_identity_and_params(small_checkpoint: Path) -> None:
                          adapt_scale=False).params() != gen.params()
     with pytest.raises(ValueError, match="only supported on CUDA"):
         FommGenerator(checkpoint=small_checkpoint, config="small", precision="bf16").networks()
+    assert FommGenerator(checkpoint=small_checkpoint, config="small",
+                         precision="fp64").params() != gen.params()
     with pytest.raises(ValueError, match="unknown FOMM config"):
         FommGenerator(checkpoint=small_checkpoint, config="vox-512")
 

@@ -1,1 +1,2 @@
-"""Face-swap autoencoders (DFDM): aligned crops, models, training and conversion."""
+"""Face-swap deepfakes as DFDM made them: aligned crops, five autoencoder models, their
+training, the conversion of target videos, and the face-swap stage of the workflow."""

@@ -130,7 +130,7 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
         start = time.perf_counter()
         history = train_swap(model, width, load_crops(store, faces_a["key"]),
                              load_crops(store, faces_b["key"]), TrainSettings(**settings),
-                             partial, log=log, device=device)
+                             partial, log=log.info, device=device)
         meta = {"model": model, "width": width, "settings": settings, "device": device,
                 "faces": [faces_a["key"], faces_b["key"]], "seconds": time.perf_counter() - start,
                 "losses": [float(x) for x in history.get("losses", [])]}

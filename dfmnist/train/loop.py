@@ -47,7 +47,9 @@ class TrainSettings:
 
 def _batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     # channels-last makes the small-channel convolutions of MesoInception several times faster
-    # on CPU (and suits tensor cores on GPU)
+    # on CPU (and suits tensor cores on GPU); clips (N, T, C, H, W) stay as they are
+    if images.dim() != 4:
+        return images.to(device)
     return images.to(device).contiguous(memory_format=torch.channels_last)
 
 
@@ -57,9 +59,27 @@ def poly_lambda(total_steps: int, power: float):
 
 
 def detector_loss(kind: str, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """`bce` on one logit, `mse` on its sigmoid (MesoNet), or `ce`: cross-entropy over class
+    logits (N, C) against class indices (model attribution)."""
+    if kind == "ce":
+        return nn.functional.cross_entropy(logits, targets.long())
     if kind == "mse":
-        return nn.functional.mse_loss(torch.sigmoid(logits), targets)
-    return nn.functional.binary_cross_entropy_with_logits(logits, targets)
+        return nn.functional.mse_loss(torch.sigmoid(logits), targets.float())
+    return nn.functional.binary_cross_entropy_with_logits(logits, targets.float())
+
+
+def output_scores(kind: str, logits: torch.Tensor) -> torch.Tensor:
+    """P(real) per item for one-logit detectors, class probabilities (N, C) for `ce`."""
+    return torch.softmax(logits, dim=1) if kind == "ce" else torch.sigmoid(logits)
+
+
+def score_accuracy(kind: str, scores: np.ndarray, targets: np.ndarray) -> float:
+    """Accuracy of `output_scores`: thresholded P(real), or the most probable class."""
+    if kind != "ce":
+        return accuracy(scores, targets)
+    if len(targets) == 0:
+        return math.nan
+    return float(np.mean(np.argmax(scores, axis=1) == np.asarray(targets)))
 
 
 class Detector(nn.Module):
@@ -87,11 +107,12 @@ class Detector(nn.Module):
 
 @torch.no_grad()
 def predict(model: nn.Module, dataset: Dataset, batch_size: int = 64,
-            device: torch.device | str = "cpu") -> np.ndarray:
-    """P(real) for every item of `dataset`, in order."""
+            device: torch.device | str = "cpu", loss_kind: str = "bce") -> np.ndarray:
+    """P(real) for every item of `dataset`, in order (class probabilities (N, C) for `ce`)."""
     model.eval().to(device, memory_format=torch.channels_last)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    out = [torch.sigmoid(model(_batch(images, device))).cpu() for images, _, _ in loader]
+    out = [output_scores(loss_kind, model(_batch(images, device))).cpu()
+           for images, _, _ in loader]
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
@@ -104,12 +125,12 @@ def _evaluate(model: nn.Module, loss_kind: str, dataset: Dataset, batch_size: in
     with torch.no_grad():
         for images, target, _ in DataLoader(dataset, batch_size=batch_size):
             logits = model(_batch(images, device))
-            y = target.float().to(device)
+            y = target.to(device)
             losses.append(float(detector_loss(loss_kind, logits, y)) * len(y))
-            scores.append(torch.sigmoid(logits).cpu().numpy())
+            scores.append(output_scores(loss_kind, logits).cpu().numpy())
             targets.append(target.numpy())
     s, t = np.concatenate(scores), np.concatenate(targets)
-    return sum(losses) / len(t), accuracy(s, t)
+    return sum(losses) / len(t), score_accuracy(loss_kind, s, t)
 
 
 def train_detector(name: str, train: Dataset, val: Dataset, settings: TrainSettings,
@@ -133,7 +154,20 @@ def train_detector(name: str, train: Dataset, val: Dataset, settings: TrainSetti
             model, train, int(settings.extra.get("triplet_epochs", settings.epochs)),
             settings.batch_size, settings.lr, settings.betas, settings.seed, dev, _batch)
         model.net.freeze_extractor()
-    loss_kind = MODELS[name].loss
+    history, best_epoch = fit(model, MODELS[name].loss, train, val, settings, dev, name)
+    record.update(best_epoch=best_epoch, epochs=settings.epochs)
+    return model, history, record
+
+
+def fit(model: nn.Module, loss_kind: str, train: Dataset, val: Dataset,
+        settings: TrainSettings, dev: torch.device, name: str = "model",
+        ) -> tuple[list[dict], int]:
+    """The recipe's epochs over `train` ((input, target, video) items); the weights of the epoch
+    with the best validation accuracy are loaded into `model` at the end.
+
+    Ties go to the lower validation loss; with an empty validation set the last epoch is kept.
+    Returns one history row per epoch and the best epoch.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=settings.lr, betas=tuple(settings.betas),
                                  weight_decay=settings.weight_decay)
@@ -154,7 +188,7 @@ def train_detector(name: str, train: Dataset, val: Dataset, settings: TrainSetti
                                        for m in model.modules()):
                 continue  # batch norm cannot train on a single image
             logits = model(_batch(images, dev))
-            loss = detector_loss(loss_kind, logits, target.float().to(dev))
+            loss = detector_loss(loss_kind, logits, target.to(dev))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -176,5 +210,4 @@ def train_detector(name: str, train: Dataset, val: Dataset, settings: TrainSetti
             best, best_epoch = score, epoch
             best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    record.update(best_epoch=best_epoch, epochs=settings.epochs)
-    return model, history, record
+    return history, best_epoch

@@ -16,6 +16,7 @@ from torch import nn
 __all__ = [
     "AntiAliasDownsample",
     "full_precision",
+    "full_width",
     "ConvBlock",
     "Hourglass",
     "HourglassDecoder",
@@ -49,6 +50,12 @@ def full_precision(tensor: torch.Tensor) -> torch.autocast:
     """A context that turns autocast off on `tensor`'s device: geometry (keypoints, flows,
     sampling) stays in float32 when the convolutions run in bf16/fp16."""
     return torch.autocast(device_type=tensor.device.type, enabled=False)
+
+
+def full_width(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` in at least float32: half types are widened, float32 and float64 kept (so a
+    float64 model stays float64 end to end)."""
+    return tensor if tensor.dtype in (torch.float32, torch.float64) else tensor.float()
 
 
 def level_width(base: int, level: int, cap: int) -> int:

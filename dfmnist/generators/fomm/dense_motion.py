@@ -21,6 +21,7 @@ from dfmnist.generators.fomm.blocks import (
     Hourglass,
     coordinate_grid,
     full_precision,
+    full_width,
 )
 from dfmnist.generators.fomm.keypoint_detector import Keypoints
 
@@ -137,15 +138,15 @@ class DenseMotionNetwork(nn.Module):
         if small.shape[0] != batch:
             small = small.expand(batch, -1, -1, -1)
         _, _, h, w = small.shape
-        kp_driving, kp_source = kp_driving.float(), kp_source.float()
+        kp_driving, kp_source = kp_driving.full_width(), kp_source.full_width()
         with full_precision(small):
             heat = self.heatmap_differences(kp_driving, kp_source, h, w)
             motions = self.sparse_motions(kp_driving, kp_source, h, w)
-            warped = self.warp_candidates(small.float(), motions)
+            warped = self.warp_candidates(full_width(small), motions)
             # per candidate flow: [heatmap difference, warped source channels]
             stacked = torch.cat([heat[:, :, None], warped], dim=2)
         features = self.hourglass(stacked.reshape(batch, -1, h, w))
-        mask = F.softmax(self.mask(features).float(), dim=1)
+        mask = F.softmax(full_width(self.mask(features)), dim=1)
         with full_precision(small):
             deformation = torch.einsum("bkhw,bkhwi->bhwi", mask, motions)
         occlusion = None

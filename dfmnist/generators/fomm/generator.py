@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfmnist.generators.fomm.blocks import ConvBlock, ResidualBlock, full_precision, level_width
+from dfmnist.generators.fomm.blocks import (
+    ConvBlock,
+    ResidualBlock,
+    full_precision,
+    full_width,
+    level_width,
+)
 from dfmnist.generators.fomm.dense_motion import DenseMotion, DenseMotionNetwork
 from dfmnist.generators.fomm.keypoint_detector import Keypoints
 
@@ -88,16 +94,16 @@ class OcclusionAwareGenerator(nn.Module):
 
     def warp(self, x: torch.Tensor, deformation: torch.Tensor) -> torch.Tensor:
         """Backward-warp `x` (B, C, h, w) by a flow (B, h', w', 2), resized bilinearly to h x w
-        when the resolutions differ. Computed in float32."""
+        when the resolutions differ. Computed in at least float32."""
         with full_precision(x):
-            flow = deformation.float()
+            flow = full_width(deformation)
             if flow.shape[1:3] != x.shape[2:]:
                 flow = F.interpolate(
                     flow.permute(0, 3, 1, 2), size=x.shape[2:], mode="bilinear",
                     align_corners=False,
                 ).permute(0, 2, 3, 1)
             return F.grid_sample(
-                x.float(), flow, mode="bilinear", padding_mode="zeros",
+                full_width(x), flow, mode="bilinear", padding_mode="zeros",
                 align_corners=self.align_corners,
             )
 
@@ -128,7 +134,7 @@ class OcclusionAwareGenerator(nn.Module):
                 occlusion = dense.occlusion
                 if occlusion.shape[2:] != features.shape[2:]:
                     occlusion = F.interpolate(
-                        occlusion.float(), size=features.shape[2:], mode="bilinear",
+                        full_width(occlusion), size=features.shape[2:], mode="bilinear",
                         align_corners=False,
                     )
                 features = features * occlusion

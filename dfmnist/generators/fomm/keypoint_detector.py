@@ -18,6 +18,7 @@ from dfmnist.generators.fomm.blocks import (
     Hourglass,
     coordinate_grid,
     full_precision,
+    full_width,
 )
 
 __all__ = ["KeypointDetector", "Keypoints"]
@@ -41,10 +42,10 @@ class Keypoints(NamedTuple):
         jac = None if self.jacobian is None else self.jacobian.expand(batch, -1, -1, -1)
         return Keypoints(self.value.expand(batch, -1, -1), jac)
 
-    def float(self) -> Keypoints:
-        """The same keypoints in float32."""
-        jac = None if self.jacobian is None else self.jacobian.float()
-        return Keypoints(self.value.float(), jac)
+    def full_width(self) -> Keypoints:
+        """The same keypoints in at least float32 (float64 kept)."""
+        jac = None if self.jacobian is None else full_width(self.jacobian)
+        return Keypoints(full_width(self.value), jac)
 
 
 class KeypointDetector(nn.Module):
@@ -95,7 +96,7 @@ class KeypointDetector(nn.Module):
         """Spatial softmax of the keypoint head: (B, K, h, w), each map sums to 1."""
         logits = self.kp(features)
         b, k, h, w = logits.shape
-        probs = F.softmax(logits.float().reshape(b, k, h * w) / self.temperature, dim=-1)
+        probs = F.softmax(full_width(logits).reshape(b, k, h * w) / self.temperature, dim=-1)
         return probs.reshape(b, k, h, w)
 
     def forward(self, image: torch.Tensor) -> Keypoints:
@@ -107,12 +108,12 @@ class KeypointDetector(nn.Module):
         maps = None if self.jacobian is None else self.jacobian(features)
         b, k, h, w = heat.shape
         with full_precision(heat):
-            flat = heat.float().reshape(b, k, h * w)
-            grid = coordinate_grid(h, w, device=flat.device).reshape(h * w, 2)
+            flat = full_width(heat).reshape(b, k, h * w)
+            grid = coordinate_grid(h, w, dtype=flat.dtype, device=flat.device).reshape(h * w, 2)
             value = flat @ grid  # expectation of the coordinates under each heatmap
             jac = None
             if maps is not None:
-                maps = maps.float().reshape(b, self.jacobian_maps, 4, h * w)
+                maps = full_width(maps).reshape(b, self.jacobian_maps, 4, h * w)
                 maps = maps.expand(b, k, 4, h * w)
                 jac = torch.einsum("bkn,bkcn->bkc", flat, maps).reshape(b, k, 2, 2)
         return Keypoints(value, jac)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from dfmnist.generators.base import Generator, check_inputs
-from dfmnist.generators.fomm.blocks import full_precision
+from dfmnist.generators.fomm.blocks import full_precision, full_width
 from dfmnist.generators.fomm.checkpoint import (
     CheckpointError,
     FommConfig,
@@ -93,9 +93,11 @@ class FommGenerator(Generator):
       already in memory instead of a checkpoint (used and modified in place; see
       `from_networks`);
     * `relative`, `adapt_scale`: the demo's ``--relative --adapt_scale``;
-    * `precision`: 'fp32' (true float32, TF32 off); CUDA only: 'tf32' (float32 with TF32
-      convolutions), 'bf16'/'fp16' (autocast of the generator; the keypoint detector, flows
-      and sampling stay float32);
+    * `precision`: 'fp32' (true float32, TF32 off); 'fp64' (every weight and activation in
+      float64, batch norms folded in float64: several times slower; its frames are the
+      model's function up to ~1e-12, for checking equivalence with other implementations);
+      CUDA only: 'tf32' (float32 with TF32 convolutions), 'bf16'/'fp16' (autocast of the
+      generator; the keypoint detector, flows and sampling stay float32);
     * `align_corners`: grid-sampling convention; True reproduces PyTorch < 1.3, under which
       the published model was trained;
     * `resize`: resize inputs of another size (else raise);
@@ -155,6 +157,8 @@ class FommGenerator(Generator):
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         self.precision = precision
+        #: Dtype of weights and activations (autocast aside).
+        self.dtype = torch.float64 if precision == "fp64" else torch.float32
         self.relative = bool(relative)
         self.adapt_scale = bool(adapt_scale)
         self.align_corners = bool(align_corners)
@@ -230,14 +234,16 @@ class FommGenerator(Generator):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device={str(self.device)!r} requested but CUDA is not "
                                f"available")
-        if self.precision != "fp32" and self.device.type != "cuda":
+        if self.precision not in ("fp32", "fp64") and self.device.type != "cuda":
             raise ValueError(f"precision={self.precision!r} is only supported on CUDA devices, "
-                             f"got device={str(self.device)!r}; use precision='fp32'")
+                             f"got device={str(self.device)!r}; use 'fp32' or 'fp64'")
         for net in (kp_detector, generator):
             for module in net.modules():  # the grid convention is an option of ours
                 if hasattr(module, "align_corners"):
                     module.align_corners = self.align_corners
-        kp_detector, generator = kp_detector.eval(), generator.eval()
+        # the working dtype before folding: the fp64 model's folded weights are float64 sums
+        kp_detector = kp_detector.eval().to(self.dtype)
+        generator = generator.eval().to(self.dtype)
         if self.fold_bn:
             fold_batch_norms(kp_detector)
             fold_batch_norms(generator)
@@ -271,7 +277,7 @@ class FommGenerator(Generator):
     def _to_tensor(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1] on the device."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         return x.contiguous(memory_format=fmt)
 
@@ -288,7 +294,8 @@ class FommGenerator(Generator):
         driving: np.ndarray,
         sink: Callable[[int, torch.Tensor], None] | None = None,
     ) -> np.ndarray | None:
-        """Animate at the model's resolution: float32 frames (T, S, S, 3) in [0, 1].
+        """Animate at the model's resolution: float32 frames (T, S, S, 3) in [0, 1] (float64
+        with ``precision='fp64'``).
 
         `source` (H, W, 3) and `driving` (T, H', W', 3) are uint8. With `sink`, each batch of
         frames (N, 3, S, S), a float tensor on the device, is passed to ``sink(start, frames)``
@@ -300,13 +307,15 @@ class FommGenerator(Generator):
         kp_detector, generator = self.networks()
         if self.threads is not None and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
-        out = None if sink is not None else np.empty((len(driving), *size, 3), np.float32)
+        out = None if sink is not None else np.empty((len(driving), *size, 3),
+                                                    np.float64 if self.dtype == torch.float64
+                                                    else np.float32)
         src = self._to_tensor(_resize(source, size)[None])
 
         def keypoints(images: torch.Tensor) -> Keypoints:
-            # always float32: the temperature-0.1 softmax amplifies logit errors 10x
+            # at least float32: the temperature-0.1 softmax amplifies logit errors 10x
             with full_precision(images):
-                return kp_detector(images).float()
+                return kp_detector(images).full_width()
 
         with torch.inference_mode(), self._math_mode(), self._autocast():
             kp_source = keypoints(src)
@@ -324,7 +333,7 @@ class FommGenerator(Generator):
                                                      kp_initial.value[0].cpu().numpy())
                 kp_norm = relative_keypoints(kp_source, kp_driving, kp_initial,
                                              relative=self.relative, scale=scale)
-                pred = generator.render(encoding, kp_norm, kp_source).float()
+                pred = full_width(generator.render(encoding, kp_norm, kp_source))
                 if sink is not None:
                     sink(start, pred)
                 else:

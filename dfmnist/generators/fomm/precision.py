@@ -9,8 +9,10 @@ import torch
 
 __all__ = ["PRECISIONS", "tf32_mode"]
 
-#: Autocast dtype per precision ('tf32' and 'fp32' run float32 with/without TF32 math).
-PRECISIONS = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: Autocast dtype per precision ('tf32' and 'fp32' run float32 with/without TF32 math; 'fp64'
+#: runs the whole model in float64: slow, for checking equivalence beyond float32 rounding).
+PRECISIONS = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16,
+              "fp64": None}
 
 
 @contextmanager

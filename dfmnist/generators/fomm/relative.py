@@ -62,11 +62,12 @@ def relative_keypoints(
 
     Relative: ``value = kp_source + scale * (kp_driving - kp_initial)`` and
     ``jacobian = (J_driving @ inv(J_initial)) @ J_source``; absolute: `kp_driving` unchanged.
-    Batch-1 `kp_source`/`kp_initial` broadcast over `kp_driving`'s batch. Float32 math.
+    Batch-1 `kp_source`/`kp_initial` broadcast over `kp_driving`'s batch. At least float32.
     """
     if not relative:
         return kp_driving
-    kp_source, kp_driving, kp_initial = kp_source.float(), kp_driving.float(), kp_initial.float()
+    kp_source, kp_driving, kp_initial = (kp.full_width() for kp in (kp_source, kp_driving,
+                                                                     kp_initial))
     value = kp_source.value + (kp_driving.value - kp_initial.value) * scale
     jac = kp_driving.jacobian
     if jac is not None and kp_initial.jacobian is not None and kp_source.jacobian is not None:

