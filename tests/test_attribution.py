@@ -56,7 +56,7 @@ def make_dataset(root: Path, carphone_path, astronaut, grace_hopper,
     """dataset.parquet rows (as the workflow writes them, with `model`) over real frames tars:
     per source one real and one fake per trace, per variant (JPEG quality stands in for the
     compression); sources 0-3 train, 4 val, 5 test."""
-    rows = []
+    rows, shards = [], {}
     for i, frames in enumerate(_sources(carphone_path, astronaut, grace_hopper)):
         split = "train" if i < 4 else "val" if i == 4 else "test"
         for model in ["real", *TRACES]:
@@ -66,16 +66,19 @@ def make_dataset(root: Path, carphone_path, astronaut, grace_hopper,
                     ".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_UNCHANGED)
                     for f in traced])
                 video_id = f"id{i}_{model}"
-                frames_dir = f"results/frames/{variant}/{video_id}"
-                (root / frames_dir).mkdir(parents=True)
-                write_frame_tar(root / frames_dir / "frames.tar", coded, np.arange(6), [SIDE])
+                frames_tar = f"results/frames/{variant}/frames.tar"
+                shards.setdefault(frames_tar, {})[video_id] = (coded, np.arange(6))
                 rows.append({"video_id": video_id, "variant": variant, "split": split,
                              "label": "real" if model == "real" else "fake",
                              "target": int(model == "real"), "identity": f"id{i}",
                              "action": None if model == "real" else "face_swap",
                              "generator": "real" if model == "real" else model,
                              "model": model, "sha256": f"{i}{model}{variant}",
-                             "frames_dir": frames_dir, "frame_indices": list(range(6))})
+                             "frames_tar": frames_tar, "frames_prefix": video_id,
+                             "frame_indices": list(range(6))})
+    for frames_tar, samples in shards.items():  # one tar per variant, as the store's shards
+        (root / frames_tar).parent.mkdir(parents=True, exist_ok=True)
+        write_frame_tar(root / frames_tar, samples, [SIDE])
     return pl.DataFrame(rows)
 
 

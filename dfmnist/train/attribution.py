@@ -130,7 +130,8 @@ def _datasets(method: str, table: pl.DataFrame, settings: TrainSettings, sizes: 
 
 
 def _identity(table: pl.DataFrame) -> list[list]:
-    return (table.select("variant", "video_id", "sha256", "frames_dir", MODEL_COLUMN)
+    # frames_prefix keys the video's own frames (its shard tar changes with other videos)
+    return (table.select("variant", "video_id", "sha256", "frames_prefix", MODEL_COLUMN)
             .sort(["variant", "video_id"]).rows())
 
 
