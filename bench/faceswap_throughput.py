@@ -15,7 +15,9 @@ clip (identity A) and its horizontal mirror (B), centre-cropped to 256 px; one w
 iteration, then the median wall time of `--iters` iterations (batch `--batch`, both sides).
 Conversion. `load_swapper` on the trained checkpoint, timed on `--frames` 256 px crops
 (resize to the model's input, encode, decode as B, resize back): the network part of a
-conversion, not alignment or blending.
+conversion; and the whole conversion of a real video (`swap_frames` on the carphone clip's
+frames with their MTCNN landmarks: align, swap, colour-match, feather, warp back, blend), the
+workflow's `faceswap_convert` per frame without the decode and encode.
 
 Example: ``python bench/faceswap_throughput.py --width 1 --demo-width 0.125 --iters 3``
 """
@@ -102,9 +104,35 @@ def real_crops(count: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     return crops, np.ascontiguousarray(crops[:, :, ::-1])
 
 
+def real_video(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The carphone clip's first `count` frames and their interpolated MTCNN landmarks."""
+    from dfmnist.demo.photos import load_builtin_video
+    from dfmnist.faces import FaceDetector
+
+    frames = load_builtin_video("carphone")[:count]
+    track = FaceDetector(min_face_size=20).track(frames).interpolate()
+    return frames, track.landmarks
+
+
+def median_seconds(run, device: str, passes: int = 3) -> float:
+    times = []
+    for _ in range(passes):
+        began = time.perf_counter()
+        run()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
 def time_model(name: str, width: float, args: argparse.Namespace, device: str,
-               faces: tuple[np.ndarray, np.ndarray], workdir: Path) -> tuple[float, float]:
-    """Training iterations/s (median step) and swapper frames/s (median of 3 passes)."""
+               faces: tuple[np.ndarray, np.ndarray], video: tuple[np.ndarray, np.ndarray],
+               workdir: Path) -> tuple[float, float, float]:
+    """Training iterations/s (median step), swapper frames/s and whole-conversion frames/s
+    (medians of 3 passes)."""
+    from dfmnist.faceswap.blend import BlendSettings
+    from dfmnist.faceswap.convert import swap_frames
+
     checkpoint = workdir / f"{name}-{width}-{device}.pt"
     warm = TrainSettings(iterations=1, batch_size=args.batch, lr=5e-5, seed=0,
                          checkpoint_every=10**9, log_every=10**9)
@@ -117,15 +145,13 @@ def time_model(name: str, width: float, args: argparse.Namespace, device: str,
     swapper = load_swapper(checkpoint, device=device)
     crops = np.resize(faces[0], (args.frames, *faces[0].shape[1:]))
     swapper(crops[: min(8, args.frames)])  # warm-up
-    passes = []
-    for _ in range(3):
-        began = time.perf_counter()
-        swapper(crops)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        passes.append(time.perf_counter() - began)
+    swap_rate = args.frames / median_seconds(lambda: swapper(crops), device)
+    frames, landmarks = video
+    blend = BlendSettings(mask="model")
+    convert_rate = len(frames) / median_seconds(
+        lambda: swap_frames(frames, landmarks, swapper, 256, 0.75, blend), device)
     checkpoint.unlink()
-    return train_rate, args.frames / statistics.median(passes)
+    return train_rate, swap_rate, convert_rate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,15 +183,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<12}{ours:>13,}{plain:>13,}{masked:>13,}{ours - reference:>7,}"
               f"{demo:>15,}")
 
-    faces = real_crops(32)
+    faces, video = real_crops(32), real_video(args.frames)
     print(f"\nthroughput at width {args.width:g}: training it/s (both sides, batch {args.batch})"
-          ", conversion frames/s (swapper)")
+          f", swapper frames/s (256 px crops), conversion frames/s ({len(video[0])} frames of "
+          f"a {video[0].shape[2]}x{video[0].shape[1]} video, align + swap + blend)")
     with tempfile.TemporaryDirectory() as tmp:
         for device in devices:
             for name in args.models:
-                train_rate, fps = time_model(name, args.width, args, device, faces, Path(tmp))
-                print(f"{device:<5} {name:<12} {train_rate:8.2f} it/s {fps:9.1f} frames/s",
-                      flush=True)
+                train_rate, fps, convert = time_model(name, args.width, args, device, faces,
+                                                      video, Path(tmp))
+                print(f"{device:<5} {name:<12} {train_rate:8.2f} it/s {fps:9.1f} frames/s "
+                      f"{convert:9.1f} frames/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -44,8 +44,7 @@ def member(sample: str, name: str) -> str:
 
 def sample_members(tar_path: str | Path, sample: str) -> list[str]:
     """The member names of `sample` in a shard tar, in tar order."""
-    start = f"{sample}/"
-    return [n for n in open_tar(tar_path).members if n.startswith(start)]
+    return open_tar(tar_path).folder(sample)
 
 
 def older_samples(store: Store, kind: str, wanted: set[str]) -> dict[str, tuple[Path, dict]]:

@@ -32,6 +32,16 @@ class MemberTar:
         self.path = Path(path)
         with tarfile.open(self.path, "r:") as tar:
             self.members = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+        self._folders: dict[str, list[str]] | None = None
+
+    def folder(self, prefix: str) -> list[str]:
+        """The members under `prefix/` (one sample of a shard tar), in tar order; the index is
+        built once, so listing every sample of a tar stays linear in its members."""
+        if self._folders is None:
+            self._folders = {}
+            for name in self.members:
+                self._folders.setdefault(name.split("/", 1)[0], []).append(name)
+        return list(self._folders.get(prefix, []))
 
     def read(self, name: str) -> bytes:
         """The bytes of member `name` (FileNotFoundError when the tar has none)."""

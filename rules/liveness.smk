@@ -128,10 +128,12 @@ rule filter_fakes:
                 **{k: v for k, v in ROUNDS_INPUTS(MAX_ROUNDS).items() if k != "plans"},
                 "merged": f"{RESULTS}/liveness/cache_merge.json",
                 "swaps": swap_fakes(),  # face swaps (rules/faceswap.smk), not filtered
+                "swap_failures": swap_fakes("failures"),
             }
         ),
     output:
         accepted=f"{RESULTS}/fake/accepted.parquet",
+        swap_failures=f"{RESULTS}/fake/face_swap_failures.parquet",
         verdicts=f"{RESULTS}/liveness/verdicts.parquet",
         rates=f"{RESULTS}/liveness/spoof_rates.csv",
         by_provider=f"{RESULTS}/liveness/spoof_rates_by_provider.csv",

@@ -2,8 +2,8 @@
 
 import polars as pl
 
-from dfmnist.faceswap.stage import convert_couple, read_json
-from dfmnist.files import atomic_path
+from dfmnist.faceswap.stage import convert_couple
+from dfmnist.files import atomic_path, read_json
 from dfmnist.gpus import claim_device
 from dfmnist.store import Store
 from dfmnist.workflow import limit_threads, setup_logging

@@ -1,6 +1,7 @@
 """Stage 4b: train one autoencoder on a couple's faces (reused from the store when trained)."""
 
-from dfmnist.faceswap.stage import NoFaces, read_json, train_couple, write_json
+from dfmnist.faceswap.stage import NoFaces, train_couple
+from dfmnist.files import read_json, write_json
 from dfmnist.gpus import claim_device
 from dfmnist.store import Store
 from dfmnist.workflow import limit_threads, setup_logging
@@ -9,7 +10,7 @@ log = setup_logging(snakemake.log[0])
 limit_threads(snakemake.threads)
 params, wc = snakemake.params, snakemake.wildcards
 cfg = snakemake.config["faceswap"]  # device and checkpoint_every: how, never what
-settings = {**params.train, "checkpoint_every": cfg["train"].get("checkpoint_every", 500)}
+settings = {**params.train, "checkpoint_every": cfg["train"]["checkpoint_every"]}
 with claim_device(cfg["device"], params.gpu_locks) as claim:
     log.info("%s on %s: %s, width %g, on %s", wc.autoencoder, wc.couple, settings,
              params.width, claim.label)

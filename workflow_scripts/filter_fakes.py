@@ -5,6 +5,7 @@ from pathlib import Path
 
 import polars as pl
 
+from dfmnist.faceswap.stage import SWAP_FAILURE_SCHEMA
 from dfmnist.filtering import VERDICT_SCHEMA, accept, with_face_swaps
 from dfmnist.io import atomic_path
 from dfmnist.liveness.report import plot_spoof_rates, spoof_rates
@@ -30,6 +31,13 @@ if swaps:
     log.info("face swaps: %d fakes from %d couple/model jobs (not liveness-filtered)",
              sum(s.height for s in swaps), len(swaps))
 accepted = with_face_swaps(accepted, fakes_generator(inp.fakes, Store(params.store)), swaps)
+swap_failures = pl.concat([pl.read_parquet(p) for p in inp.swap_failures],
+                          how="vertical") if inp.swap_failures else pl.DataFrame(
+                              schema=SWAP_FAILURE_SCHEMA)
+for row in swap_failures.iter_rows(named=True):
+    log.warning("face swap %s not made: %s", row["candidate_id"], row["error"])
+with atomic_path(out.swap_failures) as tmp:
+    swap_failures.write_parquet(tmp)
 with atomic_path(out.accepted) as tmp:
     accepted.write_parquet(tmp)
 with atomic_path(out.verdicts) as tmp:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from dfmnist.frames import resize_square
+
 ROTATION_DEG = 10.0
 ZOOM = 0.05
 SHIFT = 0.05
@@ -37,11 +39,11 @@ def face_ellipse(size: int) -> np.ndarray:
 
 
 def resize_faces(faces: np.ndarray, size: int) -> np.ndarray:
-    """Square uint8 faces (N, S, S, 3) resized to (N, size, size, 3) (area when shrinking)."""
+    """Square uint8 faces (N, S, S, 3) resized to (N, size, size, 3), each as
+    `dfmnist.frames.resize_square` resizes a frame (area when shrinking, cubic when growing)."""
     if faces.shape[1] == size:
         return np.ascontiguousarray(faces)
-    interp = cv2.INTER_AREA if faces.shape[1] > size else cv2.INTER_CUBIC
-    return np.stack([cv2.resize(face, (size, size), interpolation=interp) for face in faces])
+    return np.stack([resize_square(face, size) for face in faces])
 
 
 def _random_similarity(size: int, rng: np.random.Generator) -> np.ndarray:

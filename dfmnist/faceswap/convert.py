@@ -55,21 +55,6 @@ def _paste_in_place(frame: np.ndarray, face: np.ndarray, mask: np.ndarray,
     return box, alpha
 
 
-def paste_face(frame: np.ndarray, face: np.ndarray, mask: np.ndarray,
-               matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Blend one swapped crop (S, S, 3) uint8 with its mask (S, S) into a copy of its frame.
-
-    `matrix` (2, 3) takes frame -> crop (as `AlignedFaces.matrices`); face and mask are warped
-    back with its inverse, only over the frame box the crop covers. Returns the new frame
-    (H, W, 3) uint8 and the frame-sized alpha (H, W) float32 that was used.
-    """
-    out = frame.copy()
-    box, alpha_box = _paste_in_place(out, face, mask, matrix)
-    alpha = np.zeros(frame.shape[:2], dtype=np.float32)
-    alpha[box] = alpha_box
-    return out, alpha
-
-
 def _check_swapped(faces: np.ndarray, masks: np.ndarray | None, n: int, size: int
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     faces = np.asarray(faces)

@@ -10,8 +10,8 @@ reruns when Snakemake says so; inside it only items missing from the store compu
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -20,7 +20,6 @@ import polars as pl
 
 from dfmnist.faces import FaceTrack
 from dfmnist.faceswap.pairs import FACE_SWAP, couple_members, fake_name, target_clips
-from dfmnist.files import atomic_path
 from dfmnist.frames import uniform_indices
 from dfmnist.io import LOSSLESS_RGB, read_video, write_video
 from dfmnist.store import Store, content_key
@@ -90,7 +89,10 @@ def identity_faces(clips: pl.DataFrame, detector, crops: dict, faces: dict, stor
                 "faceless": faceless}
         with store.build(FACES, key, meta) as tmp:
             np.save(tmp / CROPS, all_crops)
-            pl.concat(tracks).write_parquet(tmp / TRACKS)
+            # an identity without a selected clip has no tracks (its couple cannot train)
+            none = FaceTrack(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)),
+                             np.zeros(0, bool)).to_frame().with_columns(clip_id=pl.lit("x"))
+            (pl.concat(tracks) if tracks else none.clear()).write_parquet(tmp / TRACKS)
     meta = store.meta(FACES, key)
     return {"key": key, "crops": meta["crops"], "clips": meta["clips"],
             "faceless": meta["faceless"]}
@@ -125,7 +127,11 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
             if item["crops"] == 0:
                 raise NoFaces(f"identity {side} has no face crops to train on (clips: "
                               f"{', '.join(item['clips']) or 'none selected'})")
-        partial = Path(partial_dir) / f"{key}.pt"
+        # progress is named by everything but the iteration count, so asking for more
+        # iterations resumes where the last training stopped (train_swap checks the rest)
+        resume = model_key(model, width, faces_a["key"], faces_b["key"],
+                           {**settings, "iterations": None})
+        partial = Path(partial_dir) / f"{resume}.pt"
         partial.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         history = train_swap(model, width, load_crops(store, faces_a["key"]),
@@ -135,7 +141,8 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
                 "faces": [faces_a["key"], faces_b["key"]], "seconds": time.perf_counter() - start,
                 "losses": [float(x) for x in history.get("losses", [])]}
         with store.build(MODEL, key, meta) as tmp:
-            partial.replace(tmp / CHECKPOINT)
+            os.link(partial, tmp / CHECKPOINT)  # the partial stays until the item is in
+        partial.unlink()
     meta = store.meta(MODEL, key)
     losses = meta.get("losses") or [float("nan")]
     return {"key": key, "model": model, "computed": computed, "device": meta["device"],
@@ -157,6 +164,7 @@ def convert_couple(couple: str, trained: dict, faces: dict[str, dict], sources: 
 
     a, b = couple_members(couple)
     model = trained["model"]
+    looks = {k: v for k, v in convert.items() if k != "scenes"}  # what changes a fake's pixels
     rows, failures = [], []
     for target, donor, side in ((a, b, "b"), (b, a, "a")):
         swapper = None
@@ -164,11 +172,13 @@ def convert_couple(couple: str, trained: dict, faces: dict[str, dict], sources: 
             name = fake_name(target, donor, clip["clip_id"], model)
             candidate = f"{model}/{name.removesuffix('.mp4')}"
             key = content_key(FAKE, FACE_SWAP, trained.get("key"), side, clip["sha256"],
-                              convert)
+                              looks)
             computed = not store.has(FAKE, key)
             try:
                 if "error" in trained:  # the couple's model could not train
                     raise NoFaces(trained["error"])
+                if clip["clip_id"] in faces[target]["faceless"]:
+                    raise NoFaces(f"no face found in any frame of {clip['clip_id']}")
                 if computed:
                     start = time.perf_counter()
                     swapper = swapper or load_swapper(Path(trained["checkpoint"]), side=side,
@@ -202,13 +212,3 @@ def convert_couple(couple: str, trained: dict, faces: dict[str, dict], sources: 
             })
     return (pl.DataFrame(rows, schema=SWAP_SCHEMA),
             pl.DataFrame(failures, schema=SWAP_FAILURE_SCHEMA))
-
-
-def write_json(path: str | Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
-

@@ -1,0 +1,75 @@
+"""The face-swap stage's jobs when inputs are bad: an identity without faces, a faceless
+target clip, a missing checkpoint. Each becomes a failure row with its reason; nothing crashes
+and the other clips go on. Real MTCNN on a real clip and on a real faceless video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dfmnist.faces import FaceDetector
+from dfmnist.faceswap.stage import NoFaces, convert_couple, identity_faces, train_couple
+from dfmnist.files import sha256_file
+from dfmnist.io import read_video, write_video
+from dfmnist.store import Store
+
+CROPS = {"crop_size": 64, "coverage": 0.75, "per_identity": 4}
+FACES = {"min_prob": 0.9, "min_face_size": 20}
+CONVERT = {"scenes": 1, "crop_size": 64, "coverage": 0.75,
+           "blend": {"mask": "landmarks", "erode": 0.0, "blur": 0.02, "colour": "avg_color"}}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, carphone_path) -> pl.DataFrame:
+    """Identity `talker`: 12 frames of the carphone clip; identity `wall`: a faceless video."""
+    root = tmp_path_factory.mktemp("clips")
+    talker = read_video(carphone_path, max_frames=12)
+    rng = np.random.default_rng(0)
+    wall = rng.integers(90, 110, size=(12, 144, 176, 3), dtype=np.uint8)
+    rows = []
+    for identity, frames in (("talker", talker.frames), ("wall", wall)):
+        path = root / identity / "v" / "00001.mp4"
+        path.parent.mkdir(parents=True)
+        write_video(path, frames, 25.0)
+        rows.append({"clip_id": f"{identity}/v/00001", "identity": identity, "selected": True,
+                     "identity_rank": 1, "path": str(path), "sha256": sha256_file(path)})
+    return pl.DataFrame(rows)
+
+
+def test_no_faces_means_no_training_and_failure_rows(clips, tmp_path: Path):
+    store = Store(tmp_path / "store")
+    detector = FaceDetector(min_face_size=20)
+    faces = {i: identity_faces(clips.filter(pl.col("identity") == i), detector, CROPS, FACES,
+                               store) for i in ("talker", "wall")}
+    assert faces["talker"]["crops"] == 4 and faces["wall"]["crops"] == 0
+    assert faces["wall"]["faceless"] == ["wall/v/00001"]
+    # an identity with no selected clip at all is an item too (no crash on zero clips)
+    nobody = identity_faces(clips.clear(), detector, CROPS, FACES, store)
+    assert nobody["crops"] == 0 and nobody["clips"] == []
+    settings = {"iterations": 2, "batch_size": 2, "lr": 1e-4, "seed": 0, "checkpoint_every": 1}
+    with pytest.raises(NoFaces, match="identity B has no face crops"):
+        train_couple("lightweight", 0.125, faces["talker"], faces["wall"], settings, store,
+                     tmp_path / "partial")
+    # what the training job records, and what conversion makes of it: a row per target clip
+    trained = {"model": "lightweight", "error": "identity B has no face crops to train on"}
+    fakes, failures = convert_couple("talker+wall", trained, faces, clips, CONVERT, store)
+    assert fakes.height == 0
+    assert sorted(failures["source_id"]) == ["talker/v/00001", "wall/v/00001"]
+    assert failures["error"].str.contains("no face crops").all()
+
+
+def test_one_bad_clip_never_costs_the_others(clips, tmp_path: Path):
+    store = Store(tmp_path / "store")
+    detector = FaceDetector(min_face_size=20)
+    faces = {i: identity_faces(clips.filter(pl.col("identity") == i), detector, CROPS, FACES,
+                               store) for i in ("talker", "wall")}
+    missing = {"model": "lightweight", "key": "0" * 64, "sha256": "0" * 64,
+               "checkpoint": str(tmp_path / "gone.pt")}
+    fakes, failures = convert_couple("talker+wall", missing, faces, clips, CONVERT, store)
+    errors = dict(zip(failures["source_id"], failures["error"], strict=True))
+    assert "no face found in any frame of wall/v/00001" in errors["wall/v/00001"]
+    assert "gone.pt" in errors["talker/v/00001"]  # the checkpoint vanished: a row, no crash
+    assert fakes.height == 0 and failures.height == 2
