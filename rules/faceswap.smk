@@ -34,6 +34,7 @@ rule faceswap_train:
         SWAP_MODEL,
     params:
         width=SWAP_SCIENCE["width"],
+        coverage=SWAP_SCIENCE["coverage"],  # where a learned mask's target lies
         train=lambda wc: train_settings(SWAP_SCIENCE, wc.autoencoder),
         store=STORE,
         partial=f"{SWAP}/partial",

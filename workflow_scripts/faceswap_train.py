@@ -17,7 +17,8 @@ with claim_device(cfg["device"], params.gpu_locks) as claim:
     try:
         trained = train_couple(wc.autoencoder, params.width, read_json(snakemake.input.faces_a),
                                read_json(snakemake.input.faces_b), settings,
-                               Store(params.store), params.partial, device=claim.device)
+                               Store(params.store), params.partial, device=claim.device,
+                               coverage=params.coverage)
     except NoFaces as exc:  # a data problem: the couple's fakes become failure rows
         log.error("%s on %s: not trained: %s", wc.autoencoder, wc.couple, exc)
         write_json(snakemake.output[0], {"couple": wc.couple, "model": wc.autoencoder,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from dfmnist.faceswap.align import DEFAULT_COVERAGE, template_points
+from dfmnist.faceswap.blend import landmark_mask
 from dfmnist.frames import resize_square
 
 ROTATION_DEG = 10.0
@@ -22,20 +24,11 @@ FLIP_CHANCE = 0.5
 WARP_GRID = 5
 WARP_SD = 5 / 256
 
-#: Where the face lies in an aligned crop, as fractions of its side: centre x, centre y, half
-#: width, half height of an ellipse over brows to chin. The target for a learned mask.
-FACE_ELLIPSE = (0.5, 0.54, 0.34, 0.44)
-
-
-def face_ellipse(size: int) -> np.ndarray:
-    """A (size, size) float32 mask, 1 inside FACE_ELLIPSE and 0 outside (anti-aliased edge)."""
-    cx, cy, ax, ay = FACE_ELLIPSE
-    scale = 16  # sub-pixel precision of cv2.ellipse (shift=4)
-    mask = np.zeros((size, size), np.uint8)
-    centre = (int(round(cx * size * scale)), int(round(cy * size * scale)))
-    axes = (int(round(ax * size * scale)), int(round(ay * size * scale)))
-    cv2.ellipse(mask, centre, axes, 0, 0, 360, 255, -1, cv2.LINE_AA, shift=4)
-    return mask.astype(np.float32) / 255.0
+def face_ellipse(size: int, coverage: float = DEFAULT_COVERAGE) -> np.ndarray:
+    """The target of a learned mask: the face ellipse that conversion blends with
+    (`dfmnist.faceswap.blend.landmark_mask`) on the template's landmarks, where
+    `align_faces` puts every face of a `size` crop at `coverage`."""
+    return landmark_mask(template_points(size, coverage), size)
 
 
 def resize_faces(faces: np.ndarray, size: int) -> np.ndarray:
@@ -82,12 +75,13 @@ def training_batch(
     output_size: int,
     rng: np.random.Generator,
     with_mask: bool,
+    coverage: float = DEFAULT_COVERAGE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Augmented inputs (B, 3, in, in), targets (B, 3, out, out) in [0, 1], and target masks
     (B, 1, out, out) when `with_mask`, from `faces` (N, P, P, 3) uint8 at processing size P
-    (= output_size: the target is never resampled twice)."""
+    (= output_size: the target is never resampled twice), aligned at `coverage`."""
     size = faces.shape[1]
-    ellipse = face_ellipse(size) if with_mask else None
+    ellipse = face_ellipse(size, coverage) if with_mask else None
     inputs, targets, masks = [], [], []
     for index in indices:
         matrix = _random_similarity(size, rng)

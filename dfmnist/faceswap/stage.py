@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from dfmnist.faces import FaceTrack
+from dfmnist.faceswap.align import DEFAULT_COVERAGE
 from dfmnist.faceswap.pairs import FACE_SWAP, couple_members, fake_name, target_clips
 from dfmnist.frames import uniform_indices
 from dfmnist.io import LOSSLESS_RGB, read_video, write_video
@@ -114,10 +115,12 @@ def model_key(model: str, width: float, faces_a: str, faces_b: str, settings: di
 
 
 def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, settings: dict,
-                 store: Store, partial_dir: Path, device: str = "cpu") -> dict:
+                 store: Store, partial_dir: Path, device: str = "cpu",
+                 coverage: float = DEFAULT_COVERAGE) -> dict:
     """Train `model` on the couple's crops unless the store holds the checkpoint. Progress is
-    saved to `partial_dir/{key}.pt` every `checkpoint_every` iterations, so a killed job
-    resumes where it stopped; the finished checkpoint moves into the store."""
+    saved to `partial_dir/` every `checkpoint_every` iterations, so a killed job resumes where
+    it stopped; the finished checkpoint moves into the store. `coverage`: the crops' (the
+    faces items' keys hold it)."""
     from dfmnist.faceswap.training import TrainSettings, train_swap
 
     key = model_key(model, width, faces_a["key"], faces_b["key"], settings)
@@ -136,7 +139,7 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
         start = time.perf_counter()
         history = train_swap(model, width, load_crops(store, faces_a["key"]),
                              load_crops(store, faces_b["key"]), TrainSettings(**settings),
-                             partial, log=log.info, device=device)
+                             partial, log=log.info, device=device, coverage=coverage)
         meta = {"model": model, "width": width, "settings": settings, "device": device,
                 "faces": [faces_a["key"], faces_b["key"]], "seconds": time.perf_counter() - start,
                 "losses": [float(x) for x in history.get("losses", [])]}

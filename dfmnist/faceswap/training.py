@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dfmnist.faceswap.align import DEFAULT_COVERAGE
 from dfmnist.faceswap.augment import resize_faces, training_batch
 from dfmnist.faceswap.models import SWAP_MODELS, SwapModel, SwapSpec, build_swap_model
 from dfmnist.files import atomic_path
@@ -116,8 +117,10 @@ def train_swap(
     checkpoint: Path,
     log: Callable[[str], None] | None = None,
     device: str | None = None,
+    coverage: float = DEFAULT_COVERAGE,
 ) -> dict:
-    """Train `model` at `width` to rebuild identity A (`faces_a`) and B (`faces_b`).
+    """Train `model` at `width` to rebuild identity A (`faces_a`) and B (`faces_b`), crops
+    that `align_faces` made at `coverage` (where a learned mask's target ellipse lies).
 
     Crops are any square size S; they are resized once to the model's output size and
     augmented per batch. Resumes from `checkpoint` when it exists (same model, width, settings
@@ -184,7 +187,7 @@ def train_swap(
         for side, pool in zip(("a", "b"), pools, strict=True):
             indices = rng.integers(0, len(pool), size=settings.batch_size)
             batch = training_batch(pool, indices, spec.input_size, spec.output_size, rng,
-                                   with_mask=spec.has_mask)
+                                   with_mask=spec.has_mask, coverage=coverage)
             loss, face_loss = _step_loss(net, batch, side, torch_device)
             total = total + loss
             face_total += float(face_loss.detach())
