@@ -55,5 +55,6 @@ def with_face_swaps(accepted: pl.DataFrame, generator: dict,
         donor=pl.lit(None, pl.String),
         weights_sha256=pl.lit(generator.get("weights_sha256"), pl.String),
     )
-    return pl.concat([animations.cast(SWAP_SCHEMA), *(s.cast(SWAP_SCHEMA) for s in swaps)],
-                     how="vertical")
+    typed = {c: t for c, t in SWAP_SCHEMA.items() if c in animations.columns}
+    return pl.concat([animations.cast(typed), *(s.cast(SWAP_SCHEMA) for s in swaps)],
+                     how="diagonal_relaxed")

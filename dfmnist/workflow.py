@@ -59,11 +59,14 @@ def build_generator(generate: dict, device: str = "cpu", threads: int | None = N
     return make_generator(name, **options)
 
 
-def fakes_generator(fake_manifests: list[str], store: Store) -> dict:
-    """The generator identity (name, weights sha256, params) recorded with the fakes."""
+def fakes_generator(fake_manifests: list[str], store: Store, name: str | None = None) -> dict:
+    """The generator identity (name, weights sha256, params) recorded with the fakes; `name`
+    alone when none of them is a store item (no fakes, or tables written by another tool)."""
     import polars as pl
 
-    keys = pl.concat([pl.read_parquet(p).select("key") for p in fake_manifests])["key"]
-    if keys.len() == 0:
-        return {"name": None, "weights_sha256": None, "params": {}}
-    return store.meta("fake", keys[0])["generator"]
+    tables = [pl.read_parquet(p) for p in fake_manifests]
+    keys = [k for t in tables if "key" in t.columns for k in t["key"].drop_nulls()]
+    stored = next((k for k in keys if store.has("fake", k)), None)
+    if stored is None:
+        return {"name": name, "weights_sha256": None, "params": {}}
+    return store.meta("fake", stored)["generator"]

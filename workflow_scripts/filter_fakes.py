@@ -30,7 +30,8 @@ swaps = [pl.read_parquet(p) for p in inp.swaps]
 if swaps:
     log.info("face swaps: %d fakes from %d couple/model jobs (not liveness-filtered)",
              sum(s.height for s in swaps), len(swaps))
-accepted = with_face_swaps(accepted, fakes_generator(inp.fakes, Store(params.store)), swaps)
+generator = fakes_generator(inp.fakes, Store(params.store), params.generator)
+accepted = with_face_swaps(accepted, generator, swaps)
 swap_failures = pl.concat([pl.read_parquet(p) for p in inp.swap_failures],
                           how="vertical") if inp.swap_failures else pl.DataFrame(
                               schema=SWAP_FAILURE_SCHEMA)
