@@ -73,3 +73,46 @@ def test_one_bad_clip_never_costs_the_others(clips, tmp_path: Path):
     assert "no face found in any frame of wall/v/00001" in errors["wall/v/00001"]
     assert "gone.pt" in errors["talker/v/00001"]  # the checkpoint vanished: a row, no crash
     assert fakes.height == 0 and failures.height == 2
+
+
+
+def test_a_killed_training_resumes_and_ends_where_a_straight_one_does(clips, astronaut,
+                                                                     tmp_path: Path):
+    """A job killed after saving progress resumes from it; the checkpoint it publishes equals
+    an uninterrupted training's, and the progress file is gone once the item is in the store."""
+    import cv2
+    import torch
+
+    from dfmnist.faceswap.stage import load_crops, model_key
+    from dfmnist.faceswap.training import TrainSettings, train_swap
+
+    still = np.repeat(cv2.resize(astronaut, (176, 176))[None], 6, axis=0)
+    path = tmp_path / "astro" / "v" / "00001.mp4"
+    path.parent.mkdir(parents=True)
+    write_video(path, still, 25.0)
+    astro = pl.DataFrame([{"clip_id": "astro/v/00001", "identity": "astro", "selected": True,
+                           "identity_rank": 1, "path": str(path), "sha256": sha256_file(path)}])
+    detector = FaceDetector(min_face_size=20)
+    settings = {"iterations": 4, "batch_size": 2, "lr": 1e-3, "seed": 0, "checkpoint_every": 2}
+    weights = {}
+    for run in ("straight", "killed"):
+        store = Store(tmp_path / run / "store")
+        a = identity_faces(clips.filter(pl.col("identity") == "talker"), detector, CROPS, FACES,
+                           store)
+        b = identity_faces(astro, detector, CROPS, FACES, store)
+        partial = tmp_path / run / "partial"
+        if run == "killed":  # what a job killed after its save at iteration 2 leaves behind
+            progress = model_key("lightweight", 0.125, a["key"], b["key"],
+                                 {**settings, "iterations": None})
+            partial.mkdir(parents=True)
+            train_swap("lightweight", 0.125, load_crops(store, a["key"]),
+                       load_crops(store, b["key"]), TrainSettings(**{**settings, "iterations": 2}),
+                       partial / f"{progress}.pt", coverage=CROPS["coverage"])
+        trained = train_couple("lightweight", 0.125, a, b, settings, store, partial,
+                               coverage=CROPS["coverage"])
+        assert trained["resumed_from"] == (2 if run == "killed" else 0)
+        assert not list(partial.glob("*.pt"))  # published, so the progress file is gone
+        weights[run] = torch.load(trained["checkpoint"], weights_only=False)["model"]
+    assert weights["straight"].keys() == weights["killed"].keys()
+    straight, killed = weights["straight"], weights["killed"]
+    assert all(torch.equal(straight[k], killed[k]) for k in straight)

@@ -142,6 +142,7 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
                              partial, log=log.info, device=device, coverage=coverage)
         meta = {"model": model, "width": width, "settings": settings, "device": device,
                 "faces": [faces_a["key"], faces_b["key"]], "seconds": time.perf_counter() - start,
+                "resumed_from": history.get("resumed_from", 0),
                 "losses": [float(x) for x in history.get("losses", [])]}
         with store.build(MODEL, key, meta) as tmp:
             os.link(partial, tmp / CHECKPOINT)  # the partial stays until the item is in
@@ -151,7 +152,8 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
     return {"key": key, "model": model, "computed": computed, "device": meta["device"],
             "checkpoint": str(store.item_dir(MODEL, key) / CHECKPOINT),
             "sha256": store.file_sha256(MODEL, key, CHECKPOINT), "first_loss": losses[0],
-            "last_loss": losses[-1], "iterations": meta["settings"]["iterations"]}
+            "last_loss": losses[-1], "iterations": meta["settings"]["iterations"],
+            "resumed_from": meta.get("resumed_from", 0)}
 
 
 def convert_couple(couple: str, trained: dict, faces: dict[str, dict], sources: pl.DataFrame,
