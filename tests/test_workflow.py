@@ -334,7 +334,7 @@ def test_replacing_one_photo_rebuilds_exactly_what_derives_from_it(built: Path, 
     assert {k for k, made in scored.items() if made == "computed"} == set(changed_clips["key"])
     assert sorted(scored) == sorted(sources["key"])
     images = sources.filter("selected")["image_path"]
-    assert images.is_not_null().all() and all(Path(p).is_file() for p in images)
+    assert images.is_not_null().all() and all((built / p).is_file() for p in images)
     assert sources.filter(~pl.col("selected"))["image_path"].is_null().all()
     # compression and frames: only videos that are new to the dataset (2 variants each)
     dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
