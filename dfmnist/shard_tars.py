@@ -72,12 +72,14 @@ def older_samples(store: Store, kind: str, wanted: set[str]) -> dict[str, tuple[
 
 
 def ensure_shard(store: Store, kind: str, layout: str, tar_name: str,
-                 samples: dict[str, Compute]) -> tuple[str, Path]:
+                 samples: dict[str, Compute],
+                 older: dict[str, tuple[Path, dict]] | None = None) -> tuple[str, Path]:
     """The shard item of `samples` ({sample key: how to compute it}): built unless stored,
-    copying samples that older items of `kind` hold. Returns (item key, tar path)."""
+    copying samples that older items of `kind` hold (`older`: what `older_samples` found, when
+    the caller looked already). Returns (item key, tar path)."""
     key = shard_key(kind, list(samples), layout)
     if not store.has(kind, key):
-        older = older_samples(store, kind, set(samples))
+        older = older_samples(store, kind, set(samples)) if older is None else older
         meta: dict = {"layout": layout, "tar": tar_name, SAMPLES: {}}
 
         def members() -> Iterator[tuple[str, bytes]]:

@@ -12,10 +12,9 @@ import cv2
 import numpy as np
 import polars as pl
 
-from dfmnist.damage import unreadable_reason
 from dfmnist.discovery import frame_images
 from dfmnist.faces import FaceDetector
-from dfmnist.io import VideoError, VideoReader, VideoWriter, sha256_file
+from dfmnist.io import VideoReader, VideoWriter, sha256_file
 from dfmnist.motion import frontalness, pitch_proxy, roll_degrees, sharpness, yaw_proxy
 from dfmnist.store import Store, content_key
 
@@ -172,8 +171,10 @@ def frame_scores(
     return pl.DataFrame(rows)
 
 
-def _score_table(path: Path, detector: FaceDetector, frames_per_clip: int, min_prob: float
+def score_frames(path: Path, detector: FaceDetector, frames_per_clip: int, min_prob: float
                  ) -> tuple[pl.DataFrame, np.ndarray | None, int]:
+    """A clip's sampled frames scored (`frame_scores`, with each frame's index), its best
+    frame (RGB; None when no face was found) and its frame count."""
     sampled, idx, total = sample_clip(path, frames_per_clip)
     table = frame_scores(sampled, detector.detect(sampled), min_prob).with_columns(
         pl.Series("frame", idx))
@@ -192,65 +193,9 @@ def clip_problem(clip_frames: int, faces_found: int, sampled: int, min_frames: i
     return None
 
 
-def score_clip(
-    clip_id: str, path: Path, detector: FaceDetector, frames_per_clip: int, min_prob: float,
-    store: Store, min_frames: int = 0,
-) -> dict:
-    """Score one clip (cached in the store by clip content and scoring settings).
-
-    Never raises for a bad clip: the record's `reason` says why it cannot be used (empty,
-    not a video, damaged, a damaged frame image, too short, no face); None when it can.
-    """
-    identity, video_id, clip = (clip_id.split("/") + ["", ""])[:3]
-    record = {"clip_id": clip_id, "identity": identity, "video": video_id, "clip": clip,
-              "path": str(path), "sha256": None, "key": None, "computed": False, "sampled": 0,
-              "faces_found": 0, "clip_frames": 0, "frames": [], "frame": -1, "prob": 0.0,
-              "frontal": 0.0, "yaw": None, "pitch": None, "roll": None, "sharpness": 0.0,
-              "score": 0.0, "landmarks": None, "image_path": None, "image_sha256": None,
-              "reason": None}
-    try:
-        if not (Path(path).is_file() or Path(path).is_dir()):
-            raise FileNotFoundError(path)
-        digest = clip_digest(path)
-    except OSError:
-        record["reason"] = unreadable_reason(path)
-        return record
-    params = {"frames_per_clip": frames_per_clip, "min_prob": min_prob,
-              "min_face_size": detector.min_face_size, "version": SCORER_VERSION}
-    key = content_key("source_frame", digest, params)
-    record.update(sha256=digest, key=key, computed=not store.has("source_frame", key))
-    if record["computed"]:
-        try:
-            table, best, total = _score_table(Path(path), detector, frames_per_clip, min_prob)
-        except (VideoError, ValueError) as exc:
-            record["reason"] = getattr(exc, "reason", str(exc))
-            return record
-        except Exception as exc:  # noqa: BLE001  (one clip never costs its shard)
-            log.exception("%s (%s)", clip_id, path)
-            record["reason"] = f"unexpected error while scoring: {type(exc).__name__}: {exc}"
-            return record
-        with store.build("source_frame", key,
-                         {"clip": clip_id, "sha256": digest, "clip_frames": total}) as tmp:
-            table.write_parquet(tmp / "scores.parquet")
-            if best is not None:
-                cv2.imwrite(str(tmp / "frame.png"), cv2.cvtColor(best, cv2.COLOR_RGB2BGR))
-    item = store.item_dir("source_frame", key)
-    table = pl.read_parquet(item / "scores.parquet")
-    total = int(store.meta("source_frame", key).get("clip_frames", 0))
-    record.update(sampled=table.height, faces_found=int(table["found"].sum()),
-                  clip_frames=total, frames=table.select(FRAME_FIELDS).to_dicts())
-    record["reason"] = clip_problem(total, record["faces_found"], table.height, min_frames)
-    if table["found"].any():
-        best = table.row(int(table["score"].arg_max()), named=True)
-        record.update({k: best[k] for k in ("frame", "prob", "frontal", "yaw", "pitch", "roll",
-                                            "sharpness", "score", "landmarks")})
-        image = item / "frame.png"
-        record.update(image_path=str(image),
-                      image_sha256=store.file_sha256("source_frame", key, "frame.png"))
-    return record
-
-
-#: Column types of the per-clip score records (rejected clips have nulls and no frames).
+#: Column types of the per-clip score records (dfmnist.source_shards; rejected clips have
+#: nulls and no frames). `frames_tar` and `frame_member` say where the best frame lies;
+#: `image_path` is set for selected clips only (their frame as a file of its own).
 _FRAME_STRUCT = pl.Struct({"frame": pl.Int64, "found": pl.Boolean, "prob": pl.Float64,
                            "yaw": pl.Float64, "pitch": pl.Float64, "roll": pl.Float64,
                            "frontal": pl.Float64, "sharpness": pl.Float64, "score": pl.Float64})
@@ -261,7 +206,8 @@ RECORD_SCHEMA = {
     "frames": pl.List(_FRAME_STRUCT), "frame": pl.Int64, "prob": pl.Float64,
     "frontal": pl.Float64, "yaw": pl.Float64, "pitch": pl.Float64, "roll": pl.Float64,
     "sharpness": pl.Float64, "score": pl.Float64, "landmarks": pl.List(pl.Float64),
-    "image_path": pl.String, "image_sha256": pl.String, "reason": pl.String,
+    "frames_tar": pl.String, "frame_member": pl.String, "image_path": pl.String,
+    "image_sha256": pl.String, "reason": pl.String,
 }
 
 

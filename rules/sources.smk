@@ -1,5 +1,6 @@
 # Stage 1: score sampled frames of every source clip (MTCNN pose proxies, detection
-# probability, sharpness), keep the best frame per clip, select sources over identities.
+# probability, sharpness), keep the best frame per clip (one store item per shard), select
+# sources over identities (only a selected source's frame becomes a file of its own).
 # A clip that cannot be used (empty, not a video, damaged, a damaged frame image, too short, no
 # face) is a row with a reason; it never costs its shard.
 

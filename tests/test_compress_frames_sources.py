@@ -1,8 +1,10 @@
 """Compression, frame extraction and source scoring on real encoded video."""
 
+import hashlib
 import tarfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import polars as pl
 import pytest
@@ -22,8 +24,10 @@ from dfmnist.frames import (
     uniform_indices,
 )
 from dfmnist.io import Encoding, read_video, sha256_file, write_video
-from dfmnist.sources import score_clip, select_sources
+from dfmnist.source_shards import score_shard
+from dfmnist.sources import select_sources
 from dfmnist.store import Store
+from dfmnist.tars import open_tar
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +101,23 @@ def test_frames_are_sampled_resized_and_integer_named(tmp_path: Path, real_clip:
         FrameTar(frames_tar, prefix).png(11, 144)
 
 
-def test_score_clip_picks_a_face_frame(tmp_path: Path, real_clip: Path, detector):
+def test_score_shard_picks_a_face_frame_and_is_reused(tmp_path: Path, real_clip: Path,
+                                                    detector):
     store = Store(tmp_path)
-    record = score_clip("carphone/v1/00001", real_clip, detector, 6, 0.9, store)
+    [record] = score_shard({"carphone/v1/00001": real_clip}, detector, 6, 0.9, store)
     assert record["computed"] and record["faces_found"] == 6 and record["sampled"] == 6
     assert 0 < record["frontal"] <= 1 and record["prob"] > 0.9
-    scores = pl.read_parquet(Path(store.item_dir("source_frame", record["key"]))
-                             / "scores.parquet")
-    assert record["score"] == pytest.approx(scores["score"].max())
-    assert len(record["landmarks"]) == 10 and Path(record["image_path"]).is_file()
-    again = score_clip("carphone/v1/00001", real_clip, detector, 6, 0.9, store)
-    assert not again["computed"] and again["key"] == record["key"]
+    assert record["score"] == pytest.approx(max(f["score"] for f in record["frames"]))
+    assert len(record["landmarks"]) == 10 and record["image_path"] is None
+    # the shard is one store item: the best frames' tar and the meta holding the scores
+    assert sorted(p.name for p in (tmp_path / "source_frame").rglob("*") if p.is_file()) == [
+        "frames.tar", "meta.json"]
+    png = open_tar(record["frames_tar"]).read(record["frame_member"])
+    assert hashlib.sha256(png).hexdigest() == record["image_sha256"]
+    frame = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert frame.shape == (144, 144, 3)
+    again = score_shard({"carphone/v1/00001": real_clip}, detector, 6, 0.9, store)
+    assert not again[0]["computed"] and again[0] == {**record, "computed": False}
 
 
 def test_selection_is_balanced_over_identities():

@@ -323,9 +323,19 @@ def test_replacing_one_photo_rebuilds_exactly_what_derives_from_it(built: Path, 
     assert new["fake"] == set(affected["key"])
     changed = plan.join(plan_before, on="candidate_id").filter(pl.col("key") != pl.col("key_right"))
     assert set(changed["identity"]) == {"grace_hopper"}
-    # source scoring: only that identity's clip(s)
+    # source scoring: one new shard item in which only that identity's clip(s) were scored,
+    # the others copied from the older item; only selected sources' frames are files
+    store = Store(results / "store")
     sources = pl.read_parquet(results / "manifests" / "sources.parquet")
-    assert len(new["source_frame"]) == sources.filter(pl.col("identity") == "grace_hopper").height
+    assert len(new["source_frame"]) == 1
+    scored = {k: s["made"] for k, s in shard_samples(store, "source_frame",
+                                                     next(iter(new["source_frame"]))).items()}
+    changed_clips = sources.filter(pl.col("identity") == "grace_hopper")
+    assert {k for k, made in scored.items() if made == "computed"} == set(changed_clips["key"])
+    assert sorted(scored) == sorted(sources["key"])
+    images = sources.filter("selected")["image_path"]
+    assert images.is_not_null().all() and all((built / p).is_file() for p in images)
+    assert sources.filter(~pl.col("selected"))["image_path"].is_null().all()
     # compression and frames: only videos that are new to the dataset (2 variants each)
     dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
     accepted = pl.read_parquet(results / "fake" / "accepted.parquet")
@@ -335,7 +345,6 @@ def test_replacing_one_photo_rebuilds_exactly_what_derives_from_it(built: Path, 
     assert len(new["compressed"]) == 2 * expected_videos
     # frames: one store item per (variant, shard); a changed shard decodes only its new videos
     # and copies its other videos' frames from the shard's older tar
-    store = Store(results / "store")
     shards = yaml.safe_load((built / "config.yaml").read_text())["compress"]["shards"]
     assert 0 < len(new["frames"]) <= 2 * shards
     made = [s["made"] for key in new["frames"]

@@ -1,10 +1,12 @@
-"""Stage 1: select sources over identities from all clip scores; selected frame-folder clips
-are made videos (in the store) so that every real is a video downstream. Rejected clips keep
+"""Stage 1: select sources over identities from all clip scores; a selected clip's best frame
+becomes a PNG file of its own (`image_path`), and selected frame-folder clips are made videos
+(in the store) so that every real is a video downstream. Rejected clips keep
 their row (with its reason) and are also listed in manifests/source_failures.parquet."""
 
 import polars as pl
 
 from dfmnist.files import atomic_path, sha256_file
+from dfmnist.source_shards import with_source_images
 from dfmnist.sources import clip_as_video, select_sources, source_failures
 from dfmnist.store import Store
 from dfmnist.workflow import setup_logging
@@ -13,7 +15,8 @@ log = setup_logging(snakemake.log[0])
 cfg = snakemake.params.sources
 store = Store(snakemake.params.store)
 scores = pl.concat([pl.read_parquet(p) for p in snakemake.input], how="diagonal_relaxed")
-table = select_sources(scores.drop("computed"), cfg["count"], cfg["seed"])
+table = with_source_images(select_sources(scores.drop("computed"), cfg["count"], cfg["seed"]),
+                           store)
 videos = {}
 for row in table.filter("selected").iter_rows(named=True):
     video = clip_as_video(row["path"], store, cfg["folder_fps"])
