@@ -1,13 +1,11 @@
 """Stage 8: train one attribution method on one variant's fakes (or reuse its stored model),
 classify that variant's test fakes."""
 
-import json
 import sys
 
 import polars as pl
 
 from dfmnist.gpus import claim_device
-from dfmnist.io import atomic_path
 from dfmnist.store import Store
 from dfmnist.train import train_config
 from dfmnist.train.attribution import (
@@ -15,6 +13,7 @@ from dfmnist.train.attribution import (
     attribution_settings,
     run_attribution_job,
 )
+from dfmnist.train.experiments import write_job_outputs
 from dfmnist.workflow import limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -31,10 +30,4 @@ with claim_device(train_config(snakemake.config)["device"], params.gpu_locks) as
     except AttributionDataError as exc:  # a dataset attribution cannot use: one line
         log.error("%s", exc)
         sys.exit(1)
-out = snakemake.output
-with atomic_path(out.predictions) as tmp:
-    predictions.write_parquet(tmp)
-with atomic_path(out.history) as tmp:
-    pl.DataFrame(history).write_csv(tmp)
-with atomic_path(out.run) as tmp:
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+write_job_outputs(snakemake.output, predictions, history, record)

@@ -1,15 +1,13 @@
 """Stage 8: train one detector on one training set (or reuse its checkpoint), predict the test
 split of every variant."""
 
-import json
 
 import polars as pl
 
 from dfmnist.gpus import claim_device
-from dfmnist.io import atomic_path
 from dfmnist.store import Store
 from dfmnist.train import train_config, train_settings
-from dfmnist.train.experiments import run_training_job
+from dfmnist.train.experiments import run_training_job, write_job_outputs
 from dfmnist.workflow import limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -25,10 +23,4 @@ with claim_device(train_config(snakemake.config)["device"], params.gpu_locks) as
         device=claim.device, pretrained=section["pretrained"].get(model),
         eval_batch=section["batch_size"],
     )
-out = snakemake.output
-with atomic_path(out.predictions) as tmp:
-    predictions.write_parquet(tmp)
-with atomic_path(out.history) as tmp:
-    pl.DataFrame(history).write_csv(tmp)
-with atomic_path(out.run) as tmp:
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+write_job_outputs(snakemake.output, predictions, history, record)

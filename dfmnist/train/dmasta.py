@@ -42,33 +42,41 @@ class SpatialAttention(nn.Module):
         return torch.sigmoid(self.conv(pooled))  # (N, 1, H, W)
 
 
-class GatedBottleneck(tvm.resnet.Bottleneck):
+class GatedResidual:
+    """A torchvision residual block whose residual branch (`branch`) is multiplied by a spatial
+    attention gate before the shortcut is added (DMA-STA's spatial attention)."""
+
+    def gated_init(self) -> None:
+        self.sa = SpatialAttention()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.branch(x)
+        return self.relu(out * self.sa(out) + shortcut)
+
+
+class GatedBottleneck(GatedResidual, tvm.resnet.Bottleneck):
     """torchvision's bottleneck with its residual branch gated by spatial attention."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.sa = SpatialAttention()
+        self.gated_init()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out * self.sa(out) + shortcut)
+        return self.bn3(self.conv3(out))
 
 
-class GatedBasicBlock(tvm.resnet.BasicBlock):
+class GatedBasicBlock(GatedResidual, tvm.resnet.BasicBlock):
     """torchvision's basic block with its residual branch gated by spatial attention."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.sa = SpatialAttention()
+        self.gated_init()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out * self.sa(out) + shortcut)
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
 
 
 GATED = {tvm.resnet.Bottleneck: GatedBottleneck, tvm.resnet.BasicBlock: GatedBasicBlock}

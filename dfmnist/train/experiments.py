@@ -223,3 +223,19 @@ def frame_table(dataset: FrameDataset, scores: np.ndarray) -> pl.DataFrame:
     }, schema={"video_index": pl.UInt32, "frame": pl.Int64, "score": pl.Float64})
     return frames.join(videos.select("video_index", "variant", "video_id", "label", "action",
                                      "identity", "target"), on="video_index").drop("video_index")
+
+
+def write_job_outputs(output, predictions: pl.DataFrame, history: list[dict] | dict,
+                      record: dict) -> None:
+    """A training job's three files, each written atomically: `output.predictions` (parquet),
+    `output.history` (csv) and `output.run` (the run record, JSON)."""
+    import json
+
+    from dfmnist.files import atomic_path
+
+    with atomic_path(output.predictions) as tmp:
+        predictions.write_parquet(tmp)
+    with atomic_path(output.history) as tmp:
+        pl.DataFrame(history).write_csv(tmp)
+    with atomic_path(output.run) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
