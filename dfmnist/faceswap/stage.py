@@ -103,8 +103,12 @@ def load_crops(store: Store, key: str) -> np.ndarray:
     return np.load(store.item_dir(FACES, key) / CROPS)
 
 
-def clip_track(store: Store, key: str, clip_id: str) -> FaceTrack:
-    tracks = pl.read_parquet(store.item_dir(FACES, key) / TRACKS)
+def identity_tracks(store: Store, key: str) -> pl.DataFrame:
+    """Every frame's face of an identity's clips (the faces item's tracks table)."""
+    return pl.read_parquet(store.item_dir(FACES, key) / TRACKS)
+
+
+def clip_track(tracks: pl.DataFrame, clip_id: str) -> FaceTrack:
     return FaceTrack.from_frame(tracks.filter(pl.col("clip_id") == clip_id).sort("frame"))
 
 
@@ -172,7 +176,7 @@ def convert_couple(couple: str, trained: dict, faces: dict[str, dict], sources: 
     looks = {k: v for k, v in convert.items() if k != "scenes"}  # what changes a fake's pixels
     rows, failures = [], []
     for target, donor, side in ((a, b, "b"), (b, a, "a")):
-        swapper = None
+        swapper = tracks = None  # loaded once per direction, when a clip needs converting
         for clip in target_clips(sources, target, int(convert["scenes"])).iter_rows(named=True):
             name = fake_name(target, donor, clip["clip_id"], model)
             candidate = f"{model}/{name.removesuffix('.mp4')}"
@@ -189,7 +193,9 @@ def convert_couple(couple: str, trained: dict, faces: dict[str, dict], sources: 
                     swapper = swapper or load_swapper(Path(trained["checkpoint"]), side=side,
                                                       device=device)
                     video = read_video(clip["path"])
-                    track = clip_track(store, faces[target]["key"], clip["clip_id"])
+                    if tracks is None:
+                        tracks = identity_tracks(store, faces[target]["key"])
+                    track = clip_track(tracks, clip["clip_id"])
                     frames = swap_frames(video.frames, track.interpolate().landmarks, swapper,
                                          int(convert["crop_size"]), float(convert["coverage"]),
                                          BlendSettings(**convert["blend"]))
