@@ -116,3 +116,15 @@ def test_a_killed_training_resumes_and_ends_where_a_straight_one_does(clips, ast
     assert weights["straight"].keys() == weights["killed"].keys()
     straight, killed = weights["straight"], weights["killed"]
     assert all(torch.equal(straight[k], killed[k]) for k in straight)
+    # conversion with that model: a target clip damaged since (text where the video was) is a
+    # failure row with the reader's reason; the other direction's clip is converted
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video\n")
+    sources = pl.concat([clips.filter(pl.col("identity") == "talker"),
+                         astro.with_columns(path=pl.lit(str(broken)))])
+    fakes, failures = convert_couple("talker+astro", trained, {"talker": a, "astro": b},
+                                     sources, CONVERT, store)
+    assert fakes["source_id"].to_list() == ["talker/v/00001"]
+    assert read_video(fakes["video_path"][0]).frames.shape == (12, 144, 176, 3)
+    assert failures["source_id"].to_list() == ["astro/v/00001"]
+    assert "not a video file" in failures["error"][0]
