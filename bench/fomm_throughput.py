@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shards", type=int, default=0,
                         help="also time this many concurrent shard processes, each rendering "
                              "--frames batched at the largest --batch")
+    parser.add_argument("--winograd", type=int, nargs="+", default=[None],
+                        help="Winograd tile sides of our runs to time, each a configuration: "
+                             "0 (oneDNN direct), 2 or 4 (default: the renderer's default)")
     parser.add_argument("--float64-check", action="store_true",
                         help="with --original: also run its modules and our renderer "
                              "(precision fp64) in float64 and print every output's error "
@@ -210,7 +213,8 @@ def original_loop(original: OriginalFomm, nets: tuple, source: np.ndarray, drivi
 
 def float64_check(original: OriginalFomm, nets: tuple, checkpoint: Path, config: str,
                   source: np.ndarray, driving: np.ndarray, device: torch.device,
-                  float32_outputs: dict[str, np.ndarray], batch: int) -> None:
+                  float32_outputs: dict[str, np.ndarray], batch: int,
+                  winograd: int | None) -> None:
     """Print every float32 output's error against the original modules run in float64 (the
     exact function up to ~1e-13), then our ``precision='fp64'`` renderer (every speed-up on)
     against that same float64 original: equal math agrees to ~1e-12 there."""
@@ -220,10 +224,13 @@ def float64_check(original: OriginalFomm, nets: tuple, checkpoint: Path, config:
         print(f"float64 check: {label} vs original in float64: max abs diff "
               f"{diff.max():.2e}, mean {diff.mean():.2e}")
     ours = FommGenerator(checkpoint=checkpoint, config=config, device=str(device),
-                         batch_size=batch, align_corners=False, precision="fp64")
+                         batch_size=batch, align_corners=False, precision="fp64",
+                         winograd=winograd)
     diff = np.abs(ours.render(source, driving) - exact)
+    tiles = f"F({ours.winograd}x{ours.winograd}, 3x3) Winograd" if ours.winograd \
+        else "direct 3x3"
     print(f"float64 check: ours batch {batch} (fp64, folded norms, sub-pixel decoders, "
-          f"channels-last) vs original in float64: max abs diff {diff.max():.2e}, "
+          f"{tiles}, channels-last) vs original in float64: max abs diff {diff.max():.2e}, "
           f"mean {diff.mean():.2e}")
 
 
@@ -288,10 +295,10 @@ def main(argv: list[str] | None = None) -> None:
     calibrated_checkpoint(config.name, np.concatenate([source[None], driving[:3]]), args.seed,
                           checkpoint)
     cuda = device.type == "cuda"
-    ours = {batch: FommGenerator(checkpoint=checkpoint, config=config.name, device=args.device,
-                                 batch_size=batch, align_corners=False,
-                                 precision=args.precision)
-            for batch in [1, *args.batch]}
+    ours = {(batch, winograd): FommGenerator(
+                checkpoint=checkpoint, config=config.name, device=args.device, batch_size=batch,
+                align_corners=False, precision=args.precision, winograd=winograd)
+            for winograd in args.winograd for batch in [1, *args.batch]}
     runners: dict[str, Callable[[], np.ndarray]] = {}
     if original is not None:
         nets = original.networks(config, checkpoint, cpu=not cuda)
@@ -307,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         reference = FommGenerator(checkpoint=checkpoint, config=config.name, device=args.device,
                                   align_corners=False, fold_bn=False, subpixel=False,
-                                  channels_last=False)
+                                  row_split=False, winograd=0, channels_last=False)
 
         def base() -> np.ndarray:
             return our_frame_loop(reference, source, driving)
@@ -315,8 +322,9 @@ def main(argv: list[str] | None = None) -> None:
         baseline = "OUR OWN networks in a frame-by-frame loop (no --original given)"
         base_label = "our frame loop (fp32)"
     runners[base_label] = base
-    for batch, fomm in ours.items():
-        runners[f"ours batch {batch} ({fomm.precision})"] = (
+    for (batch, _), fomm in ours.items():
+        method = f"F{fomm.winograd} Winograd" if fomm.winograd else "direct"
+        runners[f"ours batch {batch} ({fomm.precision}, {method})"] = (
             lambda f=fomm: f.render(source, driving))
     print(f"# FOMM {config.name} {size}x{size}, {args.frames} frames of carphone driving the "
           f"astronaut, device {device}, torch {torch.__version__}, {args.repeats} interleaved "
@@ -338,7 +346,7 @@ def main(argv: list[str] | None = None) -> None:
         n = args.frames
         for label in runners:
             ts = walls[label]
-            print(f"{label:32s} {n / np.median(ts):8.3f} frames/s  ({n / max(ts):.3f}-"
+            print(f"{label:44s} {n / np.median(ts):8.3f} frames/s  ({n / max(ts):.3f}-"
                   f"{n / min(ts):.3f}; CPU time {np.median(cpus[label]) / n:.3f} s/frame)")
         for label in runners:
             if label == base_label:
@@ -362,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
         float64_check(original, nets, checkpoint, config.name, source, driving, device,
                       {base_label: reference_out, **floors,
                        **{k: v for k, v in outputs.items() if k != base_label}},
-                      max(args.batch))
+                      max(args.batch), args.winograd[-1])
     if args.shards > 1:
         threads = args.threads[-1]
         one = time_shards(args, str(checkpoint), threads, 1)

@@ -50,6 +50,7 @@ EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
     ("generate", "device"),
     ("generate", "threads"),
     ("generate", "*", "batch_size"),
+    ("generate", "fomm", "winograd"),
     ("faceswap", "device"),
     ("faceswap", "threads"),
     ("faceswap", "train", "checkpoint_every"),

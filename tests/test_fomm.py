@@ -28,12 +28,16 @@ from dfmnist.generators.fomm import (
 )
 from dfmnist.generators.fomm.blocks import ConvBlock, coordinate_grid
 from dfmnist.generators.fomm.checkpoint import get_config
-from dfmnist.generators.fomm.inference import SubpixelUpBlock
+from dfmnist.generators.fomm.inference import RowSplitConv, SubpixelUpBlock
 from dfmnist.generators.fomm.original import load_original
+from dfmnist.generators.fomm.winograd import WinogradConv2d
 
 DATA = Path(__file__).resolve().parent / "data"
 SIZE = 64  # the small config's frame size
 NO_LANDMARKS = np.zeros((5, 2))
+#: Every inference rewrite off: our networks as built, in contiguous (NCHW) memory.
+PLAIN = {"fold_bn": False, "subpixel": False, "row_split": False, "winograd": 0,
+         "channels_last": False}
 
 
 def crop(image: np.ndarray, box: tuple[int, int, int, int], size: int = SIZE) -> np.ndarray:
@@ -358,6 +362,23 @@ def test_subpixel_block_equals_upsample_then_conv(faces) -> None:
         SubpixelUpBlock(ConvBlock(3, 8, 5, resample="up"))
 
 
+def test_row_split_conv_equals_the_convolution(faces) -> None:
+    """A 7x7 convolution to 3 channels as per-row 1x7 responses summed over row shifts: the
+    same function (float64, 1e-12) on a real face, odd sizes, both memory formats."""
+    torch.manual_seed(6)
+    conv = torch.nn.Conv2d(3, 3, 7, padding=3).double()
+    fast = RowSplitConv(conv)
+    for size in (SIZE, 37):
+        image = to_batch(cv2.resize(faces[0], (size, 29))[None]).double()
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            with torch.inference_mode():
+                expected, got = conv(image), fast(image.contiguous(memory_format=fmt))
+            assert got.shape == expected.shape == (1, 3, 29, size)
+            assert (got - expected).abs().max() < 1e-12
+    with pytest.raises(ValueError, match="odd square kernel"):
+        RowSplitConv(torch.nn.Conv2d(3, 3, 7, padding=3, stride=2))
+
+
 def _reference_loop(plain: FommGenerator, source: np.ndarray, driving: np.ndarray) -> np.ndarray:
     """Our plain networks in the original demo's loop: per-frame keypoints, full forward with
     the source re-encoded every frame."""
@@ -380,8 +401,7 @@ def test_optimised_render_matches_the_reference_loop(small_checkpoint: Path, fac
     channels_last) vs our plain networks in the demo's loop: within 1e-5 on real faces."""
     source, driving = faces[0], moving_clip(faces[1], 6)
     fast = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=4)
-    plain = FommGenerator(checkpoint=small_checkpoint, config="small", fold_bn=False,
-                          subpixel=False, channels_last=False)
+    plain = FommGenerator(checkpoint=small_checkpoint, config="small", **PLAIN)
     frames = fast.render(source, driving)
     diff = np.abs(frames - _reference_loop(plain, source, driving))
     assert diff.max() < 1e-5 and diff.mean() < 1e-6
@@ -396,15 +416,55 @@ def test_speedups_are_exact_in_float64(small_checkpoint: Path, faces) -> None:
     fast = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=3,
                          precision="fp64").render(source, driving)
     plain = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=1,
-                          precision="fp64", fold_bn=False, subpixel=False,
-                          channels_last=False).render(source, driving)
+                          precision="fp64", **PLAIN).render(source, driving)
     single = FommGenerator(checkpoint=small_checkpoint, config="small", batch_size=1,
-                           fold_bn=False, subpixel=False,
-                           channels_last=False).render(source, driving)
+                           **PLAIN).render(source, driving)
     assert fast.dtype == plain.dtype == np.float64 and single.dtype == np.float32
     assert np.abs(fast - plain).max() < 1e-12
     assert np.abs(single - plain).max() > 1e-9  # float32 rounding, seen only from float64
     assert np.abs(plain[1] - plain[0]).mean() > 1e-3  # the motion is rendered
+
+
+@pytest.mark.parametrize("tile", (2, 4))
+def test_winograd_render_is_exact_in_float64(small_checkpoint: Path, faces, tile: int) -> None:
+    """With every 3x3 convolution of 8+ channels done by Winograd's F(m x m, 3 x 3) (the
+    small model's widths; vox-256 uses it from 128), the frames are the plain networks' to
+    1e-12 in float64, and in float32 as close to our reference loop as the other speed-ups."""
+    source, driving = faces[0], moving_clip(faces[1], 4)
+    options = {"checkpoint": small_checkpoint, "config": "small", "batch_size": 3,
+               "winograd": tile, "winograd_min_channels": 8}
+    fast = FommGenerator(precision="fp64", **options)
+    replaced = [name for net in fast.networks() for name, m in net.named_modules()
+                if isinstance(m, WinogradConv2d)]
+    assert len(replaced) >= 8 and "bottleneck.r1.conv2" in replaced
+    plain = FommGenerator(checkpoint=small_checkpoint, config="small", precision="fp64",
+                          **PLAIN)
+    exact = plain.render(source, driving)
+    assert np.abs(fast.render(source, driving) - exact).max() < 1e-12
+    single = FommGenerator(**options).render(source, driving)
+    reference = FommGenerator(checkpoint=small_checkpoint, config="small", **PLAIN)
+    diff = np.abs(single - _reference_loop(reference, source, driving))
+    assert diff.max() < 1e-5 and diff.mean() < 1e-6
+    assert np.abs(single - exact).max() > 1e-9  # float32, not a float64 copy
+
+
+def test_winograd_defaults_on_the_cpu() -> None:
+    """vox-256 on the CPU: the bottleneck's twelve 256-channel convolutions and the wide
+    encoder convolutions (128+ channels) run as F(2x2, 3x3); `winograd=0` keeps them direct."""
+    kp_detector, generator = build_networks("vox-256", align_corners=False)
+    fomm = FommGenerator.from_networks(kp_detector, generator)
+    assert fomm.winograd == 2
+    names = [name for net in fomm.networks() for name, m in net.named_modules()
+             if isinstance(m, WinogradConv2d)]
+    assert sum(name.startswith("bottleneck.") for name in names) == 12
+    assert all(m.tile == 2 for net in fomm.networks() for m in net.modules()
+               if isinstance(m, WinogradConv2d))
+    assert len(names) == 20  # + down blocks of 128 channels or more: 3 kp, 4 motion, 1 encoder
+    direct = FommGenerator.from_networks(kp_detector, generator, winograd=0)
+    assert not any(isinstance(m, WinogradConv2d) for net in direct.networks()
+                   for m in net.modules())
+    with pytest.raises(ValueError, match="winograd must be 0 or one of"):
+        FommGenerator.from_networks(kp_detector, generator, winograd=3)
 
 
 def _original_float64_loop(original, networks: tuple, source: np.ndarray,
@@ -510,7 +570,8 @@ def test_speed_options_keep_the_output(fomm: FommGenerator, small_checkpoint: Pa
     driving = moving_clip(faces[1], 3)
     reference = fomm.render(faces[0], driving)
     assert fomm.channels_last  # the CPU default
-    for options in ({"channels_last": False}, {"fold_bn": False}, {"subpixel": False}):
+    for options in ({"channels_last": False}, {"fold_bn": False}, {"subpixel": False},
+                    {"row_split": False}):
         other = FommGenerator(checkpoint=small_checkpoint, config="small", **options)
         diff = np.abs(other.render(faces[0], driving) - reference)
         assert diff.max() < 2e-5 and diff.mean() < 2e-6, options
@@ -521,6 +582,9 @@ def test_speed_options_keep_the_output(fomm: FommGenerator, small_checkpoint: Pa
     nets = fomm.networks()
     subpixel = [m for net in nets for m in net.modules() if isinstance(m, SubpixelUpBlock)]
     assert len(subpixel) == 2 + 3 + 3  # generator decoder, both hourglass decoders
+    split = [name for net in nets for name, m in net.named_modules()
+             if isinstance(m, RowSplitConv)]
+    assert sorted(split) == ["dense_motion_network.occlusion", "final"]
     assert not any(isinstance(m, ConvBlock) and m.resample == "up"
                    for net in nets for m in net.modules())
 
