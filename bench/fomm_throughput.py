@@ -26,6 +26,10 @@ in float64 (``precision='fp64'``, every speed-up on) against the same: equal fun
 there to ~1e-12, which float32 comparisons cannot show (float32 rounding differences in the
 keypoints, ~1e-5, reach the frames amplified ~30x with these weights).
 
+``--winograd 0 2 4`` times each of our batch sizes with oneDNN's direct 3x3 convolutions (0)
+and with Winograd's F(2x2, 3x3) (2, the CPU default) and F(4x4, 3x3) (4) for the wide ones
+(`dfmnist.generators.fomm.winograd`); the float64 check then runs each of them too.
+
 ``--shards K`` then also times K processes rendering at once on the device (as K generate
 jobs sharing one GPU would), against one process alone.
 
@@ -214,7 +218,7 @@ def original_loop(original: OriginalFomm, nets: tuple, source: np.ndarray, drivi
 def float64_check(original: OriginalFomm, nets: tuple, checkpoint: Path, config: str,
                   source: np.ndarray, driving: np.ndarray, device: torch.device,
                   float32_outputs: dict[str, np.ndarray], batch: int,
-                  winograd: int | None) -> None:
+                  winograds: list[int | None]) -> None:
     """Print every float32 output's error against the original modules run in float64 (the
     exact function up to ~1e-13), then our ``precision='fp64'`` renderer (every speed-up on)
     against that same float64 original: equal math agrees to ~1e-12 there."""
@@ -223,15 +227,16 @@ def float64_check(original: OriginalFomm, nets: tuple, checkpoint: Path, config:
         diff = np.abs(out.astype(np.float64) - exact)
         print(f"float64 check: {label} vs original in float64: max abs diff "
               f"{diff.max():.2e}, mean {diff.mean():.2e}")
-    ours = FommGenerator(checkpoint=checkpoint, config=config, device=str(device),
-                         batch_size=batch, align_corners=False, precision="fp64",
-                         winograd=winograd)
-    diff = np.abs(ours.render(source, driving) - exact)
-    tiles = f"F({ours.winograd}x{ours.winograd}, 3x3) Winograd" if ours.winograd \
-        else "direct 3x3"
-    print(f"float64 check: ours batch {batch} (fp64, folded norms, sub-pixel decoders, "
-          f"{tiles}, channels-last) vs original in float64: max abs diff {diff.max():.2e}, "
-          f"mean {diff.mean():.2e}")
+    for winograd in dict.fromkeys(winograds):  # each setting timed, once
+        ours = FommGenerator(checkpoint=checkpoint, config=config, device=str(device),
+                             batch_size=batch, align_corners=False, precision="fp64",
+                             winograd=winograd)
+        diff = np.abs(ours.render(source, driving) - exact)
+        tiles = f"F({ours.winograd}x{ours.winograd}, 3x3) Winograd" if ours.winograd \
+            else "direct 3x3"
+        print(f"float64 check: ours batch {batch} (fp64, folded norms, sub-pixel decoders, "
+              f"row-split final convolutions, {tiles}, channels-last) vs original in "
+              f"float64: max abs diff {diff.max():.2e}, mean {diff.mean():.2e}")
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float, object]:
@@ -370,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
         float64_check(original, nets, checkpoint, config.name, source, driving, device,
                       {base_label: reference_out, **floors,
                        **{k: v for k, v in outputs.items() if k != base_label}},
-                      max(args.batch), args.winograd[-1])
+                      max(args.batch), args.winograd)
     if args.shards > 1:
         threads = args.threads[-1]
         one = time_shards(args, str(checkpoint), threads, 1)

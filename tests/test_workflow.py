@@ -279,6 +279,7 @@ EXECUTION_CHANGES = {
     "generate.device": lambda c: c["generate"].update(device="cuda:1"),
     "generate.threads": lambda c: c["generate"].update(threads=2),
     "generate.fomm.batch_size": lambda c: c["generate"]["fomm"].update(batch_size=2),
+    "generate.fomm.winograd": lambda c: c["generate"]["fomm"].update(winograd=4),
     "liveness.cache": lambda c: c["liveness"].update(cache=c["liveness"]["cache"] + ".moved"),
     "liveness http": lambda c: c["liveness"]["providers"]["baidu"]["http"].update(qps=9),
 }
