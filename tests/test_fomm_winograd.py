@@ -107,3 +107,18 @@ def test_only_plain_wide_3x3_convolutions_are_replaced() -> None:
                 nn.Conv2d(4, 4, 3, padding=1, groups=2), nn.Conv2d(4, 4, 1)):
         with pytest.raises(ValueError, match="3x3 convolution with stride 1"):
             WinogradConv2d(bad)
+
+
+def test_matmul_fallback_gives_the_same_products(astronaut) -> None:
+    """Without oneDNN's linear operator the products go through torch.matmul: same result up
+    to float32 rounding."""
+    conv = seeded_conv(64, 32, torch.float32)
+    x = face_features(astronaut, 64, (21, 30), 2, torch.float32)
+    onednn, fallback = WinogradConv2d(conv), WinogradConv2d(conv)
+    fallback._onednn = False
+    with torch.inference_mode():
+        expected = conv(x)
+        a, b = onednn(x), fallback(x)
+    scale = float(expected.abs().max())
+    assert (a - expected).abs().max() < 1e-5 * scale
+    assert (b - expected).abs().max() < 1e-5 * scale

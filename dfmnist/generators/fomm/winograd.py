@@ -122,6 +122,7 @@ class WinogradConv2d(nn.Module):
         self.register_buffer("weight", u.contiguous())
         self.register_buffer("bias", bias.clone())
         self._packed: list[torch.Tensor] | None = None
+        self._onednn = _onednn_linear_available()
         self._packed_for: tuple[torch.dtype, torch.device] | None = None
 
     def extra_repr(self) -> str:
@@ -129,18 +130,22 @@ class WinogradConv2d(nn.Module):
                 f"F({self.tile}x{self.tile}, 3x3), chunk_bytes={self.chunk_bytes}")
 
     def _products(self, v: torch.Tensor) -> list[torch.Tensor]:
-        """The a*a matrix products ``v[i] @ weight[i]^T`` of (tiles, C) by (C, K)."""
+        """The a*a matrix products ``v[i] @ weight[i]^T`` of (tiles, C) by (C, K): oneDNN's
+        linear kernel on prepacked weights for float32 on the CPU, else (or should that
+        internal operator be missing or refuse) `torch.matmul`."""
         weight = self.weight
-        if weight.device.type == "cpu" and weight.dtype == torch.float32 \
-                and _onednn_linear_available():
-            if self._packed is None or self._packed_for != (weight.dtype, weight.device):
-                self._packed = [torch.ops.mkldnn._reorder_linear_weight(w, None)
-                                for w in weight]
-                self._packed_for = (weight.dtype, weight.device)
-            zero = torch.zeros(self.out_channels, dtype=v.dtype)
-            return [torch.ops.mkldnn._linear_pointwise(v[i], self._packed[i], zero, "none",
-                                                       [], "")
-                    for i in range(v.shape[0])]
+        if self._onednn and weight.device.type == "cpu" and weight.dtype == torch.float32:
+            try:
+                if self._packed is None or self._packed_for != (weight.dtype, weight.device):
+                    self._packed = [torch.ops.mkldnn._reorder_linear_weight(w, None)
+                                    for w in weight]
+                    self._packed_for = (weight.dtype, weight.device)
+                zero = torch.zeros(self.out_channels, dtype=v.dtype)
+                return [torch.ops.mkldnn._linear_pointwise(v[i], self._packed[i], zero,
+                                                           "none", [], "")
+                        for i in range(v.shape[0])]
+            except (AttributeError, NotImplementedError, RuntimeError):
+                self._onednn, self._packed = False, None  # same products, slower GEMM
         return list(torch.matmul(v, weight.transpose(1, 2)).unbind(0))
 
     def _tiles(self, padded: torch.Tensor) -> torch.Tensor:
