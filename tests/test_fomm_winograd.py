@@ -56,7 +56,7 @@ def test_float64_equals_the_direct_convolution(astronaut, tile: int) -> None:
     (partial border tiles), both memory formats, and a batch split into several chunks."""
     conv = seeded_conv(16, 24, torch.float64)
     fast = WinogradConv2d(conv, tile=tile, chunk_bytes=1)  # one band of tiles per chunk
-    for size in ((32, 32), (37, 29)):
+    for size in ((32, 32), (37, 29), (2, 3), (1, 1)):  # down to maps smaller than a tile
         x = face_features(astronaut, 16, size, 3, torch.float64)
         for fmt in (torch.contiguous_format, torch.channels_last):
             with torch.inference_mode():
@@ -64,7 +64,7 @@ def test_float64_equals_the_direct_convolution(astronaut, tile: int) -> None:
             assert got.shape == expected.shape == (3, 24, *size)
             assert got.is_contiguous(memory_format=torch.channels_last)
             assert (got - expected).abs().max() < 1e-12 * expected.abs().max()
-            assert expected.std() > 0.1
+            assert expected.std() > 0.05
 
 
 def test_float32_error_against_float64(astronaut) -> None:

@@ -134,6 +134,14 @@ def subpixel_upsampling(module: nn.Module) -> int:
     return replaced
 
 
+def _odd_square_same(conv: nn.Conv2d) -> bool:
+    """An odd square kernel, stride 1, 'same' zero padding, no dilation, no groups."""
+    k = conv.kernel_size[0]
+    return tuple(conv.kernel_size) == (k, k) and k % 2 == 1 and tuple(conv.stride) == (1, 1) \
+        and tuple(conv.padding) == (k // 2, k // 2) and tuple(conv.dilation) == (1, 1) \
+        and conv.groups == 1 and conv.padding_mode == "zeros"
+
+
 class RowSplitConv(nn.Module):
     """A k x k, stride-1, 'same'-padded `nn.Conv2d` with few output channels computed as one
     1 x k convolution giving every kernel row's response (k * out channels), then the sum
@@ -142,9 +150,7 @@ class RowSplitConv(nn.Module):
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         k = conv.kernel_size[0]
-        if tuple(conv.kernel_size) != (k, k) or k % 2 == 0 or tuple(conv.stride) != (1, 1) \
-                or tuple(conv.padding) != (k // 2, k // 2) or tuple(conv.dilation) != (1, 1) \
-                or conv.groups != 1 or conv.padding_mode != "zeros":
+        if not _odd_square_same(conv):
             raise ValueError("RowSplitConv needs an odd square kernel, stride 1, 'same' zero "
                              "padding, no dilation and no groups")
         self.size, self.out_channels = k, conv.out_channels
@@ -172,12 +178,9 @@ def row_split_convolutions(module: nn.Module, max_out_channels: int = 4,
     replaced = 0
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            k = child.kernel_size[0] if isinstance(child, nn.Conv2d) else 0
-            if k >= min_size and child.out_channels <= max_out_channels \
-                    and tuple(child.kernel_size) == (k, k) and k % 2 == 1 \
-                    and tuple(child.stride) == (1, 1) and tuple(child.padding) == (k // 2,) * 2 \
-                    and tuple(child.dilation) == (1, 1) and child.groups == 1 \
-                    and child.padding_mode == "zeros":
+            if isinstance(child, nn.Conv2d) and _odd_square_same(child) \
+                    and child.kernel_size[0] >= min_size \
+                    and child.out_channels <= max_out_channels:
                 setattr(parent, name, RowSplitConv(child))
                 replaced += 1
     return replaced
