@@ -23,6 +23,8 @@ The rewritten modules no longer have the checkpoint's state-dict layout: apply t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,6 +35,7 @@ __all__ = [
     "RowSplitConv",
     "SubpixelUpBlock",
     "fold_batch_norms",
+    "replace_modules",
     "row_split_convolutions",
     "subpixel_upsampling",
 ]
@@ -121,17 +124,26 @@ class SubpixelUpBlock(nn.Module):
         return out
 
 
-def subpixel_upsampling(module: nn.Module) -> int:
-    """Replace every upsampling `ConvBlock` with 3x3 kernels in `module` by its
-    `SubpixelUpBlock`, in place (folding its batch norm); returns how many."""
+def replace_modules(module: nn.Module,
+                    rewrite: Callable[[nn.Module], nn.Module | None]) -> int:
+    """Replace, in place, every submodule of `module` for which `rewrite` returns a module
+    by that module (None: keep it); returns how many. The shared walk of every rewrite."""
     replaced = 0
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, ConvBlock) and child.resample == "up" \
-                    and tuple(child.conv.kernel_size) == (3, 3):
-                setattr(parent, name, SubpixelUpBlock(child))
+            new = rewrite(child)
+            if new is not None:
+                setattr(parent, name, new)
                 replaced += 1
     return replaced
+
+
+def subpixel_upsampling(module: nn.Module) -> int:
+    """Replace every upsampling `ConvBlock` with 3x3 kernels in `module` by its
+    `SubpixelUpBlock`, in place (folding its batch norm); returns how many."""
+    return replace_modules(module, lambda child: SubpixelUpBlock(child)
+                           if isinstance(child, ConvBlock) and child.resample == "up"
+                           and tuple(child.conv.kernel_size) == (3, 3) else None)
 
 
 def _odd_square_same(conv: nn.Conv2d) -> bool:
@@ -175,12 +187,7 @@ def row_split_convolutions(module: nn.Module, max_out_channels: int = 4,
     """Replace, in place, every `nn.Conv2d` of `module` with at most `max_out_channels`
     outputs and a square odd kernel of at least `min_size` (stride 1, 'same' padding) by its
     `RowSplitConv`; returns how many."""
-    replaced = 0
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Conv2d) and _odd_square_same(child) \
-                    and child.kernel_size[0] >= min_size \
-                    and child.out_channels <= max_out_channels:
-                setattr(parent, name, RowSplitConv(child))
-                replaced += 1
-    return replaced
+    return replace_modules(module, lambda child: RowSplitConv(child)
+                           if isinstance(child, nn.Conv2d) and _odd_square_same(child)
+                           and child.kernel_size[0] >= min_size
+                           and child.out_channels <= max_out_channels else None)

@@ -113,7 +113,8 @@ class FommGenerator(Generator):
       `subpixel` (decoder blocks as 2x2 convolutions per output phase on the input instead
       of a 3x3 convolution of the upsampled input: 2.25x fewer multiply-adds; see
       `inference`), `winograd` (the output tile side of Winograd's F(m x m, 3 x 3) for the
-      256-channel 3x3 convolutions on the CPU, 2 or 4, or 0 for oneDNN's direct kernel;
+      3x3 convolutions of `winograd_min_channels` or more on the CPU, 2 or 4, or 0 for
+      oneDNN's direct kernel;
       default 2 on the CPU (as accurate as the direct kernel, 0.44x its multiply-adds), 0 on
       CUDA, whose cuDNN chooses its own algorithms; see `winograd`), `winograd_min_channels`
       (narrower 3x3 convolutions stay direct: with few channels the transforms cost more
@@ -272,11 +273,10 @@ class FommGenerator(Generator):
         if self.subpixel:
             subpixel_upsampling(kp_detector)
             subpixel_upsampling(generator)
-        if self.row_split:
-            row_split_convolutions(kp_detector)
-            row_split_convolutions(generator)
-        if self.winograd:
-            for net in (kp_detector, generator):
+        for net in (kp_detector, generator):
+            if self.row_split:
+                row_split_convolutions(net)
+            if self.winograd:
                 winograd_convolutions(net, tile=self.winograd,
                                       min_channels=self.winograd_min_channels)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format

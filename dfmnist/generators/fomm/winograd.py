@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfmnist.generators.fomm.inference import replace_modules
+
 __all__ = ["TILES", "WinogradConv2d", "winograd_convolutions", "winograd_matrices"]
 
 #: Output tile sides supported: F(2x2, 3x3) and F(4x4, 3x3).
@@ -127,6 +129,7 @@ class WinogradConv2d(nn.Module):
         self.register_buffer("weight", u.contiguous())
         self.register_buffer("bias", bias.clone())
         self._packed: list[torch.Tensor] | None = None
+        self._zero: torch.Tensor | None = None  # the products' (absent) bias, for oneDNN
         self._onednn = _onednn_linear_available()
         self._packed_for: tuple[torch.dtype, torch.device] | None = None
 
@@ -145,8 +148,8 @@ class WinogradConv2d(nn.Module):
                     self._packed = [torch.ops.mkldnn._reorder_linear_weight(w, None)
                                     for w in weight]
                     self._packed_for = (weight.dtype, weight.device)
-                zero = torch.zeros(self.out_channels, dtype=v.dtype)
-                return [torch.ops.mkldnn._linear_pointwise(v[i], self._packed[i], zero,
+                    self._zero = torch.zeros(self.out_channels, dtype=weight.dtype)
+                return [torch.ops.mkldnn._linear_pointwise(v[i], self._packed[i], self._zero,
                                                            "none", [], "")
                         for i in range(v.shape[0])]
             except (AttributeError, NotImplementedError, RuntimeError):
@@ -209,11 +212,7 @@ def winograd_convolutions(module: nn.Module, tile: int = 2, min_channels: int = 
     Narrow convolutions are left to oneDNN: with few channels the transforms, not the
     products, dominate. Measured per convolution on one core, 8 maps of 32x32: 64 -> 128
     channels 5.1 ms direct, 5.6 ms F(2x2); 128 -> 256 channels 18.3 ms vs 15.6 ms."""
-    replaced = 0
-    for parent in list(module.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Conv2d) and _plain_3x3(child) \
-                    and min(child.in_channels, child.out_channels) >= min_channels:
-                setattr(parent, name, WinogradConv2d(child, tile=tile, chunk_bytes=chunk_bytes))
-                replaced += 1
-    return replaced
+    return replace_modules(module, lambda child: WinogradConv2d(child, tile, chunk_bytes)
+                           if isinstance(child, nn.Conv2d) and _plain_3x3(child)
+                           and min(child.in_channels, child.out_channels) >= min_channels
+                           else None)
