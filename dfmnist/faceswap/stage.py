@@ -90,10 +90,13 @@ def identity_faces(clips: pl.DataFrame, detector, crops: dict, faces: dict, stor
                 "faceless": faceless}
         with store.build(FACES, key, meta) as tmp:
             np.save(tmp / CROPS, all_crops)
-            # an identity without a selected clip has no tracks (its couple cannot train)
-            none = FaceTrack(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)),
-                             np.zeros(0, bool)).to_frame().with_columns(clip_id=pl.lit("x"))
-            (pl.concat(tracks) if tracks else none.clear()).write_parquet(tmp / TRACKS)
+            if tracks:
+                table = pl.concat(tracks)
+            else:  # an identity without a selected clip has no tracks (its couple cannot train)
+                empty = FaceTrack(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)),
+                                  np.zeros(0, bool)).to_frame()
+                table = empty.with_columns(clip_id=pl.lit("")).clear()
+            table.write_parquet(tmp / TRACKS)
     meta = store.meta(FACES, key)
     return {"key": key, "crops": meta["crops"], "clips": meta["clips"],
             "faceless": meta["faceless"]}
@@ -134,8 +137,9 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
             if item["crops"] == 0:
                 raise NoFaces(f"identity {side} has no face crops to train on (clips: "
                               f"{', '.join(item['clips']) or 'none selected'})")
-        # progress is named by everything but the iteration count, so asking for more
-        # iterations resumes where the last training stopped (train_swap checks the rest)
+        # progress is named by everything but the iteration count, so a job killed mid-run
+        # resumes even when `iterations` was raised since (a finished training removes its
+        # progress; a count lowered below a killed run's progress is refused by train_swap)
         resume = model_key(model, width, faces_a["key"], faces_b["key"],
                            {**settings, "iterations": None})
         partial = Path(partial_dir) / f"{resume}.pt"

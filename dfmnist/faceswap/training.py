@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -28,6 +27,7 @@ from dfmnist.faceswap.align import DEFAULT_COVERAGE
 from dfmnist.faceswap.augment import resize_faces, training_batch
 from dfmnist.faceswap.models import SWAP_MODELS, SwapModel, SwapSpec, build_swap_model
 from dfmnist.files import atomic_path
+from dfmnist.gpus import resolve_device
 
 LOG = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
@@ -67,12 +67,6 @@ def _faces_digest(faces: np.ndarray) -> str:
     digest = hashlib.sha256(str(faces.shape).encode())
     digest.update(np.ascontiguousarray(faces).data)
     return digest.hexdigest()[:16]
-
-
-def _pick_device(device: str | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _new_model(name: str, width: float, seed: int) -> SwapModel:
@@ -136,7 +130,7 @@ def train_swap(
     say = log or LOG.info
     checkpoint = Path(checkpoint)
     spec: SwapSpec = SWAP_MODELS[model]
-    torch_device = _pick_device(device)
+    torch_device = torch.device(resolve_device(device or "auto"))
     identity = {"model": model, "width": float(width), "seed": settings.seed,
                 "batch_size": settings.batch_size, "lr": settings.lr,
                 "faces": [_faces_digest(faces_a), _faces_digest(faces_b)]}
@@ -183,18 +177,21 @@ def train_swap(
     for iteration in range(start + 1, settings.iterations + 1):
         step_began = time.perf_counter()
         total = torch.zeros((), device=torch_device)
-        face_total = 0.0
+        face_losses = []
         for side, pool in zip(("a", "b"), pools, strict=True):
             indices = rng.integers(0, len(pool), size=settings.batch_size)
             batch = training_batch(pool, indices, spec.input_size, spec.output_size, rng,
                                    with_mask=spec.has_mask, coverage=coverage)
             loss, face_loss = _step_loss(net, batch, side, torch_device)
             total = total + loss
-            face_total += float(face_loss.detach())
+            face_losses.append(face_loss.detach())  # read after the step: no wait per side
         optimiser.zero_grad(set_to_none=True)
         total.backward()
         optimiser.step()
         losses.append(float(total.detach()))  # float() waits for the device: a full step
+        face_total = 0.0
+        for face_loss in face_losses:
+            face_total += float(face_loss)
         reconstruction.append(face_total)
         step_seconds.append(time.perf_counter() - step_began)
         window_iters += 1
@@ -242,11 +239,7 @@ class Swapper:
             faces_out.append(resize_faces(face, size))
             if mask is not None:
                 masks = mask[:, 0].cpu().numpy().astype(np.float32)
-                interp = cv2.INTER_CUBIC if size > masks.shape[1] else cv2.INTER_AREA
-                masks_out.append(np.stack([
-                    np.clip(cv2.resize(m, (size, size), interpolation=interp), 0, 1)
-                    for m in masks
-                ]))
+                masks_out.append(np.clip(resize_faces(masks, size), 0, 1))
         if not faces_out:
             empty = np.zeros((0, size, size, 3), np.uint8)
             return empty, (np.zeros((0, size, size), np.float32) if self.spec.has_mask else None)
