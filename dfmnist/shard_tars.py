@@ -42,14 +42,11 @@ def member(sample: str, name: str) -> str:
     return f"{sample}/{name}"
 
 
-def sample_members(tar_path: str | Path, sample: str) -> list[str]:
-    """The member names of `sample` in a shard tar, in tar order."""
-    return open_tar(tar_path).folder(sample)
-
-
-def older_samples(store: Store, kind: str, wanted: set[str]) -> dict[str, tuple[Path, dict]]:
+def older_samples(store: Store, kind: str, wanted: set[str],
+                  layout: str) -> dict[str, tuple[Path, dict]]:
     """{sample key: (shard tar that holds it, its info)} for the `wanted` samples that a
-    complete item of `kind` already holds."""
+    complete item of `kind` written in `layout` already holds (a bumped layout recomputes
+    every sample, whatever its key)."""
     found: dict[str, tuple[Path, dict]] = {}
     base = store.root / kind
     if not wanted or not base.is_dir():
@@ -58,6 +55,8 @@ def older_samples(store: Store, kind: str, wanted: set[str]) -> dict[str, tuple[
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
+            continue
+        if meta.get("layout") != layout:
             continue
         samples = meta.get(SAMPLES) or {}
         hits = [s for s in samples if s in wanted and s not in found]
@@ -79,7 +78,7 @@ def ensure_shard(store: Store, kind: str, layout: str, tar_name: str,
     the caller looked already). Returns (item key, tar path)."""
     key = shard_key(kind, list(samples), layout)
     if not store.has(kind, key):
-        older = older_samples(store, kind, set(samples)) if older is None else older
+        older = older_samples(store, kind, set(samples), layout) if older is None else older
         meta: dict = {"layout": layout, "tar": tar_name, SAMPLES: {}}
 
         def members() -> Iterator[tuple[str, bytes]]:
@@ -87,7 +86,7 @@ def ensure_shard(store: Store, kind: str, layout: str, tar_name: str,
                 if sample in older:
                     tar, info = older[sample]
                     source = open_tar(tar)
-                    for name in sample_members(tar, sample):
+                    for name in source.folder(sample):
                         yield name, source.read(name)
                     meta[SAMPLES][sample] = {**info, "made": "copied"}
                     continue

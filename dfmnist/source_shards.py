@@ -137,7 +137,7 @@ def score_shard(
     if store.has(SOURCE_FRAMES, shard):
         tar = store.item_dir(SOURCE_FRAMES, shard) / FRAMES_TAR
     else:
-        older = older_samples(store, SOURCE_FRAMES, wanted)
+        older = older_samples(store, SOURCE_FRAMES, wanted, LAYOUT)
         scored: dict[str, tuple[list[tuple[str, bytes]], dict] | str] = {}
         for record in scorable:
             key = record["key"]

@@ -36,12 +36,13 @@ class MemberTar:
 
     def folder(self, prefix: str) -> list[str]:
         """The members under `prefix/` (one sample of a shard tar), in tar order; the index is
-        built once, so listing every sample of a tar stays linear in its members."""
+        built once, so listing every sample of a tar stays linear in its members (the list is the
+        index's own: read it, do not change it)."""
         if self._folders is None:
             self._folders = {}
             for name in self.members:
                 self._folders.setdefault(name.split("/", 1)[0], []).append(name)
-        return list(self._folders.get(prefix, []))
+        return self._folders.get(prefix, [])
 
     def read(self, name: str) -> bytes:
         """The bytes of member `name` (FileNotFoundError when the tar has none)."""
@@ -75,16 +76,27 @@ def open_tar(path: str | os.PathLike) -> MemberTar:
     return tar
 
 
+def _tar_sha256(tar: Path, store) -> str:
+    """The tar's sha256: as recorded when a store item holding it was published (shard tars
+    are store files: no re-reading of every frame per export), else computed."""
+    from dfmnist.files import sha256_file
+
+    item = tar.parent
+    kind = item.parent.parent
+    if kind.parent.resolve() == store.root.resolve() and store.has(kind.name, item.name):
+        return store.file_sha256(kind.name, item.name, tar.name)
+    return sha256_file(tar)
+
+
 def unpacked(tar: str | os.PathLike, store, names: list[str] | None = None) -> Path:
     """The members `names` (default all) of `tar` as files in a store item, made once per tar
     content and names, for tools that need a file per member: an export hard-links them
     instead of copying per export, and unpacks only the members it links."""
-    from dfmnist.files import sha256_file
     from dfmnist.store import content_key
 
     members = open_tar(tar)
     wanted = sorted(members.members if names is None else set(names))
-    key = content_key("unpacked_tar", sha256_file(tar), wanted)
+    key = content_key("unpacked_tar", _tar_sha256(Path(tar), store), wanted)
     if not store.has("unpacked_tar", key):
         with store.build("unpacked_tar", key, {"tar": str(tar), "members": len(wanted)}) as tmp:
             for name in wanted:

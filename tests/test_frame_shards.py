@@ -84,3 +84,29 @@ def test_changing_one_video_copies_the_others(tmp_path: Path, clips: list[Path])
                 assert new.read(name) == old.read(name)
     assert not any(n.startswith(before["frames_prefix"][2]) for n in new.members)
     assert len(store.keys(FRAMES)) == 2 and store_files(store) == 4
+
+
+def test_a_new_layout_recomputes_what_an_older_layout_holds(tmp_path: Path):
+    """Samples are copied only from shards of the same layout: bumping a layout rebuilds
+    every sample even where its key stayed the same."""
+    from dfmnist.shard_tars import ensure_shard
+
+    calls: list[str] = []
+
+    def compute(sample: str):
+        def run():
+            calls.append(sample)
+            return [("data.txt", sample.encode())], {"n": len(sample)}
+        return run
+
+    store = Store(tmp_path)
+    samples = ["alpha", "beta"]
+    ensure_shard(store, "toy", "layout-1", "toy.tar", {s: compute(s) for s in samples})
+    ensure_shard(store, "toy", "layout-1", "toy.tar", {s: compute(s) for s in [*samples, "c"]})
+    assert calls == ["alpha", "beta", "c"]  # the second shard copied alpha and beta
+    key, tar = ensure_shard(store, "toy", "layout-2", "toy.tar",
+                            {s: compute(s) for s in samples})
+    assert calls == ["alpha", "beta", "c", "alpha", "beta"]
+    assert {s: info["made"] for s, info in shard_samples(store, "toy", key).items()} == {
+        "alpha": "computed", "beta": "computed"}
+    assert open_tar(tar).read(member("beta", "data.txt")) == b"beta"
