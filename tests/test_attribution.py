@@ -31,6 +31,8 @@ from dfmnist.train.dmasta import DMASTA, FrameClassifier, SpatialAttention
 from dfmnist.train.experiments import frame_dataset
 from dfmnist.train.loop import fit
 
+from numerics import assert_float64_equal
+
 SIDE = 64
 #: Three stand-ins for generator models, each leaving its own trace on the same real frames.
 TRACES = {
@@ -97,17 +99,20 @@ def dataset(tmp_path_factory, carphone_path, astronaut, grace_hopper):
     return root, make_dataset(root, carphone_path, astronaut, grace_hopper)
 
 
+@pytest.mark.numerics
 def test_dmasta_maps_a_clip_to_class_logits_through_both_attentions():
     torch.manual_seed(3)
-    model = DMASTA(num_classes=3, clip_length=4, backbone="resnet18").eval()
-    clips = torch.rand(2, 4, 3, SIDE, SIDE)
+    # float64: the hand-built clip feature is the same function, compared to FLOAT64_EXACT
+    model = DMASTA(num_classes=3, clip_length=4, backbone="resnet18").eval().double()
+    clips = torch.rand(2, 4, 3, SIDE, SIDE, dtype=torch.float64)
     with torch.no_grad():
         logits = model(clips)
         weights = model.temporal_weights(clips)
         maps = model.spatial_maps(clips)
     assert logits.shape == (2, 3) and torch.isfinite(logits).all()
     # temporal: one weight per frame, normalised over the clip
-    assert weights.shape == (2, 4) and torch.allclose(weights.sum(1), torch.ones(2))
+    assert weights.shape == (2, 4)
+    assert_float64_equal(weights.sum(1), torch.ones(2), "temporal weights")
     assert (weights > 0).all()
     # spatial: a gate in every residual block (ResNet-18: 8), per frame and location in (0, 1)
     assert len(maps) == 8 and maps[0].shape == (8, 1, 16, 16) and maps[-1].shape == (8, 1, 2, 2)
@@ -116,7 +121,7 @@ def test_dmasta_maps_a_clip_to_class_logits_through_both_attentions():
     with torch.no_grad():
         features = model.frame_features(clips)
         by_hand = model.fc((weights[..., None] * features).sum(1))
-    assert torch.allclose(by_hand, logits, atol=1e-5)
+    assert_float64_equal(by_hand, logits, "clip logits")
     # the paper's encoder: ResNet-50, a gate in each of its 16 bottlenecks, 2048-d features
     full = DMASTA(num_classes=5)
     assert full.encoder.feature_dim == 2048 and full.clip_length == 10

@@ -22,6 +22,8 @@ from dfmnist.train.metrics import roc_auc, summarize
 from dfmnist.train.perturb import LEVELS, perturb_frame, perturb_video
 from dfmnist.train.triplet import train_triplet_stage, triplet_indices, triplet_loss
 
+from numerics import assert_float64_equal
+
 
 def _faces(astronaut, grace_hopper, carphone_path, side: int) -> tuple[torch.Tensor, list[int]]:
     """Real face crops (two photos, two frames of a real talking-head clip) and fakes made from
@@ -72,11 +74,13 @@ def test_b4_family_at_their_input_size(name, astronaut):
     assert emb.shape == (2, 1792)
 
 
+@pytest.mark.numerics
 def test_attention_map_is_the_sigmoid_of_the_tenth_block(astronaut):
     torch.manual_seed(0)
-    model = Detector("autoatt_b4").eval()
+    # float64: the map and the hand-built map are one function, compared to FLOAT64_EXACT
+    model = Detector("autoatt_b4").eval().double()
     face = cv2.resize(astronaut[:300, 100:400], (224, 224), interpolation=cv2.INTER_AREA)
-    x = torch.from_numpy(face.transpose(2, 0, 1).copy()).float()[None] / 255.0
+    x = torch.from_numpy(face.transpose(2, 0, 1).copy()).double()[None] / 255.0
     with torch.no_grad():
         att = model.attention_map(x)
         coarse = model.net.attention_map(model.normalize(x), upsample=False)
@@ -88,7 +92,7 @@ def test_attention_map_is_the_sigmoid_of_the_tenth_block(astronaut):
     assert h.shape == (1, 56, 28, 28)
     assert att.shape == (1, 224, 224) and coarse.shape == (1, 28, 28)
     assert float(att.min()) >= 0 and float(att.max()) <= 1 and float(att.std()) > 0
-    assert torch.allclose(coarse, manual[:, 0])
+    assert_float64_equal(coarse, manual[:, 0], "attention map")
     # the map weights the features: suppress it and the embedding changes (train mode, batch
     # statistics: an untrained eval-mode B4 fades every signal, see test_b4_family_...)
     batch = torch.cat([x, x.flip(-1)])
@@ -97,6 +101,7 @@ def test_attention_map_is_the_sigmoid_of_the_tenth_block(astronaut):
         torch.manual_seed(1)
         before = model.embed(batch)
         model.net.attention.bias.fill_(-30.0)
+        # sigmoid(-30 + a bounded activation) is ~1e-13: the map is off, not just small
         assert float(model.attention_map(batch).max()) < 1e-6
         torch.manual_seed(1)
         after = model.embed(batch)
