@@ -92,7 +92,7 @@ def process_take(action: str, take: str, path: str | Path, detector: FaceDetecto
         row["reason"] = unreadable_reason(path)
         return row
     row["source_sha256"] = digest
-    key = content_key(KIND, digest, settings)
+    key = content_key(KIND, digest, settings, detector.identity())
     row["key"] = key
     if not store.has(KIND, key):
         row["computed"] = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -10,6 +12,51 @@ import polars as pl
 
 #: MTCNN's five landmarks, in its order (image left/right).
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+#: Detections leave the detector on a grid: coordinates in 1/64 pixel, probabilities in
+#: 2^-16. MTCNN computes in float32, and the thread count and the instruction set (AVX-512 or
+#: AVX2 kernels) change its sums' order and so its last bits (~1e-5 px on a 200-pixel face,
+#: ~3e-8 in a probability). On a grid some thousand times coarser, the values, and the crops,
+#: tracks and fakes made from them, are the same bytes on any machine, except where a value
+#: falls within that rounding of a grid step's midpoint; so the keys of what is made from
+#: detections cover the rounded values themselves (the plan's source landmarks, the driving
+#: track's sha256), and such a rare difference changes keys, never bytes under one key.
+#: 1/64 pixel is far below what a face crop or a landmark can mean. The thread count is taken
+#: out altogether (MTCNN runs on one thread, `FaceDetector.detect`); what is left, the machine's
+#: kernels, is stamped into the keys of items made by detection (`FaceDetector.identity`).
+COORDINATE_QUANTUM = 1.0 / 64.0
+PROBABILITY_QUANTUM = 2.0**-16
+#: The detections' grid: part of every key of what is made from detections.
+DETECTION_FORMAT = {"coordinate_quantum": COORDINATE_QUANTUM,
+                    "probability_quantum": PROBABILITY_QUANTUM}
+
+
+def detector_identity(device: str = "cpu", batch_size: int = 16) -> dict:
+    """What besides its settings decides a detector's bytes, for content keys: the
+    detections' grid, the float platform MTCNN runs on (its one thread included) and the
+    batch (which frames share a kernel call)."""
+    from dfmnist.numerics import float_platform
+
+    return {**DETECTION_FORMAT, "platform": float_platform(device, 1), "batch_size": batch_size}
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one intra-op thread for the block: sums then come out in one order whatever
+    threads the job has (jobs that run MTCNN use one thread by default anyway)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def on_grid(values: np.ndarray, quantum: float) -> np.ndarray:
+    """`values` rounded to the nearest multiple of `quantum` (a power of two: exact)."""
+    return np.round(np.asarray(values, dtype=np.float64) / quantum) * quantum
 
 
 @dataclass
@@ -93,25 +140,34 @@ class FaceDetector:
         self.thresholds = tuple(float(t) for t in thresholds)
         self._mtcnn = Cascade(device, self.min_face_size, self.thresholds)
 
+    def identity(self) -> dict:
+        """What besides its settings decides this detector's bytes, for content keys."""
+        return detector_identity(str(self._mtcnn.device), self.batch_size)
+
     def _scale_for(self, frames: np.ndarray) -> float:
         h, w = frames.shape[1:3]
         return min(1.0, self.detect_max_side / max(h, w))
 
     def detect(self, frames: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """All faces per frame: (boxes (n, 4), probs (n,), landmarks (n, 5, 2)), n may be 0."""
+        """All faces per frame: (boxes (n, 4), probs (n,), landmarks (n, 5, 2)), n may be 0,
+        float64 on the grid of COORDINATE_QUANTUM and PROBABILITY_QUANTUM."""
         frames = np.asarray(frames)
         if frames.ndim == 3:
             frames = frames[None]
         scale = self._scale_for(frames)
         results = []
-        for start in range(0, len(frames), self.batch_size):
-            batch = frames[start : start + self.batch_size]
-            if scale < 1.0:
-                h, w = batch.shape[1:3]
-                size = (max(1, round(w * scale)), max(1, round(h * scale)))
-                batch = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in batch])
-            for b, p, lm in self._mtcnn.detect(batch):
-                results.append((b / scale, p, lm / scale))
+        with one_thread():
+            for start in range(0, len(frames), self.batch_size):
+                batch = frames[start : start + self.batch_size]
+                if scale < 1.0:
+                    h, w = batch.shape[1:3]
+                    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+                    batch = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA)
+                                      for f in batch])
+                for b, p, lm in self._mtcnn.detect(batch):
+                    results.append((on_grid(b / scale, COORDINATE_QUANTUM),
+                                    on_grid(p, PROBABILITY_QUANTUM),
+                                    on_grid(lm / scale, COORDINATE_QUANTUM)))
         return results
 
     def track(self, frames: np.ndarray, min_prob: float = 0.9) -> FaceTrack:

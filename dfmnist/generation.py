@@ -11,7 +11,8 @@ import polars as pl
 
 from dfmnist.faces import FaceTrack
 from dfmnist.io import LOSSLESS_RGB, read_video, write_video
-from dfmnist.store import Store
+from dfmnist.numerics import generator_numerics
+from dfmnist.store import Store, content_key
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,13 @@ def generator_identity(generator) -> dict:
     """What of a generator enters every content key."""
     return {"name": generator.name, "weights_sha256": generator.weights_sha256,
             "params": generator.params()}
+
+
+def item_key(planned: str, numerics: dict) -> str:
+    """A fake's store key: the plan's key (inputs and generator identity), and for a generator
+    whose float32 kernels decide its bytes, its `generator_numerics` (the machine's float
+    platform) too, so that a key pins the bytes wherever the shard runs."""
+    return content_key(FAKE, planned, numerics) if numerics else planned
 
 
 def load_image(path: str) -> np.ndarray:
@@ -77,8 +85,11 @@ def generate_shard(plan: pl.DataFrame, generator, store: Store, device: str = "c
     """
     rows, failures = [], []
     total = plan.height
+    numerics = generator_numerics(generator)
+    if numerics:
+        log.info("float platform (part of every key): %s", numerics)
     for i, item in enumerate(plan.iter_rows(named=True), start=1):
-        key = item["key"]
+        key = item_key(item["key"], numerics)
         ids = {k: item[k] for k in ("candidate_id", "action", "rank", "source_id", "identity",
                                     "take")}
         computed = not store.has(FAKE, key)
@@ -93,7 +104,8 @@ def generate_shard(plan: pl.DataFrame, generator, store: Store, device: str = "c
                     generator.animate(source, source_lms, driving.frames, track.landmarks),
                     len(driving))
                 meta = {"candidate_id": item["candidate_id"], "device": device,
-                        "generator": generator_identity(generator)}
+                        "generator": generator_identity(generator), "planned_key": item["key"],
+                        "numerics": numerics}
                 with store.build(FAKE, key, meta) as tmp:
                     write_video(tmp / "video.mp4", frames, driving.fps, LOSSLESS_RGB)
             except Exception as exc:  # noqa: BLE001  (one item never costs its shard)

@@ -38,6 +38,7 @@ def build_plan(
     """Candidates per action: seeded source order, driving takes round robin.
 
     `sources`: selected sources (clip_id, identity, image_path, image_sha256, landmarks).
+    A candidate's key covers every value its generator reads, the landmarks included.
     `driving`: one row per cropped take (action, take, video_path, video_sha256, track_path,
     track_sha256). `generator`: {name, weights_sha256, params}, all part of the content key.
     Pairing depends on ids only, never on file contents, so replacing a photo changes the
@@ -57,8 +58,10 @@ def build_plan(
             # source i of round q gets take (i + q): every (source, take) pair once
             d = takes.row((rank % src.height + rank // src.height) % takes.height, named=True)
             candidate = candidate_id(action, s["clip_id"], d["take"])
-            key = content_key("fake", s["image_sha256"], d["video_sha256"], d["track_sha256"],
-                              generator)
+            # everything the generator reads: the source image and its landmarks (on the
+            # detector's grid, dfmnist.faces), the driving crop and its track
+            key = content_key("fake", s["image_sha256"], s["landmarks"], d["video_sha256"],
+                              d["track_sha256"], generator)
             rows.append({
                 "candidate_id": candidate, "action": action, "rank": rank,
                 "source_id": s["clip_id"], "identity": s["identity"],

@@ -118,7 +118,8 @@ def score_shard(
     it again. The PNGs of the clips scored now are held in memory until the shard is written.
     """
     params = {"frames_per_clip": frames_per_clip, "min_prob": min_prob,
-              "min_face_size": detector.min_face_size, "version": SCORER_VERSION}
+              "min_face_size": detector.min_face_size, "version": SCORER_VERSION,
+              "detector": detector.identity()}
     records = [blank_record(clip_id, path) for clip_id, path in sorted(clips.items())]
     for record in records:
         try:

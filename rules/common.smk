@@ -18,6 +18,7 @@ from dfmnist.config import (
     source_clips,
 )
 from dfmnist.compress import variants_from_config
+from dfmnist.faces import DETECTION_FORMAT
 from dfmnist.faceswap.pairs import couple_members, plan_couples, split_groups, train_settings
 from dfmnist.liveness.policy import expand_policy
 from dfmnist.gpus import device_gpus, generator_gpus
@@ -56,7 +57,8 @@ SOURCE_SHARDS = range(config["sources"]["shards"])
 DRIVING_SHARDS = range(config["driving"]["shards"])
 # What rules' params hold: the sections without execution-only keys (devices, batch sizes,
 # threads, cache paths: dfmnist.config.EXECUTION_ONLY), which scripts read from the config.
-FACE_SCIENCE = science(config, "faces")  # what MTCNN finds, not how fast
+# what MTCNN finds, not how fast, and the grid its detections are rounded to
+FACE_SCIENCE = {**science(config, "faces"), **DETECTION_FORMAT}
 GENERATE_SCIENCE = science(config, "generate")
 GENERATE_SHARDS = range(config["generate"]["shards"])
 GENERATOR_GPUS = generator_gpus(config["generate"])  # the generate rule's gpu resource

@@ -46,3 +46,15 @@ def detector():
     from dfmnist.faces import FaceDetector
 
     return FaceDetector(min_face_size=20, batch_size=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory, astronaut, grace_hopper) -> Path:
+    """The tiny demo built once per session with `--cores 2` (tests/tiny_demo.py). Tests that
+    change a build work on a clone of it (`tiny_demo.clone`); this one stays as built."""
+    from tiny_demo import run_snakemake, write_tiny_demo
+
+    workdir = tmp_path_factory.mktemp("tiny_demo")
+    write_tiny_demo(workdir, astronaut, grace_hopper)
+    run_snakemake(workdir, cores=2)
+    return workdir

@@ -232,11 +232,11 @@ def test_perturbations_grow_with_their_level(astronaut):
 
 
 @pytest.mark.workflow
-def test_ensemble_robustness_attention_on_the_tiny_demo(tmp_path, astronaut, grace_hopper):
-    from test_workflow import demo_photos, run_snakemake, tiny_config
+def test_ensemble_robustness_attention_on_the_tiny_demo(tmp_path, tiny_demo):
+    from tiny_demo import clone, run_snakemake
 
-    workdir = tmp_path / "wf"
-    config = tiny_config(workdir, demo_photos(workdir, astronaut, grace_hopper))
+    workdir = clone(tiny_demo, tmp_path / "wf")  # the dataset as built; only train changes
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
     # B4 at 224 is slow on CPU: the tiny run feeds the four networks 64-pixel faces
     config["train"].update(epochs=1, triplet_epochs=1, batch_size=8,
                            input_size={m: 64 for m in ENSEMBLE},

@@ -14,6 +14,7 @@ from dfmnist.faces import FaceDetector
 from dfmnist.faceswap.stage import NoFaces, convert_couple, identity_faces, train_couple
 from dfmnist.files import sha256_file
 from dfmnist.io import read_video, write_video
+from dfmnist.numerics import float_platform
 from dfmnist.store import Store
 
 CROPS = {"crop_size": 64, "coverage": 0.75, "per_identity": 4}
@@ -102,8 +103,8 @@ def test_a_killed_training_resumes_and_ends_where_a_straight_one_does(clips, ast
         b = identity_faces(astro, detector, CROPS, FACES, store)
         partial = tmp_path / run / "partial"
         if run == "killed":  # what a job killed after its save at iteration 2 leaves behind
-            progress = model_key("lightweight", 0.125, a["key"], b["key"],
-                                 {**settings, "iterations": None})
+            progress = model_key("lightweight", 0.125, a, b, {**settings, "iterations": None},
+                                 float_platform("cpu"))
             partial.mkdir(parents=True)
             train_swap("lightweight", 0.125, load_crops(store, a["key"]),
                        load_crops(store, b["key"]), TrainSettings(**{**settings, "iterations": 2}),

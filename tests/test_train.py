@@ -327,11 +327,13 @@ def test_mixed_quality_draws_every_variant(real_frames):
 
 
 @pytest.mark.workflow
-def test_table3_and_per_action_on_the_tiny_demo(tmp_path, astronaut, grace_hopper):
-    from test_workflow import demo_photos, planned_jobs, run_snakemake, tiny_config
+def test_table3_and_per_action_on_the_tiny_demo(tmp_path, tiny_demo):
+    from test_workflow import planned_jobs
 
-    workdir = tmp_path / "wf"
-    config = tiny_config(workdir, demo_photos(workdir, astronaut, grace_hopper))
+    from tiny_demo import clone, run_snakemake
+
+    workdir = clone(tiny_demo, tmp_path / "wf")  # the dataset as built; only train changes
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["train"].update(epochs=2, batch_size=8)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     run_snakemake(workdir, "table3", "per_action", "cam", "report_dataset")

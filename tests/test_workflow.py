@@ -22,49 +22,16 @@ from dfmnist.io import read_video
 from dfmnist.shard_tars import shard_samples
 from dfmnist.store import Store
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+from tiny_demo import (  # noqa: F401  (other test modules import these from here)
+    REPO,
+    SNAKEMAKE,
+    clone,
+    demo_photos,
+    run_snakemake,
+    tiny_config,
+)
 
 pytestmark = pytest.mark.workflow
-
-
-def tiny_config(workdir: Path, photos: dict[str, str]) -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["actions"] = ["right_slope", "yaw", "blink"]
-    config["demo"].update(
-        photos=photos, clips_per_video=1, clip_seconds=1.0, clip_fps=12,
-        driving_width=360, driving_height=640, driving_fps=15, driving_seconds=1.2,
-    )
-    config["sources"].update(count=0, frames_per_clip=4)
-    config["plan"].update(per_action=1, oversample=2.0)
-    config["generate"]["shards"] = 2
-    config["liveness"]["policy"] = {a: ["local"] for a in config["actions"]}
-    config["liveness"]["cache"] = str(workdir / "cache" / "liveness.sqlite")
-    config["compress"]["variants"] = {"raw": {"crf": 0}, "c40": {"crf": 40}}
-    config["targets"]["frames"].update(count=3, sizes=[256, 224])
-    return config
-
-
-def demo_photos(workdir: Path, astronaut, grace_hopper) -> dict[str, str]:
-    """The tiny demo's identities: two real photos written as files (so replacing one is an
-    input change) and the built-in talking-head clip."""
-    photo_dir = workdir / "photos"
-    photo_dir.mkdir(parents=True)
-    for name, image in (("astronaut", astronaut), ("grace_hopper", grace_hopper)):
-        cv2.imwrite(str(photo_dir / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return {"astronaut": str(photo_dir / "astronaut.png"),
-            "grace_hopper": str(photo_dir / "grace_hopper.png"), "carphone": "builtin:carphone"}
-
-
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True, env=env, timeout=900,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
-    return proc
 
 
 def store_keys(workdir: Path) -> dict[str, set[str]]:
@@ -73,13 +40,9 @@ def store_keys(workdir: Path) -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, astronaut, grace_hopper) -> Path:
-    """The tiny demo built once; later tests change it in order."""
-    workdir = tmp_path_factory.mktemp("wf")
-    photos = demo_photos(workdir, astronaut, grace_hopper)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(workdir, photos)))
-    run_snakemake(workdir)
-    return workdir
+def built(tmp_path_factory, tiny_demo: Path) -> Path:
+    """A clone of the session's tiny demo build; later tests change it in order."""
+    return clone(tiny_demo, tmp_path_factory.mktemp("wf") / "demo")
 
 
 def test_demo_builds_a_consistent_dataset(built: Path):

@@ -88,7 +88,9 @@ def annotate_shard(frames: pl.DataFrame, size: int, detector: FaceDetector,
     frames_prefix, frame_indices) at `size`, one store item for the shard; `settings` are the
     detector's (they enter each video's key, which is also its sample key in the tar)."""
     rows = list(frames.iter_rows(named=True))
-    keys = [content_key(ANNOTATIONS, video["key"], size, settings, LAYOUT) for video in rows]
+    identity = detector.identity()  # the detections' grid and float platform
+    keys = [content_key(ANNOTATIONS, video["key"], size, settings, LAYOUT, identity)
+            for video in rows]
 
     def annotate(video: dict) -> Compute:
         def compute() -> tuple[list[tuple[str, bytes]], dict]:

@@ -23,6 +23,7 @@ from dfmnist.faceswap.align import DEFAULT_COVERAGE
 from dfmnist.faceswap.pairs import FACE_SWAP, couple_members, fake_name, target_clips
 from dfmnist.frames import uniform_indices
 from dfmnist.io import LOSSLESS_RGB, read_video, write_video
+from dfmnist.numerics import float_platform
 from dfmnist.store import Store, content_key
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,11 @@ class NoFaces(ValueError):
     was selected): the couple's fakes become failure rows, the rest of the build goes on."""
 
 
-def faces_key(clips: pl.DataFrame, crops: dict, faces: dict) -> str:
-    """An identity's faces item: its clips' bytes, the crop settings and MTCNN's settings."""
+def faces_key(clips: pl.DataFrame, crops: dict, faces: dict, detector: dict) -> str:
+    """An identity's faces item: its clips' bytes, the crop settings, MTCNN's settings and
+    the detector's identity (its grid and float platform, `FaceDetector.identity`)."""
     stamps = sorted(zip(clips["clip_id"], clips["sha256"], strict=True))
-    return content_key(FACES, FACES_LAYOUT, stamps, crops, faces)
+    return content_key(FACES, FACES_LAYOUT, stamps, crops, faces, detector)
 
 
 def identity_faces(clips: pl.DataFrame, detector, crops: dict, faces: dict, store: Store
@@ -64,7 +66,7 @@ def identity_faces(clips: pl.DataFrame, detector, crops: dict, faces: dict, stor
     faces item's summary: key, crops count, clips tracked and the clips without any face."""
     from dfmnist.faceswap.align import align_faces
 
-    key = faces_key(clips, crops, faces)
+    key = faces_key(clips, crops, faces, detector.identity())
     if not store.has(FACES, key):
         tracks, crop_batches, faceless = [], [], []
         # the crops are spread evenly over the clips, one clip in memory at a time
@@ -98,8 +100,11 @@ def identity_faces(clips: pl.DataFrame, detector, crops: dict, faces: dict, stor
                 table = empty.with_columns(clip_id=pl.lit("")).clear()
             table.write_parquet(tmp / TRACKS)
     meta = store.meta(FACES, key)
+    # what is made from the item is keyed by its bytes: MTCNN's tracks and the crops aligned
+    # by them are float results (dfmnist.faces, dfmnist.numerics)
     return {"key": key, "crops": meta["crops"], "clips": meta["clips"],
-            "faceless": meta["faceless"]}
+            "faceless": meta["faceless"], "crops_sha256": store.file_sha256(FACES, key, CROPS),
+            "tracks_sha256": store.file_sha256(FACES, key, TRACKS)}
 
 
 def load_crops(store: Store, key: str) -> np.ndarray:
@@ -115,10 +120,14 @@ def clip_track(tracks: pl.DataFrame, clip_id: str) -> FaceTrack:
     return FaceTrack.from_frame(tracks.filter(pl.col("clip_id") == clip_id).sort("frame"))
 
 
-def model_key(model: str, width: float, faces_a: str, faces_b: str, settings: dict) -> str:
-    """A checkpoint's key: what it was trained on and how (not how often it was saved)."""
+def model_key(model: str, width: float, faces_a: dict, faces_b: dict, settings: dict,
+              numerics: dict) -> str:
+    """A checkpoint's key: the crops it was trained on (their bytes), how (not how often it was
+    saved), and where: float32 training's bits depend on the float platform (threads and
+    instruction set change the gradients' sums), which `numerics` describes."""
     science = {k: v for k, v in settings.items() if k != "checkpoint_every"}
-    return content_key(MODEL, model, float(width), faces_a, faces_b, science)
+    return content_key(MODEL, model, float(width), faces_a["crops_sha256"],
+                       faces_b["crops_sha256"], science, numerics)
 
 
 def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, settings: dict,
@@ -130,7 +139,8 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
     faces items' keys hold it)."""
     from dfmnist.faceswap.training import TrainSettings, train_swap
 
-    key = model_key(model, width, faces_a["key"], faces_b["key"], settings)
+    numerics = float_platform(device)
+    key = model_key(model, width, faces_a, faces_b, settings, numerics)
     computed = not store.has(MODEL, key)
     if computed:
         for side, item in (("A", faces_a), ("B", faces_b)):
@@ -140,8 +150,8 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
         # progress is named by everything but the iteration count, so a job killed mid-run
         # resumes even when `iterations` was raised since (a finished training removes its
         # progress; a count lowered below a killed run's progress is refused by train_swap)
-        resume = model_key(model, width, faces_a["key"], faces_b["key"],
-                           {**settings, "iterations": None})
+        resume = model_key(model, width, faces_a, faces_b, {**settings, "iterations": None},
+                           numerics)
         partial = Path(partial_dir) / f"{resume}.pt"
         partial.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -149,6 +159,7 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
                              load_crops(store, faces_b["key"]), TrainSettings(**settings),
                              partial, log=log.info, device=device, coverage=coverage)
         meta = {"model": model, "width": width, "settings": settings, "device": device,
+                "numerics": numerics,
                 "faces": [faces_a["key"], faces_b["key"]], "seconds": time.perf_counter() - start,
                 "resumed_from": history.get("resumed_from", 0),
                 "losses": [float(x) for x in history.get("losses", [])]}
@@ -178,6 +189,7 @@ def convert_couple(couple: str, trained: dict, faces: dict[str, dict], sources: 
     a, b = couple_members(couple)
     model = trained["model"]
     looks = {k: v for k, v in convert.items() if k != "scenes"}  # what changes a fake's pixels
+    numerics = float_platform(device)  # the decoders' float32 kernels decide the bytes too
     rows, failures = [], []
     for target, donor, side in ((a, b, "b"), (b, a, "a")):
         swapper = tracks = None  # loaded once per direction, when a clip needs converting
@@ -185,7 +197,7 @@ def convert_couple(couple: str, trained: dict, faces: dict[str, dict], sources: 
             name = fake_name(target, donor, clip["clip_id"], model)
             candidate = f"{model}/{name.removesuffix('.mp4')}"
             key = content_key(FAKE, FACE_SWAP, trained.get("key"), side, clip["sha256"],
-                              looks)
+                              faces[target].get("tracks_sha256"), looks, numerics)
             computed = not store.has(FAKE, key)
             try:
                 if "error" in trained:  # the couple's model could not train

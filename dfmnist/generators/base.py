@@ -21,6 +21,9 @@ class Generator(ABC):
     name: str = ""
     #: sha256 of the model weights, or None for weight-free generators.
     weights_sha256: str | None = None
+    #: True when float32 kernels decide the output's bytes (a network): its items' keys then
+    #: carry the machine's float platform (dfmnist.numerics). False for exact generators.
+    float_kernels: bool = False
 
     @abstractmethod
     def params(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from dfmnist import ACTIONS, motion
-from dfmnist.faces import FaceDetector
+from dfmnist.faces import FaceDetector, detector_identity
 from dfmnist.io import read_video
 from dfmnist.liveness.base import LivenessProvider, Verdict
 from dfmnist.store import content_key
@@ -275,6 +275,15 @@ class LocalProvider(LivenessProvider):
             "thresholds": [float(x) for x in opts["thresholds"]],
         }
 
+    def _detector_identity(self) -> dict[str, Any]:
+        """The detections' grid and the float platform they are computed on (dfmnist.faces)."""
+        if self._detector is not None:
+            return self._detector.identity()
+        defaults = inspect.signature(FaceDetector).parameters
+        opts = {k: self.detector_options.get(k, defaults[k].default)
+                for k in ("device", "batch_size")}
+        return detector_identity(str(opts["device"]), int(opts["batch_size"]))
+
     def settings(self) -> dict[str, Any]:
         """Every setting that can change a verdict."""
         return {
@@ -287,7 +296,7 @@ class LocalProvider(LivenessProvider):
             "max_missing": self.max_missing,
             "min_prob": self.min_prob,
             "fps": self.fps,
-            "detector": self._detector_settings(),
+            "detector": {**self._detector_settings(), **self._detector_identity()},
             "openness": {"eye_patch": motion.EYE_PATCH, "mouth_patch": motion.MOUTH_PATCH,
                          "skin_patch": motion.SKIN_PATCH, "dark_ratio": motion.DARK_RATIO},
         }

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from dfmnist.data import FrameDataset
 from dfmnist.gpus import resolve_device
 from dfmnist.io import sha256_file
+from dfmnist.numerics import float_platform
 from dfmnist.store import Store, content_key
 from dfmnist.train.dmasta import DMASTA, FrameClassifier
 from dfmnist.train.experiments import frame_dataset
@@ -154,9 +155,11 @@ def run_attribution_job(manifest: pl.DataFrame, method: str, variant: str,
     side = settings.extra["input_size"]
     sizes = sizes or [side]
     pretrained_sha = sha256_file(pretrained) if pretrained else None
-    key = content_key(ATTRIBUTION, method, variant, classes, settings.key_parts(), sizes,
-                      pretrained_sha, _identity(split["train"]), _identity(split["val"]))
     dev = torch.device(resolve_device(device))
+    # float32 training's bits depend on the float platform (dfmnist.numerics): part of the key
+    key = content_key(ATTRIBUTION, method, variant, classes, settings.key_parts(), sizes,
+                      pretrained_sha, _identity(split["train"]), _identity(split["val"]),
+                      float_platform(str(dev)))
     torch.manual_seed(settings.seed)
     model = build_attribution_model(method, len(classes), settings)
     # the baseline sees as many frames per step as DMA-STA (batch_size clips of clip_length)

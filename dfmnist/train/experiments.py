@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from dfmnist.data import FrameDataset
 from dfmnist.gpus import resolve_device
+from dfmnist.numerics import float_platform
 from dfmnist.store import Store, content_key
 from dfmnist.train.loop import Detector, TrainSettings, predict, train_detector
 from dfmnist.train.models import MODELS
@@ -128,10 +129,13 @@ def _video_identity(table: pl.DataFrame) -> list[list]:
 
 
 def checkpoint_key(model: str, trainset: str, train: pl.DataFrame, val: pl.DataFrame,
-                   settings: TrainSettings, size: int, pretrained_sha: str | None) -> str:
-    """Content key of a trained detector: unchanged data and settings give the same key."""
+                   settings: TrainSettings, size: int, pretrained_sha: str | None,
+                   numerics: dict) -> str:
+    """Content key of a trained detector: unchanged data and settings give the same key on
+    the same float platform (`numerics`: float32 training's bits depend on the threads and
+    the instruction set, dfmnist.numerics)."""
     return content_key(DETECTOR, model, trainset, settings.key_parts(), size, pretrained_sha,
-                       _video_identity(train), _video_identity(val))
+                       _video_identity(train), _video_identity(val), numerics)
 
 
 def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: TrainSettings,
@@ -164,8 +168,9 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
     if train_rows.height == 0:
         raise ValueError(f"training set {spec!r} has no videos")
     pretrained_sha = sha256_file(pretrained) if pretrained else None
-    key = checkpoint_key(model, spec, train_rows, val_rows, settings, size, pretrained_sha)
     dev = torch.device(resolve_device(device))
+    key = checkpoint_key(model, spec, train_rows, val_rows, settings, size, pretrained_sha,
+                         float_platform(str(dev)))
     if store.has(DETECTOR, key):
         item = store.item_dir(DETECTOR, key)
         net = Detector(model, side)

@@ -130,6 +130,7 @@ class FommGenerator(Generator):
     """
 
     name = "fomm"
+    float_kernels = True  # float32 kernels decide the bytes: keys carry dfmnist.numerics
 
     def __init__(
         self,
