@@ -15,8 +15,9 @@ pytestmark = pytest.mark.workflow
 
 #: oneDNN's and ATen's own switches down to the AVX2 code paths, wherever the CPU has more.
 AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
-#: Store kinds made by MTCNN: their keys carry the float platform (dfmnist.faces identity).
-DETECTOR_KINDS = {"source_frame", "driving_take", "face_annotations"}
+#: Store kinds made by MTCNN, whose keys carry the float platform (dfmnist.faces identity),
+#: and the DeepfakeBench export's unpacked annotation tars, keyed by the annotations' key.
+DETECTOR_KINDS = {"source_frame", "driving_take", "face_annotations", "unpacked_tar"}
 
 
 def rebuild(workdir: Path, astronaut, grace_hopper, cores: int, env: dict | None) -> Path:

@@ -5,7 +5,6 @@ its .snakemake state and file times) is the same build: Snakemake has nothing to
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,8 +67,10 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, cores: int = 2,
 
 
 def clone(built: Path, workdir: Path) -> Path:
-    """A copy of a built work directory (file times and Snakemake's state kept)."""
-    shutil.copytree(built, workdir, symlinks=True)
+    """A copy of a built work directory: file times, Snakemake's state, and the exports' hard
+    links into the store (`cp -a` keeps links between files it copies) and relative symlinks."""
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(built), str(workdir)], check=True)
     return workdir
 
 
