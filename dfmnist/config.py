@@ -55,6 +55,7 @@ EXECUTION_ONLY: tuple[tuple[str, ...], ...] = (
     ("faceswap", "threads"),
     ("faceswap", "train", "checkpoint_every"),
     ("liveness", "cache"),
+    ("liveness", "api_jobs"),
     *(("liveness", "providers", "*", key) for key in sorted(TRANSPORT_OPTIONS)),
     ("train", "device"),
 )

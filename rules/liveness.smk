@@ -3,12 +3,21 @@
 # the journals in, one process at a time, see dfmnist/liveness/journal.py);
 # then the per-action policy keeps the first passing fakes up to plan.per_action. Actions that
 # fall short get top-up rounds (new candidates, generated and judged) up to plan.max_rounds.
-from dfmnist.liveness.policy import actions_for, api_calls, check_liveness_config, verdict_options
+from dfmnist.liveness.policy import (
+    actions_for,
+    api_calls,
+    check_api_jobs,
+    check_liveness_config,
+    verdict_options,
+)
 from dfmnist.liveness.shard import retry_key
 from dfmnist.topup import rounds_inputs
 
 try:
     check_liveness_config(config)
+    # web API jobs at once (Snakemake's api_calls) within what each job's qps share assumes
+    _api_calls = workflow.global_resources.get("api_calls")  # a Resource (Snakemake 9)
+    check_api_jobs(config, getattr(_api_calls, "value", _api_calls))
 except ValueError as exc:
     sys.exit(str(exc))
 

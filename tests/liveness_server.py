@@ -18,8 +18,9 @@ code 1003), "busy" (Baidu 216612), "quota" (Baidu 17 / Tianyan 1004), "total_quo
 19), "expire" (the token in use expires: Baidu 111), "unknown" (an undocumented code),
 "refuse:<code>" (that code, e.g. refuse:216501 no face). `refusals` maps a video sha256 to a
 code answered for it every time. With `enforce_qps`, more than that many verification requests
-arriving within 1 s are answered with error 18. Every request is counted and its arrival time
-(time.monotonic()) recorded per path.
+arriving within 1 s are answered with error 18. `token_delay` seconds pass before each token
+answer (a slow OAuth server). Every request is counted and its arrival time (time.monotonic(),
+when its request line and headers are in) recorded per path.
 """
 
 from __future__ import annotations
@@ -91,12 +92,13 @@ class LivenessServer:
     def __init__(self, api_key: str, secret_key: str, appid: str, tianyan_secret: str,
                  token_lifetime: int = 2592000, delay: float = 0.0,
                  slow_seconds: float = 1.0, style: str = "documented",
-                 enforce_qps: float | None = None) -> None:
+                 enforce_qps: float | None = None, token_delay: float = 0.0) -> None:
         self.api_key, self.secret_key = api_key, secret_key
         self.appid, self.tianyan_secret = appid, tianyan_secret
         self.token_lifetime = token_lifetime
         self.delay = delay
         self.slow_seconds = slow_seconds
+        self.token_delay = token_delay
         self.baidu_scores: dict[str, float] = {}
         self.default_score: float | None = None  # for videos not in baidu_scores (else hashed)
         self.tianyan_results: dict[str, dict[str, Any]] = {}
@@ -153,6 +155,7 @@ class LivenessServer:
         if query.get("client_secret") != self.secret_key:
             return 401, {"error": "invalid_client",
                          "error_description": "Client authentication failed"}
+        time.sleep(self.token_delay)
         token = "24." + secrets.token_hex(16)
         with self.lock:
             self.tokens[token] = time.time() + self.token_lifetime

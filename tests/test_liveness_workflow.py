@@ -127,3 +127,26 @@ def test_snakemake_liveness_stage_against_the_server(server, astronaut, tmp_path
             assert not [s for s in leaks if s.encode() in data], path
     assert not [s for s in leaks if s in first.stderr + first.stdout + second.stderr
                 + third.stderr]
+
+
+@pytest.mark.workflow
+def test_more_api_jobs_at_once_than_the_qps_share_stops_at_the_start(tmp_path):
+    """`--resources api_calls=2` lets two web API jobs run at once; with `liveness.api_jobs: 1`
+    each would send at the full qps, so the run stops before any job, in one line; with
+    `api_jobs: 2` (each at qps / 2) it plans."""
+    repo = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    config["liveness"]["policy"] = "paper"
+    config["liveness"]["providers"]["tianyan"]["url"] = "https://tianyan.example/liveness"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d",
+           str(tmp_path), "--cores", "2", "-n", "--resources", "api_calls=2"]
+    stopped = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert stopped.returncode != 0
+    lines = [line for line in stopped.stderr.splitlines() if "liveness.api_jobs" in line]
+    assert len(lines) == 1 and "lets 2 liveness jobs" in lines[0] and "qps / 1" in lines[0]
+    config["liveness"]["api_jobs"] = 2
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    planned = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert "liveness_shard" in planned.stdout

@@ -183,7 +183,7 @@ class BaiduProvider(RemoteProvider):
     async def _attempt(self, client: httpx.AsyncClient, video: bytes, action: str) -> Verdict:
         token = self._token
         if token is None:  # dropped by a concurrent refusal since _prepare: fetch again
-            raise TokenExpired("baidu: access token dropped while waiting for a slot")
+            raise TokenExpired("baidu: access token dropped by a concurrent refusal")
         form = {"video_base64": self.b64(video)}
         if self.session_id:
             form["session_id"] = self.session_id

@@ -37,8 +37,27 @@ def actions_for(config: dict, provider: str) -> list[str]:
 
 
 def provider_options(config: dict, provider: str) -> dict[str, Any]:
-    """Constructor options for `provider` from ``liveness.providers.<provider>``."""
-    return dict((config["liveness"].get("providers") or {}).get(provider) or {})
+    """Constructor options for `provider` from ``liveness.providers.<provider>``; a web API's
+    `http.jobs` is ``liveness.api_jobs`` (jobs sharing the account's qps)."""
+    options = dict((config["liveness"].get("providers") or {}).get(provider) or {})
+    if provider in REMOTE:
+        options["http"] = {**(options.get("http") or {}),
+                           "jobs": int(config["liveness"].get("api_jobs", 1))}
+    return options
+
+
+def check_api_jobs(config: dict, api_calls: int | None) -> None:
+    """ValueError when Snakemake may run more web API liveness jobs at once (its `api_calls`
+    resource; None: unlimited) than ``liveness.api_jobs`` divides each account's qps by."""
+    if not any(p in REMOTE for p in providers_in(config)):
+        return
+    jobs = int(config["liveness"].get("api_jobs", 1))
+    if api_calls is None or api_calls > jobs:
+        allowed = "any number of" if api_calls is None else str(api_calls)
+        raise ValueError(
+            f"config error at liveness.api_jobs: the api_calls resource lets {allowed} "
+            f"liveness jobs call a web API at once, but each sends at qps / {jobs}; set "
+            f"--resources api_calls={jobs} (profiles/default sets 1) or liveness.api_jobs")
 
 
 #: Provider options that change how a verdict is fetched, never the verdict itself.

@@ -15,6 +15,8 @@ class SlidingWindowLimiter:
     goes out) and recorded at that time, so the count holds in every sliding window from the
     first request on, not only on average. `margin` absorbs jitter in network latency: the
     server sees arrivals, not sends. Below 1 qps one request per `1/qps` seconds is allowed.
+    The record outlives event loops, so one limiter holds across batches (each batch runs
+    its own loop).
     """
 
     def __init__(self, qps: float, margin: float = 0.05) -> None:
@@ -25,10 +27,12 @@ class SlidingWindowLimiter:
         self.spacing = self.window / self.permits
         self._sent: collections.deque[float] = collections.deque()
         self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def acquire(self) -> None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:  # an asyncio lock serves one loop
+            self._lock, self._loop = asyncio.Lock(), loop
         async with self._lock:  # one waiter at a time: slots are handed out in order
             while True:
                 now = time.monotonic()

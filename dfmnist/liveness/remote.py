@@ -14,10 +14,16 @@ One `httpx.AsyncClient` per batch. What happens to one video depends on how its 
   line naming the provider; the verdicts already received are kept.
 
 Every request to the verification endpoint takes a slot from a `SlidingWindowLimiter` at the
-moment it is sent (after its token is ready), so no 1 s window holds more than `qps` requests,
-from the first one on. Secrets are read from environment variables, kept out of `settings()`
-(and so out of the config version and the cache) and scrubbed from every message; httpx's own
-request log (it would print URLs holding the access token) is silenced.
+moment its headers go on the wire (httpcore's trace hook): after its token is ready and after
+any wait for a pooled connection, so no delay between taking a slot and sending can bunch
+requests. Retries and the resend after a token renewal take slots like any other request.
+No 1 s window holds more than `qps` requests, from the first one on, across batches. Several
+jobs calling one account at once share its budget: each sends at `qps / jobs` (the workflow
+sets `jobs` from `liveness.api_jobs` and lets that many jobs call at once).
+
+Secrets are read from environment variables, kept out of `settings()` (and so out of the
+config version and the cache) and scrubbed from every message; httpx's own request log (it
+would print URLs holding the access token) is silenced.
 """
 
 from __future__ import annotations
@@ -114,6 +120,8 @@ class HttpSettings:
 
     qps: float = 5.0
     window_margin: float = 0.05
+    jobs: int = 1  # jobs calling the same account at once: this one sends at qps / jobs
+    connections: int = 0  # the connection pool; 0: concurrency + 1 (one for token requests)
     burst: float = 1.0  # accepted for old configs; the sliding window never bursts past qps
     concurrency: int = 4
     timeout: float = 30.0
@@ -128,6 +136,8 @@ class HttpSettings:
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.max_attempts < 1 or self.max_connect_failures < 1:
             raise ValueError("concurrency, max_attempts and max_connect_failures must be >= 1")
+        if self.jobs < 1 or self.connections < 0:
+            raise ValueError("jobs must be >= 1 and connections >= 0")
         if self.max_token_requests < 1:
             raise ValueError("max_token_requests must be >= 1")
         if self.timeout <= 0 or self.connect_timeout <= 0:
@@ -159,7 +169,9 @@ class RemoteProvider(LivenessProvider):
         self.token_calls = 0
         self._secrets: set[str] = set()
         self._connect_failures = 0
-        self._limiter: SlidingWindowLimiter | None = None
+        # one limiter for the provider's life: the window holds across batches
+        self._limiter = SlidingWindowLimiter(self.http.qps / self.http.jobs,
+                                             self.http.window_margin)
 
     # -- what subclasses provide ----------------------------------------------------------
 
@@ -218,12 +230,20 @@ class RemoteProvider(LivenessProvider):
         transport failures become RetryableError (connect-flagged)."""
         if counted:
             self.calls += 1
+            kwargs["extensions"] = {"trace": self._on_wire}
         try:
             response = await client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from None
         self._connect_failures = 0
         return response
+
+    async def _on_wire(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's trace hook: a verification request takes its rate slot as its headers
+        are about to be sent, on a connection already open (so no pool wait or connect comes
+        between the slot and the arrival)."""
+        if event.endswith(".send_request_headers.started"):
+            await self._limiter.acquire()
 
     def _check_http(self, response: httpx.Response) -> None:
         """Raise RetryableError for 429 and 5xx answers."""
@@ -263,15 +283,13 @@ class RemoteProvider(LivenessProvider):
         if not self.supports(action):
             raise Unjudged(f"{self.name}: action {action!r} is not supported")
         video = Path(path).read_bytes()
-        assert self._limiter is not None
         last: RemoteError | None = None
         token_refreshed = False
         attempt = 0
         while attempt < self.http.max_attempts:
             attempt += 1
             try:
-                await self._prepare(client)  # the token is ready before the slot is taken
-                await self._limiter.acquire()
+                await self._prepare(client)  # the token is ready before the request is sent
                 return await self._attempt(client, video, action)
             except TokenExpired as exc:
                 if token_refreshed:  # a fresh token refused at once: not a token problem
@@ -292,8 +310,8 @@ class RemoteProvider(LivenessProvider):
                                f"{self.http.max_attempts} attempts; last error: {last}")
 
     def _client(self) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=self.http.concurrency,
-                              max_keepalive_connections=self.http.concurrency)
+        pool = self.http.connections or self.http.concurrency + 1
+        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
         timeout = httpx.Timeout(self.http.timeout,
                                 connect=min(self.http.connect_timeout, self.http.timeout))
         return httpx.AsyncClient(timeout=timeout, limits=limits)
@@ -303,7 +321,6 @@ class RemoteProvider(LivenessProvider):
         """Judge every (video, action); per item a Verdict or the RemoteError that left it
         unjudged. A fatal error cancels what is still waiting and is raised once the
         verdicts already received have been handed to `on_verdict`."""
-        self._limiter = SlidingWindowLimiter(self.http.qps, self.http.window_margin)
         self._connect_failures = 0
         gate = asyncio.Semaphore(self.http.concurrency)
         results: list[Verdict | RemoteError | None] = [None] * len(items)
