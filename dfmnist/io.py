@@ -242,7 +242,11 @@ def _read_exactly(stream, size: int) -> memoryview:
 
 
 def read_video(path: str | Path, fps: float | None = None, max_frames: int | None = None) -> Video:
-    """Decode a whole video to RGB frames, upright, audio ignored (see VideoReader)."""
+    """Decode a whole video to RGB frames, upright, audio ignored (see VideoReader). A store
+    file is first checked against its item's sha256 (dfmnist.integrity.StoreDamage)."""
+    from dfmnist.integrity import check_store_file
+
+    check_store_file(path)
     return VideoReader(path, fps=fps, max_frames=max_frames).read()
 
 

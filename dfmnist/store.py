@@ -209,8 +209,9 @@ class Store:
             pass
         shutil.rmtree(trash, ignore_errors=True)
 
-    def verify(self, deep: bool = True) -> list[tuple[str, str, str]]:
-        """Check every item; drop those that fail. Returns (kind, key, problem) of each."""
+    def verify(self, deep: bool = True, drop: bool = True) -> list[tuple[str, str, str]]:
+        """Check every item; drop those that fail (unless `drop` is false). Returns (kind,
+        key, problem) of each."""
         dropped = []
         for kind_dir in sorted(p for p in self.root.iterdir() if p.is_dir()
                                and _KIND.match(p.name)) if self.root.is_dir() else []:
@@ -219,13 +220,16 @@ class Store:
                     continue
                 problem = self.problem(kind_dir.name, item.name, deep=deep)
                 if problem is not None:
-                    self.drop(kind_dir.name, item.name)
+                    if drop:
+                        self.drop(kind_dir.name, item.name)
                     dropped.append((kind_dir.name, item.name, problem))
         return dropped
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m dfmnist.store verify ROOT [--quick]`: check a store, drop what fails."""
+    """`python -m dfmnist.store verify ROOT [--quick] [--repair [--results DIR]]`: check a
+    store; drop what fails, or with --repair quarantine it with the outputs naming it
+    (dfmnist.integrity), so that the next plain `snakemake` rebuilds exactly that."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m dfmnist.store")
@@ -234,16 +238,29 @@ def main(argv: list[str] | None = None) -> int:
                             "the items that fail, so the workflow rebuilds them")
     verify.add_argument("root", nargs="?", default="results/store")
     verify.add_argument("--quick", action="store_true", help="check sizes only, not sha256")
+    verify.add_argument("--repair", action="store_true", help="move damaged items and the "
+                        "workflow outputs naming them into STORE/.quarantine/, so the next "
+                        "plain snakemake run rebuilds them and what depends on them")
+    verify.add_argument("--results", help="the workflow's results directory (default: the "
+                        "store's parent)")
     args = parser.parse_args(argv)
     store = Store(args.root)
     if not store.root.is_dir():
         parser.exit(2, f"no store at {store.root}\n")
     swept = store.sweep_staging()
-    dropped = store.verify(deep=not args.quick)
-    total = sum(1 for _ in store.root.glob(f"*/*/*/{META}")) + len(dropped)
+    dropped = store.verify(deep=not args.quick, drop=not args.repair)
+    total = sum(1 for _ in store.root.glob(f"*/*/*/{META}")) + (0 if args.repair
+                                                                  else len(dropped))
+    verb = "quarantined" if args.repair else "dropped"
     for kind, key, problem in dropped:
-        print(f"dropped {kind}/{key}: {problem}")
-    print(f"{total} items checked, {len(dropped)} dropped, {len(swept)} staging leftovers "
+        print(f"{verb} {kind}/{key}: {problem}")
+    if args.repair:
+        from dfmnist.integrity import quarantine
+
+        results = Path(args.results) if args.results else store.root.parent
+        for path in quarantine(store.root, results, dropped):
+            print(f"quarantined output {path} (its job reruns)")
+    print(f"{total} items checked, {len(dropped)} {verb}, {len(swept)} staging leftovers "
           f"removed")
     return 0
 

@@ -70,6 +70,9 @@ def open_tar(path: str | os.PathLike) -> MemberTar:
     ident = (os.path.abspath(path), info.st_ino, info.st_size, info.st_mtime_ns)
     tar = _OPENED.get(ident)
     if tar is None:
+        from dfmnist.integrity import check_store_file
+
+        check_store_file(path)  # a store file: its bytes as published, once per process
         if len(_OPENED) >= _OPENED_MAX:
             _OPENED.pop(next(iter(_OPENED)))
         tar = _OPENED[ident] = MemberTar(path)
