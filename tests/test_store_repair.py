@@ -45,8 +45,8 @@ def test_a_flipped_byte_is_refused_then_repaired_by_a_plain_rerun(tiny_demo: Pat
     root, kind, key, name = item_of(video)
     assert (kind, name) == ("compressed", "video.mp4")
     good = sha256_file(video)
-    shards = sorted((results / "compress").rglob("*.parquet"))
-    assert len(shards) >= 2  # so that "only its shard" means something
+    manifests = sorted((results / "compress").rglob("*.parquet"))
+    assert len(manifests) >= 2  # so that "only its job" means something (one per variant)
     flip_byte(video)
 
     # a reader refuses the changed bytes, naming the item and the repair command

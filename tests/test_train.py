@@ -334,7 +334,7 @@ def test_table3_and_per_action_on_the_tiny_demo(tmp_path, tiny_demo):
 
     workdir = clone(tiny_demo, tmp_path / "wf")  # the dataset as built; only train changes
     config = yaml.safe_load((workdir / "config.yaml").read_text())
-    config["train"].update(epochs=2, batch_size=8)
+    config["train"].update(epochs=1, batch_size=8)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     run_snakemake(workdir, "table3", "per_action", "cam", "report_dataset")
     results = workdir / "results"

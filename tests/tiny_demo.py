@@ -28,6 +28,8 @@ def tiny_config(workdir: Path, photos: dict[str, str]) -> dict:
     config["sources"].update(count=0, frames_per_clip=4)
     config["plan"].update(per_action=1, oversample=2.0)
     config["generate"]["shards"] = 2
+    config["driving"]["shards"] = 1  # one job per stage where the tests need no more: each
+    config["compress"]["shards"] = 1  # job costs a process start (torch import) of 2-3 s
     config["liveness"]["policy"] = {a: ["local"] for a in config["actions"]}
     config["liveness"]["cache"] = "cache/liveness.sqlite"  # inside the work directory
     config["compress"]["variants"] = {"raw": {"crf": 0}, "c40": {"crf": 40}}
