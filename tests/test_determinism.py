@@ -17,11 +17,11 @@ pytestmark = pytest.mark.workflow
 AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 #: Store kinds made by MTCNN, whose keys carry the float platform (dfmnist.faces identity).
 DETECTOR_KINDS = {"source_frame", "driving_take"}
-#: The one-core rebuild stops at the dataset (sources, driving crops, fakes, liveness,
-#: compression, frames); the exports after it only copy and annotate. The AVX2 rebuild stops at
-#: the plan: what the detector's values reach, the candidates' keys, is settled there (fakes,
-#: compression and frames are keyed by those keys and by the bytes they read).
-TARGET = "results/dataset/dataset.parquet"
+#: The one-core rebuild stops at the accepted fakes (sources, driving crops, plan, fakes,
+#: liveness): every job there that computes with floats; compression, frames and exports after
+#: it are keyed by the bytes they read and encode on one thread. The AVX2 rebuild stops at the
+#: plan: what the detector's values reach, the candidates' keys, is settled there.
+TARGET = "results/fake/accepted.parquet"
 AVX2_TARGET = "results/plan/plan.parquet"
 
 
@@ -67,7 +67,7 @@ def test_one_core_builds_the_same_keys_and_bytes(tiny_demo: Path, tmp_path: Path
     assert_keys_pin_bytes(ours, theirs)
     assert ours.keys() == theirs.keys()
     kinds = {kind for kind, _ in ours}
-    assert {"fake", "compressed", "frames", "driving_take"} <= kinds
+    assert {"source_frame", "driving_take", "fake"} <= kinds
 
 
 def test_avx2_kernels_change_keys_never_bytes_under_one_key(tiny_demo: Path, tmp_path: Path,

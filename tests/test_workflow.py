@@ -248,9 +248,15 @@ EXECUTION_CHANGES = {
 }
 
 
-@pytest.mark.parametrize("key", EXECUTION_CHANGES)
-def test_execution_settings_rerun_nothing(built: Path, key: str):
-    assert planned_jobs(built, EXECUTION_CHANGES[key]) == {}
+def test_execution_settings_rerun_nothing(built: Path):
+    """All of them changed at once in one dry run: a rule reruns when one of its params
+    changes, so nothing planned for all means nothing planned for any one of them."""
+
+    def change_all(config: dict) -> None:
+        for change in EXECUTION_CHANGES.values():
+            change(config)
+
+    assert planned_jobs(built, change_all) == {}
 
 
 def test_a_science_setting_reruns_exactly_what_it_changes(built: Path):
