@@ -15,7 +15,6 @@ the old manifests for inspection.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -24,10 +23,9 @@ from pathlib import Path
 import polars as pl
 
 from dfmnist.files import sha256_file
+from dfmnist.store import _KEY, META, Store
 
-META = "meta.json"  # dfmnist.store.META (not imported: the store imports this module)
 QUARANTINE = ".quarantine"
-_KEY = re.compile(r"^[0-9a-f]{64}$")
 #: What the user runs when a reader finds damage.
 REPAIR_COMMAND = "python -m dfmnist.store verify --repair {root}"
 
@@ -56,9 +54,8 @@ def check_store_file(path: str | Path) -> None:
     if found is None:
         return
     root, kind, key, name = found
-    try:
-        expected = json.loads((Path(root) / kind / key[:2] / key / META).read_text())[
-            "files"][name]["sha256"]
+    try:  # the recorded digest only: Store.file_sha256 would compute one where none is
+        expected = Store(root).meta(kind, key)["files"][name]["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         expected = None
     actual = sha256_file(path)
@@ -100,9 +97,10 @@ def quarantine(store_root: Path, results: Path, damaged: list[tuple[str, str, st
     into `store_root/.quarantine/{time}/`; returns the outputs moved (their old paths)."""
     if not damaged:
         return []
+    store = Store(store_root)
     box = store_root / QUARANTINE / time.strftime("%Y%m%dT%H%M%S")
     for kind, key, problem in damaged:
-        item = store_root / kind / key[:2] / key
+        item = store.item_dir(kind, key)
         target = box / "items" / kind / key
         target.parent.mkdir(parents=True, exist_ok=True)
         if item.exists():

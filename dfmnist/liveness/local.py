@@ -253,10 +253,9 @@ class LocalProvider(LivenessProvider):
         return self._detector
 
     def _detector_settings(self) -> dict[str, Any]:
-        """Detector settings that change detections (device and batch size do not).
-
-        The same values whether the detector was given or will be built from options.
-        """
+        """Detector settings that change detections, and the detector's identity (its grid,
+        batch and float platform, dfmnist.faces). The same values whether the detector was
+        given or will be built from options."""
         if self._detector is not None:
             det = self._detector
             thresholds = getattr(getattr(det, "_mtcnn", None), "thresholds", None)
@@ -264,6 +263,7 @@ class LocalProvider(LivenessProvider):
                 "min_face_size": int(det.min_face_size),
                 "detect_max_side": int(det.detect_max_side),
                 "thresholds": [float(x) for x in thresholds] if thresholds is not None else None,
+                **det.identity(),
             }
         defaults = {
             name: p.default for name, p in inspect.signature(FaceDetector).parameters.items()
@@ -273,16 +273,8 @@ class LocalProvider(LivenessProvider):
             "min_face_size": int(opts["min_face_size"]),
             "detect_max_side": int(opts["detect_max_side"]),
             "thresholds": [float(x) for x in opts["thresholds"]],
+            **detector_identity(str(opts["device"]), int(opts["batch_size"])),
         }
-
-    def _detector_identity(self) -> dict[str, Any]:
-        """The detections' grid and the float platform they are computed on (dfmnist.faces)."""
-        if self._detector is not None:
-            return self._detector.identity()
-        defaults = inspect.signature(FaceDetector).parameters
-        opts = {k: self.detector_options.get(k, defaults[k].default)
-                for k in ("device", "batch_size")}
-        return detector_identity(str(opts["device"]), int(opts["batch_size"]))
 
     def settings(self) -> dict[str, Any]:
         """Every setting that can change a verdict."""
@@ -296,7 +288,7 @@ class LocalProvider(LivenessProvider):
             "max_missing": self.max_missing,
             "min_prob": self.min_prob,
             "fps": self.fps,
-            "detector": {**self._detector_settings(), **self._detector_identity()},
+            "detector": self._detector_settings(),
             "openness": {"eye_patch": motion.EYE_PATCH, "mouth_patch": motion.MOUTH_PATCH,
                          "skin_patch": motion.SKIN_PATCH, "dark_ratio": motion.DARK_RATIO},
         }
