@@ -200,17 +200,19 @@ def file_count_estimate(workdir: Path) -> None:
               f"({files / max(items, 1):.1f} per item) -> paper scale {paper:>10,}")
     exports = 0
     for name in ("deepfakebench", "faceforensics"):
-        # new inodes only (not the store's links); DeepfakeBench's frames, masks and landmarks
-        # are files per frame, unpacked into the store (linked from the export) or written
-        # there; FaceForensics++'s videos are links, its new files the few split lists
+        # new inodes only (not the store's links). DeepfakeBench's LMDB export (the default)
+        # is a file per variant; its folder export has frames, masks and landmarks as files
+        # per frame, unpacked into the store (linked from the export). FaceForensics++'s
+        # videos are links, its new files the few split lists
         files = count_files(results / name, seen)
-        if name == "deepfakebench":
+        per_frame = name == "deepfakebench" and not (results / name / "lmdb").is_dir()
+        if per_frame:
             files += sum(count_files(results / "store" / k, seen) for k in EXPORT_KINDS)
-        per_frame = name == "deepfakebench"
         paper = round(files / max(exported_frames, 1) * paper_frames) if per_frame else files
         exports += paper
-        print(f"  {name:<22} {files:>6} new files ({files / max(exported_frames, 1):.2f} per "
-              f"frame) -> paper scale {paper:>10,}")
+        grows = (f"{files / max(exported_frames, 1):.2f} per frame" if per_frame
+                 else "not growing with the frames")
+        print(f"  {name:<22} {files:>6} new files ({grows}) -> paper scale {paper:>10,}")
     # outside the store: shard tables and logs grow with shards; the demo's own inputs
     # (results/demo) stand in for the user's data and are not counted
     for name in ("store", "deepfakebench", "faceforensics", "demo"):

@@ -89,7 +89,8 @@ def _check_export_names(targets: dict) -> None:
     from dfmnist.exports.deepfakebench import check_names
 
     try:
-        check_names(targets["dataset_name"], targets["deepfakebench"]["path_prefix"])
+        check_names(targets["dataset_name"], targets["deepfakebench"]["path_prefix"],
+                    targets["deepfakebench"]["format"])
     except ValueError as exc:
         raise ConfigError(f"config error: {exc}") from None
 

@@ -116,7 +116,10 @@ rule deepfakebench_export:
         directory(f"{RESULTS}/deepfakebench"),
     params:
         name=config["targets"]["dataset_name"],
-        prefix=config["targets"]["deepfakebench"]["path_prefix"],
+        layout=config["targets"]["deepfakebench"]["format"],
+        # folders only: LMDB keys carry no prefix
+        prefix=(config["targets"]["deepfakebench"]["path_prefix"]
+                if config["targets"]["deepfakebench"]["format"] == "folders" else None),
         size=config["targets"]["frames"]["sizes"][0],
         store=STORE,
     log:

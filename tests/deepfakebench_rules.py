@@ -72,3 +72,38 @@ def load_item(frame: str, root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
     mask = cv2.imread(str(mask_path), 0)
     assert mask is not None, f"mask {mask_rel} unreadable"
     return image, mask, np.load(landmark_path)
+
+
+def lmdb_key(path: str) -> str:
+    """`load_rgb`, `load_mask`, `load_landmark` with `lmdb: True`: a path starting with '.'
+    loses `./datasets\\`; otherwise the JSON's path is the key as it stands."""
+    if path[0] == ".":
+        path = path.replace("./datasets\\", "")
+    return path
+
+
+def open_lmdb(lmdb_dir: Path, dataset_name: str):
+    """`__init__` with `lmdb: True`: `{lmdb_dir}/{dataset}_lmdb`, read-only, without a lock."""
+    import lmdb
+
+    return lmdb.open(str(lmdb_dir / f"{dataset_name}_lmdb"), create=False, subdir=True,
+                     readonly=True, lock=False)
+
+
+def load_item_lmdb(frame: str, env) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image, mask and landmarks of one frame as the loader reads them from its LMDB, failing
+    where it would crash (a missing frame or landmark key, landmarks that are not (81, 2)
+    uint32) or silently substitute zeros (a missing mask key)."""
+    mask_rel, landmark_rel = derived_paths(frame)
+    with env.begin(write=False) as txn:
+        image_bin = txn.get(lmdb_key(frame).encode())
+        mask_bin = txn.get(lmdb_key(mask_rel).encode())
+        landmark_bin = txn.get(lmdb_key(landmark_rel).encode())
+    assert image_bin is not None, f"no key {frame}: the loader would crash"
+    image = cv2.imdecode(np.frombuffer(image_bin, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, f"{frame} does not decode"
+    assert mask_bin is not None, f"no mask key {mask_rel}: the loader would use zeros"
+    mask = cv2.imdecode(np.frombuffer(mask_bin, np.uint8), cv2.IMREAD_COLOR)  # as it decodes
+    assert mask is not None, f"mask {mask_rel} does not decode"
+    assert landmark_bin is not None, f"no landmark key {landmark_rel}: the loader would crash"
+    return image, mask, np.frombuffer(landmark_bin, dtype=np.uint32).reshape((81, 2))

@@ -11,16 +11,21 @@ from dfmnist.exports.deepfakebench import check_names, label_dict_yaml
 from dfmnist.faces import track_from_detections
 
 
-@pytest.mark.parametrize(("name", "prefix", "fragment"), [
-    ("FF-DF", "./datasets/rgb", "FaceForensics++"),          # loader reads a compression level
-    ("FaceForensics++", "./datasets/rgb", "FaceForensics++"),
-    ("DFMNIST", "datasets/rgb", "must start with '.'"),       # loader prepends rgb_dir + '\\'
-    ("my_frames", "./datasets/rgb", "'frames'"),              # loader rewrites 'frames'
-    ("DFMNIST", "./data.png/rgb", "'.png'"),
+@pytest.mark.parametrize(("name", "prefix", "fragment", "name_rule"), [
+    ("FF-DF", "./datasets/rgb", "FaceForensics++", True),       # loader reads a compression level
+    ("FaceForensics++", "./datasets/rgb", "FaceForensics++", True),
+    ("DFMNIST", "datasets/rgb", "must start with '.'", False),  # loader prepends rgb_dir + '\\'
+    ("my_frames", "./datasets/rgb", "'frames'", True),           # loader rewrites 'frames'
+    ("DFMNIST", "./data.png/rgb", "'.png'", False),
 ])
-def test_names_deepfakebench_would_misread_are_refused(name, prefix, fragment):
+def test_names_deepfakebench_would_misread_are_refused(name, prefix, fragment, name_rule):
     with pytest.raises(ValueError, match=fragment):
-        check_names(name, prefix)
+        check_names(name, prefix, "folders")
+    if name_rule:  # the name's rules hold for LMDB keys too
+        with pytest.raises(ValueError, match=fragment):
+            check_names(name, prefix, "lmdb")
+    else:  # an LMDB export has no path prefix
+        check_names(name, prefix, "lmdb")
 
 
 def test_label_lines_follow_deepfakebench_convention():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -104,14 +105,15 @@ def test_exports_agree_with_the_manifest(built: Path):
     assert sorted({t for _, t, _ in train.items}) == sorted(set(expected["target"]))
 
 
-def deepfakebench_checkout(built: Path, root: Path) -> dict[str, int]:
-    """A DeepfakeBench checkout set up as the README says: rgb/{Name} linked into
-    datasets/rgb/, the JSONs copied to preprocessing/dataset_json/, label_dict.yaml's lines
-    appended under label_dict (after two of DeepfakeBench's own); returns that label_dict."""
-    export = built / "results" / "deepfakebench"
-    (root / "datasets" / "rgb").mkdir(parents=True)
-    for dataset in (export / "rgb").iterdir():
-        (root / "datasets" / "rgb" / dataset.name).symlink_to(dataset.resolve())
+def deepfakebench_checkout(export: Path, root: Path) -> dict[str, int]:
+    """A DeepfakeBench checkout set up as the README says: the export's LMDBs (or rgb/ tree)
+    linked into datasets/lmdb/ (datasets/rgb/), the JSONs copied to preprocessing/dataset_json/,
+    label_dict.yaml's lines appended under label_dict (after two of DeepfakeBench's own);
+    returns that label_dict."""
+    folder = "lmdb" if (export / "lmdb").is_dir() else "rgb"
+    (root / "datasets" / folder).mkdir(parents=True)
+    for dataset in (export / folder).iterdir():
+        (root / "datasets" / folder / dataset.name).symlink_to(dataset.resolve())
     shutil.copytree(export / "dataset_json", root / "preprocessing" / "dataset_json")
     ours = (export / "label_dict.yaml").read_text()
     return yaml.safe_load("label_dict:\n  DFD_fake: 1\n  DFD_real: 0\n" + ours)["label_dict"]
@@ -120,32 +122,70 @@ def deepfakebench_checkout(built: Path, root: Path) -> dict[str, int]:
 @pytest.mark.skipif(not os.environ.get("DFMNIST_DEEPFAKEBENCH"),
                     reason="set DFMNIST_DEEPFAKEBENCH to a DeepfakeBench checkout (and have "
                            "its loader's requirements importable) to run its own loader")
-def test_deepfakebench_own_loader_reads_the_export(built: Path):
+@pytest.mark.parametrize("layout", ["lmdb", "folders"])
+def test_deepfakebench_own_loader_reads_the_export(built: Path, layout: str, tmp_path: Path):
     """DeepfakeBench's DeepfakeAbstractBaseDataset itself, from a checkout the user names."""
+    export = (built / "results" / "deepfakebench" if layout == "lmdb"
+              else folders_export(built, tmp_path))
     proc = subprocess.run(
         [sys.executable, str(REPO / "tests" / "deepfakebench_own_loader.py"),
-         os.environ["DFMNIST_DEEPFAKEBENCH"], str(built / "results" / "deepfakebench")],
+         os.environ["DFMNIST_DEEPFAKEBENCH"], str(export)],
         capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0 and "OK:" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0 and "OK: " in proc.stdout, \
+        proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"({layout})" in proc.stdout
 
 
-def test_deepfakebench_loader_reads_every_export(built: Path, tmp_path: Path):
-    from deepfakebench_rules import collect, derived_paths, load_item
+def folders_export(built: Path, tmp_path: Path) -> Path:
+    """The build's export with `targets.deepfakebench.format: folders`, written beside it (its
+    unpacked tar members in a store of its own: the build's store stays as built)."""
+    from dfmnist.exports.annotations import blank_mask
+    from dfmnist.exports.deepfakebench import write_deepfakebench_folders
+
+    results = built / "results"
+    config = yaml.safe_load((built / "config.yaml").read_text())
+    # the tables name store files relative to the work directory
+    manifest = pl.read_parquet(results / "dataset" / "dataset.parquet").with_columns(
+        (pl.lit(f"{built}/") + pl.col("frames_tar")).alias("frames_tar"))
+    annotations = pl.concat([pl.read_parquet(p) for p in (results / "annotations").glob("*/*")])
+    annotations = annotations.with_columns(
+        (pl.lit(f"{built}/") + pl.col("annotations_tar")).alias("annotations_tar"))
+    store = Store(tmp_path / "store")
+    size = config["targets"]["frames"]["sizes"][0]
+    out = tmp_path / "deepfakebench"
+    write_deepfakebench_folders(manifest, annotations, out, config["targets"]["dataset_name"],
+                                config["targets"]["deepfakebench"]["path_prefix"], size,
+                                blank_mask(size, store), store)
+    return out
+
+
+def check_deepfakebench_export(built: Path, export: Path, root: Path) -> None:
+    """Every JSON of the export, read by DeepfakeBench's rules as its loader would (LMDB or
+    folders, whichever the export is): every frame, its mask and its landmarks."""
+    from deepfakebench_rules import (
+        collect,
+        derived_paths,
+        load_item,
+        load_item_lmdb,
+        open_lmdb,
+    )
 
     results = built / "results"
     dataset = pl.read_parquet(results / "dataset" / "dataset.parquet")
     config = yaml.safe_load((built / "config.yaml").read_text())
     name = config["targets"]["dataset_name"]
-    label_dict = deepfakebench_checkout(built, tmp_path)
+    use_lmdb = (export / "lmdb").is_dir()
+    label_dict = deepfakebench_checkout(export, root)
     ours = {k: v for k, v in label_dict.items() if k.startswith(name)}
     assert ours == {f"{name}_real": 0, f"{name}_landmark_warp": 1}  # fake = 1 in DeepfakeBench
-    folder = tmp_path / "preprocessing" / "dataset_json"
+    folder = root / "preprocessing" / "dataset_json"
     stems = sorted(p.stem for p in folder.glob("*.json"))
     assert stems == sorted(f"{name}_{v}" for v in dataset["variant"].unique())
     for stem in stems:
         tree = json.loads((folder / f"{stem}.json").read_text())
         assert list(tree) == [stem] and set(tree[stem]) == set(ours)
         variant = stem.removeprefix(f"{name}_")
+        env = open_lmdb(root / "datasets" / "lmdb", stem) if use_lmdb else None
         for split in ("train", "val", "test"):
             items = collect(folder, stem, split, label_dict)
             rows = dataset.filter((pl.col("variant") == variant) & (pl.col("split") == split))
@@ -156,8 +196,19 @@ def test_deepfakebench_loader_reads_every_export(built: Path, tmp_path: Path):
             assert sorted({t for _, t, _ in items}) == sorted({1 - t for t in rows["target"]})
             exported = set()
             for frame, target, _ in items:
-                assert frame.startswith(f"./datasets/rgb/{name}/")
-                image, mask, landmarks = load_item(frame, tmp_path)
+                if use_lmdb:
+                    assert frame.startswith(f"{name}\\{variant}\\")
+                    image, mask, landmarks = load_item_lmdb(frame, env)
+                    assert mask.shape == (256, 256, 3)  # its LMDB branch decodes masks in colour
+                    mask = mask[..., 0]
+                    # the loader's own "no landmarks" value; our five points beside it
+                    assert landmarks.shape == (81, 2) and not landmarks.any()
+                    key = derived_paths(frame)[1].removesuffix(".npy") + ".mtcnn5.npy"
+                    with env.begin() as txn:
+                        landmarks = np.load(io.BytesIO(txn.get(key.encode())))
+                else:
+                    assert frame.startswith(f"./datasets/rgb/{name}/")
+                    image, mask, landmarks = load_item(frame, root)
                 assert image.shape == (256, 256, 3) and mask.shape == (256, 256)
                 assert set(np.unique(mask)) <= {0, 255}
                 # reals: nothing changed; fakes: the face, not the whole frame
@@ -165,25 +216,42 @@ def test_deepfakebench_loader_reads_every_export(built: Path, tmp_path: Path):
                 assert landmarks.shape == (5, 2) and np.isfinite(landmarks).all()
                 assert ((landmarks > 0) & (landmarks < 256)).all()
                 exported.add(hashlib.sha256(image.tobytes()).hexdigest())
-            # every exported file is a link into the store, not a copy
-            rgb = results / "deepfakebench" / "rgb"
-            for path in rgb.rglob("*"):
-                if path.is_file():
-                    linked = path.stat().st_nlink > 1 or (
-                        path.is_symlink() and (results / "store") in path.resolve().parents)
-                    assert linked, path
-            # the frames unpacked from the store's tars are the store's frames, pixel for pixel
-            # (load_item reads BGR, as cv2 does; the store's reader gives RGB)
+            # the exported frames are the store's frames, pixel for pixel (the loader decodes
+            # BGR, as cv2 does; the store's reader gives RGB)
             stored = {hashlib.sha256(np.ascontiguousarray(f[..., ::-1]).tobytes()).hexdigest()
                       for r in rows.iter_rows(named=True)
                       for f in read_frames(built / r["frames_tar"], r["frames_prefix"],
                                            r["frame_indices"], 256)}
             assert exported == stored
+        if env is not None:
+            env.close()
         for label in tree[stem]:
             for entry in (e for s in tree[stem][label].values() for e in s.values()):
-                # the lists beside `frames` name the files the loader derives itself
+                # the lists beside `frames` name what the loader derives itself
                 masks, landmarks = zip(*(derived_paths(f) for f in entry["frames"]), strict=True)
                 assert entry["masks"] == list(masks) and entry["landmarks"] == list(landmarks)
+
+
+def test_deepfakebench_lmdb_export_by_the_loaders_rules(built: Path, tmp_path: Path):
+    export = built / "results" / "deepfakebench"
+    check_deepfakebench_export(built, export, tmp_path)
+    # the default export is a file per variant's LMDB and its JSON, whatever the frames (and
+    # Snakemake's time stamp of a folder output)
+    files = sorted(p.relative_to(export).as_posix() for p in export.rglob("*") if p.is_file())
+    stems = [p.stem for p in (export / "dataset_json").glob("*.json")]
+    assert files == sorted([".snakemake_timestamp", "label_dict.yaml",
+                            *(f"dataset_json/{s}.json" for s in stems),
+                            *(f"lmdb/{s}_lmdb/data.mdb" for s in stems)])
+
+
+def test_deepfakebench_folder_export_by_the_loaders_rules(built: Path, tmp_path: Path):
+    export = folders_export(built, tmp_path / "out")
+    check_deepfakebench_export(built, export, tmp_path / "dfb")
+    # every exported file is a link into a store, not a copy
+    for path in (export / "rgb").rglob("*"):
+        if path.is_file():
+            assert path.stat().st_nlink > 1 or (
+                path.is_symlink() and (tmp_path / "out" / "store") in path.resolve().parents), path
 
 
 def test_faceforensics_layout_and_pair_splits(built: Path):

@@ -1,9 +1,10 @@
-"""Stage 7: the DeepfakeBench-ready folder (dataset JSONs, rgb tree of links, label lines)."""
+"""Stage 7: the DeepfakeBench export (dataset JSONs, an LMDB per JSON or a folder tree)."""
 
 import polars as pl
 
 from dfmnist.exports.annotations import blank_mask
-from dfmnist.exports.deepfakebench import write_deepfakebench
+from dfmnist.exports.deepfakebench import write_deepfakebench_folders
+from dfmnist.exports.deepfakebench_lmdb import write_deepfakebench_lmdb
 from dfmnist.store import Store
 from dfmnist.workflow import setup_logging
 
@@ -13,7 +14,11 @@ manifest = pl.read_parquet(inp.manifest)
 annotations = pl.concat([pl.read_parquet(p) for p in inp.annotations])
 store = Store(params.store)
 blank = blank_mask(params.size, store)
-counts = write_deepfakebench(manifest, annotations, snakemake.output[0], params.name,
-                             params.prefix, params.size, blank, store)
+if params.layout == "lmdb":
+    counts = write_deepfakebench_lmdb(manifest, annotations, snakemake.output[0], params.name,
+                                      params.size, blank)
+else:
+    counts = write_deepfakebench_folders(manifest, annotations, snakemake.output[0], params.name,
+                                         params.prefix, params.size, blank, store)
 for stem, frames in counts.items():
     log.info("%s.json: %d frames", stem, frames)
