@@ -7,11 +7,13 @@ from typing import Any
 from dfmnist.generators.base import Generator, check_inputs
 from dfmnist.generators.fomm import FommGenerator
 from dfmnist.generators.landmark_warp import LandmarkWarpGenerator
+from dfmnist.generators.source_copy import SourceCopyGenerator
 
 #: Generator classes by registry name.
 GENERATORS: dict[str, type[Generator]] = {
     LandmarkWarpGenerator.name: LandmarkWarpGenerator,
     FommGenerator.name: FommGenerator,
+    SourceCopyGenerator.name: SourceCopyGenerator,  # benchmarks only: no animation
 }
 
 

@@ -8,12 +8,14 @@ from dfmnist.liveness.baidu import BaiduProvider
 from dfmnist.liveness.base import LivenessProvider, Verdict
 from dfmnist.liveness.local import LocalProvider
 from dfmnist.liveness.tianyan import TianyanProvider
+from dfmnist.liveness.unchecked import UncheckedProvider
 
 #: Provider classes by registry name.
 PROVIDERS: dict[str, type[LivenessProvider]] = {
     LocalProvider.name: LocalProvider,
     BaiduProvider.name: BaiduProvider,
     TianyanProvider.name: TianyanProvider,
+    UncheckedProvider.name: UncheckedProvider,
 }
 
 
@@ -28,4 +30,4 @@ def make_provider(name: str, **options: Any) -> LivenessProvider:
 
 
 __all__ = ["PROVIDERS", "BaiduProvider", "LivenessProvider", "LocalProvider", "TianyanProvider",
-           "Verdict", "make_provider"]
+           "UncheckedProvider", "Verdict", "make_provider"]
