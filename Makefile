@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 CORES ?= all
 
-.PHONY: setup demo test test-slurm lint clean-results
+.PHONY: setup demo test test-slurm lint docs clean-results
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,11 @@ test-slurm: setup
 
 lint: setup
 	. $(VENV)/bin/activate && ruff check . && snakemake --lint
+
+# the documentation site (docs/, mkdocs.yml) into site/, failing on any warning
+docs: setup
+	$(PY) -m pip install -q -e '.[docs]'
+	. $(VENV)/bin/activate && mkdocs build --strict
 
 clean-results:
 	rm -rf results .snakemake
