@@ -15,11 +15,13 @@ no-op rerun and a dry run:
   nothing, judges nothing), 64x64 crops, 16 frames per video at 64x64 written per variant
   (the paper's three), and 250 fakes per generation and compression shard at every size.
 
-It prints, per rule: jobs, the stage's span (first job start to last job end), the jobs'
-summed seconds and those seconds per video; per run: wall time, the no-op rerun's wall time
-per fake (what Snakemake itself costs: parsing, the DAG, checking every output), the store's
-size and the work directory's file count. With two sizes it prints each rule's cost per fake
-at the larger size over that at the smaller one, and the total's.
+It prints, per rule: jobs, the stage's span (first job start to last job end) and the jobs'
+summed seconds, both from Snakemake's log (whole seconds), and the summed seconds inside the
+jobs' scripts (their own logs' first to last line, in milliseconds: without process start and
+imports) per video; per run: wall time, the no-op rerun's wall time per fake (what Snakemake
+itself costs: parsing, the DAG, checking every output), the store's size and the work
+directory's file count. With two sizes it prints each rule's cost per fake at the larger size
+over that at the smaller one (job seconds and in-script seconds), and the total's.
 """
 
 from __future__ import annotations
@@ -166,6 +168,20 @@ def job_times(log: Path) -> dict[str, list[tuple[float, float]]]:
     return jobs
 
 
+LOG_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", re.MULTILINE)
+
+
+def in_script(logs: Path, rule: str) -> float:
+    """Seconds inside the scripts of a rule's jobs: first to last line of each job's log."""
+    total = 0.0
+    for log in [*logs.glob(f"{rule}/**/*.log"), *logs.glob(f"{rule}.log")]:
+        stamps = [datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f")
+                  for s in LOG_STAMP.findall(log.read_text())]
+        if len(stamps) > 1:
+            total += (stamps[-1] - stamps[0]).total_seconds()
+    return total
+
+
 def count_files(folder: Path) -> int:
     return sum(len(files) for _, _, files in os.walk(folder))
 
@@ -197,21 +213,23 @@ def run_size(base: Path, fakes: int, cores: int) -> dict:
     dataset = pl.read_parquet(workdir / "results" / "dataset" / "dataset.parquet")
     accepted = dataset.filter(pl.col("label") == "fake")["video_id"].n_unique()
     videos = dataset.height
-    print(f"{'rule':<24} {'jobs':>5} {'span s':>8} {'job s':>8} {'ms/video':>9}")
-    rows = {}
+    print(f"{'rule':<24} {'jobs':>5} {'span s':>8} {'job s':>8} {'script s':>9} "
+          f"{'ms/video':>9}")
+    rows, scripts = {}, {}
     for rule, spans in sorted(jobs.items(), key=lambda kv: min(s for s, _ in kv[1])):
         span = max(e for _, e in spans) - min(s for s, _ in spans)
         busy = sum(e - s for s, e in spans)
         rows[rule] = busy
-        print(f"{rule:<24} {len(spans):>5} {span:>8.0f} {busy:>8.0f} "
-              f"{1000 * busy / videos:>9.1f}")
+        scripts[rule] = in_script(workdir / "results" / "logs", rule)
+        print(f"{rule:<24} {len(spans):>5} {span:>8.0f} {busy:>8.0f} {scripts[rule]:>9.1f} "
+              f"{1000 * scripts[rule] / videos:>9.2f}")
     store, files = du(workdir / "results" / "store"), count_files(workdir)
     print(f"run: {wall:.0f} s wall ({1000 * wall / fakes:.0f} ms per fake), peak {rss} MB; "
           f"{accepted} fakes accepted, {videos} videos in the dataset (all variants)")
     print(f"no-op rerun {noop:.1f} s ({1000 * noop / fakes:.1f} ms per fake), dry run of all "
           f"{dry:.1f} s; store {store / 2**20:.0f} MiB, {files:,} files in the work directory")
-    return {"fakes": fakes, "wall": wall, "rules": rows, "noop": noop, "files": files,
-            "store": store}
+    return {"fakes": fakes, "wall": wall, "rules": rows, "scripts": scripts, "noop": noop,
+            "files": files, "store": store}
 
 
 def main() -> None:
@@ -226,11 +244,16 @@ def main() -> None:
     if len(results) > 1:
         small, large = results[0], results[-1]
         per = small["fakes"], large["fakes"]
-        print(f"\ncost per fake at {per[1]} over that at {per[0]} (1.0 = linear)")
+        print(f"\ncost per fake at {per[1]} over that at {per[0]} (1.0 = linear): "
+              "job seconds, in-script seconds")
+
+        def ratio(kind: str, rule: str) -> str:
+            if not small[kind].get(rule):
+                return "    -"
+            return f"{(large[kind][rule] / per[1]) / (small[kind][rule] / per[0]):5.2f}"
+
         for rule in large["rules"]:
-            if small["rules"].get(rule):
-                ratio = (large["rules"][rule] / per[1]) / (small["rules"][rule] / per[0])
-                print(f"  {rule:<24} {ratio:5.2f}")
+            print(f"  {rule:<24} {ratio('rules', rule)} {ratio('scripts', rule)}")
         print(f"  {'total wall':<24} {(large['wall'] / per[1]) / (small['wall'] / per[0]):5.2f}")
         print(f"  {'no-op rerun':<24} {(large['noop'] / per[1]) / (small['noop'] / per[0]):5.2f}")
     if not args.keep:

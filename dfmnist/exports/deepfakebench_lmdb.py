@@ -95,8 +95,10 @@ def _size_bound(entries: list[Entry]) -> int:
 def write_lmdb(path: Path, entries: list[Entry]) -> int:
     """One dataset's LMDB at `path` (a new folder); returns the number of keys."""
     path.mkdir(parents=True)
-    # lock=False: the sole writer of a folder nobody reads yet (no lock.mdb is left behind)
-    env = lmdb.open(str(path), map_size=_size_bound(entries), subdir=True, lock=False)
+    # lock=False: the sole writer of a folder nobody reads yet (no lock.mdb is left behind);
+    # sync=False: nothing needs to be durable before the whole folder is (one sync at the end)
+    env = lmdb.open(str(path), map_size=_size_bound(entries), subdir=True, lock=False,
+                    sync=False, metasync=False)
     count = 0
     try:
         txn = env.begin(write=True)
@@ -108,6 +110,7 @@ def write_lmdb(path: Path, entries: list[Entry]) -> int:
                 txn.commit()
                 txn = env.begin(write=True)
         txn.commit()
+        env.sync(True)
     finally:
         env.close()
     return count
