@@ -43,9 +43,18 @@ def carphone_path() -> Path:
 
 @pytest.fixture(scope="session")
 def detector():
+    """MTCNN for small test faces (20 px and up)."""
     from dfmnist.faces import FaceDetector
 
     return FaceDetector(min_face_size=20, batch_size=16)
+
+
+@pytest.fixture(scope="session")
+def default_detector():
+    """MTCNN with the library's defaults (dfmnist.faces.FaceDetector())."""
+    from dfmnist.faces import FaceDetector
+
+    return FaceDetector()
 
 
 @pytest.fixture(scope="session")

@@ -217,7 +217,7 @@ def test_table_and_confusion_matrix_count_the_videos(tmp_path):
 
 
 def _workflow_dir(tmp_path, astronaut, grace_hopper, variants: dict[str, int]) -> Path:
-    from test_workflow import demo_photos, tiny_config
+    from tiny_demo import demo_photos, tiny_config
 
     workdir = tmp_path / "wf"
     config = tiny_config(workdir, demo_photos(workdir, astronaut, grace_hopper))
@@ -234,7 +234,7 @@ def _workflow_dir(tmp_path, astronaut, grace_hopper, variants: dict[str, int]) -
 @pytest.mark.workflow
 def test_attribution_target_plans_on_the_tiny_demo(tmp_path, carphone_path, astronaut,
                                                    grace_hopper):
-    from test_workflow import run_snakemake
+    from tiny_demo import run_snakemake
 
     workdir = _workflow_dir(tmp_path, astronaut, grace_hopper, {"raw": 0, "crf10": 10})
     plan = run_snakemake(workdir, "-n", "attribution").stdout
@@ -248,7 +248,7 @@ def test_attribution_target_plans_on_the_tiny_demo(tmp_path, carphone_path, astr
 @pytest.mark.workflow
 def test_attribution_target_trains_and_tables_on_real_frames(tmp_path, carphone_path,
                                                              astronaut, grace_hopper):
-    from test_workflow import run_snakemake
+    from tiny_demo import run_snakemake
 
     # one variant (DFDM's published one) keeps the run short; the plan test shows one job
     # per variant

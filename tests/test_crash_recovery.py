@@ -18,8 +18,7 @@ import yaml
 from dfmnist.io import read_video
 from dfmnist.store import Store
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_workflow import REPO, run_snakemake, tiny_config  # noqa: E402
+from tiny_demo import REPO, run_snakemake, tiny_config
 
 pytestmark = pytest.mark.workflow
 

@@ -13,11 +13,12 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from test_workflow import demo_photos, planned_jobs, run_snakemake, tiny_config
 
 from dfmnist.faces import FaceDetector
 from dfmnist.io import read_video
 from dfmnist.store import Store
+
+from tiny_demo import demo_photos, planned_jobs, run_snakemake, tiny_config
 
 pytestmark = pytest.mark.workflow
 

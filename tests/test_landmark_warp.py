@@ -76,24 +76,19 @@ def warp_face(image: np.ndarray, lms: np.ndarray, roll: float = 0.0, eye: float 
 
 
 @pytest.fixture(scope="module")
-def detector() -> FaceDetector:
-    return FaceDetector()
-
-
-@pytest.fixture(scope="module")
-def source(detector) -> tuple[np.ndarray, np.ndarray]:
+def source(default_detector) -> tuple[np.ndarray, np.ndarray]:
     path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    return face_crop(detector, rgb(path))
+    return face_crop(default_detector, rgb(path))
 
 
 @pytest.fixture(scope="module")
-def astronaut_face(detector) -> tuple[np.ndarray, np.ndarray]:
+def astronaut_face(default_detector) -> tuple[np.ndarray, np.ndarray]:
     path = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
-    return face_crop(detector, rgb(path))
+    return face_crop(default_detector, rgb(path))
 
 
 @pytest.fixture(scope="module")
-def driving(detector, astronaut_face) -> tuple[np.ndarray, np.ndarray]:
+def driving(default_detector, astronaut_face) -> tuple[np.ndarray, np.ndarray]:
     """The astronaut tilting her head (frames 0-12), then blinking (frames 16-18)."""
     face, lms = astronaut_face
     frames = []
@@ -101,19 +96,19 @@ def driving(detector, astronaut_face) -> tuple[np.ndarray, np.ndarray]:
         roll = ROLL[t] if t < len(ROLL) else 0.0
         frames.append(warp_face(face, lms, roll=roll, eye=0.1 if t in BLINK else 1.0))
     frames = np.stack(frames)
-    track = detector.track(frames)
+    track = default_detector.track(frames)
     assert track.found.all()
     return frames, track.landmarks
 
 
 @pytest.fixture(scope="module")
-def yaw_driving(detector, astronaut_face) -> tuple[np.ndarray, np.ndarray]:
+def yaw_driving(default_detector, astronaut_face) -> tuple[np.ndarray, np.ndarray]:
     """The astronaut turning her head toward the image right, then the image left (28 degrees):
     the demo's 3D face rig, a parallax TPS warp of the real photo (inner face moves most)."""
     face, lms = astronaut_face
     rig = FaceRig.from_landmarks(lms)
     frames = np.stack([render_pose(face, rig, FacePose(yaw=float(a))) for a in YAW])
-    track = detector.track(frames)
+    track = default_detector.track(frames)
     assert track.found.all()
     return frames, track.landmarks
 
@@ -124,8 +119,8 @@ def animated(source, driving) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def animated_track(detector, animated) -> np.ndarray:
-    track = detector.track(animated)
+def animated_track(default_detector, animated) -> np.ndarray:
+    track = default_detector.track(animated)
     assert track.found.all(), "MTCNN lost the animated face"
     return track.landmarks
 
@@ -159,14 +154,14 @@ def test_blink_transfers_to_the_output(driving, animated, animated_track):
     assert out_ratio[blink].min() < out_ratio[~blink].min() - 0.15, out_ratio
 
 
-def test_mouth_opening_transfers(detector, source):
+def test_mouth_opening_transfers(default_detector, source):
     """A real talking-head frame opening its mouth; the closed-mouth source gets a cavity."""
-    face, lms = face_crop(detector, carphone_frame())
+    face, lms = face_crop(default_detector, carphone_frame())
     stretch = [1.0, 1.0, 1.0, 1.8, 2.6, 2.6, 1.8, 1.0]
     frames = np.stack([warp_face(face, lms, mouth=k) for k in stretch])
-    drv_lms = detector.track(frames).interpolate().landmarks
+    drv_lms = default_detector.track(frames).interpolate().landmarks
     out = LandmarkWarpGenerator().animate(source[0], source[1], frames, drv_lms)
-    out_lms = detector.track(out).interpolate().landmarks
+    out_lms = default_detector.track(out).interpolate().landmarks
     drv_open = motion.mouth_openness(frames, drv_lms)
     out_open = motion.mouth_openness(out, out_lms)
     assert drv_open[4] - drv_open[0] > 0.15
@@ -226,7 +221,7 @@ def _yaw_change(lms: np.ndarray) -> np.ndarray:
     return yaw - yaw[0]
 
 
-def test_yaw_turns_the_source_face(detector, source, yaw_driving):
+def test_yaw_turns_the_source_face(default_detector, source, yaw_driving):
     """A head turn is re-measured by MTCNN on the output, in the driving's direction."""
     frames, drv_lms = yaw_driving
     drv = _yaw_change(drv_lms)
@@ -234,7 +229,7 @@ def test_yaw_turns_the_source_face(detector, source, yaw_driving):
 
     def animate_and_measure(gen: LandmarkWarpGenerator) -> tuple[np.ndarray, np.ndarray]:
         out = gen.animate(source[0], source[1], frames, drv_lms)
-        track = detector.track(out)
+        track = default_detector.track(out)
         assert track.found.all(), "MTCNN lost the turning face"
         return out, _yaw_change(track.landmarks)
 
@@ -274,13 +269,13 @@ def test_head_model_turn_hits_the_requested_yaw_proxy(source):
     assert np.all(head.shift(z, 0.0) == 0)
 
 
-def test_pitch_follows_the_driving_look_up_and_down(detector, source, astronaut_face):
+def test_pitch_follows_the_driving_look_up_and_down(default_detector, source, astronaut_face):
     """Looking up then down (the demo rig's 3D pitch): MTCNN re-measures the pitch change on
     the output in the driving's direction; without the pitch parallax it hardly shows."""
     face, lms = astronaut_face
     rig = FaceRig.from_landmarks(lms)
     frames = np.stack([render_pose(face, rig, FacePose(pitch=-float(a))) for a in YAW[:13]])
-    drv_track = detector.track(frames)
+    drv_track = default_detector.track(frames)
     assert drv_track.found.all()
     drv = motion.pitch_proxy(drv_track.landmarks)
     drv = drv - drv[0]
@@ -290,7 +285,7 @@ def test_pitch_follows_the_driving_look_up_and_down(detector, source, astronaut_
     def pitch_change(gain: float) -> np.ndarray:
         out = LandmarkWarpGenerator(pitch_gain=gain).animate(source[0], source[1], frames,
                                                              drv_track.landmarks)
-        track = detector.track(out)
+        track = default_detector.track(out)
         assert track.found.all(), "MTCNN lost the pitching face"
         got = motion.pitch_proxy(track.landmarks)
         return got - got[0]
@@ -315,7 +310,7 @@ def test_head_model_pitch_hits_the_requested_nose_drop(source):
         assert got == pytest.approx(target, abs=0.01)  # the table's step, as for yaw above
 
 
-def test_smile_gain_spreads_the_mouth_corners(detector, source, astronaut_face):
+def test_smile_gain_spreads_the_mouth_corners(default_detector, source, astronaut_face):
     """Mouth corners 12% further apart in the driving landmarks: the output's mouth widens
     more with a higher smile_gain."""
     face, lms = astronaut_face
@@ -329,7 +324,7 @@ def test_smile_gain_spreads_the_mouth_corners(detector, source, astronaut_face):
     for gain in (1.0, 2.0):
         out = LandmarkWarpGenerator(smile_gain=gain).animate(source[0], source[1], frames,
                                                              drv_lms)
-        track = detector.track(out[[0, 3]])
+        track = default_detector.track(out[[0, 3]])
         assert track.found.all()
         width = motion.mouth_width(track.landmarks)
         widths.append(width[1] / width[0] - 1)

@@ -33,8 +33,7 @@ from dfmnist.liveness.remote import (
 )
 from dfmnist.liveness.shard import verify_shard
 
-sys.path.insert(0, str(Path(__file__).parent))
-from liveness_server import (  # noqa: E402
+from liveness_server import (
     SECRETS,
     TIANYAN_PATH,
     TOKEN_PATH,

@@ -70,21 +70,16 @@ def warp_face(image: np.ndarray, lms: np.ndarray, roll: float = 0.0,
 
 
 @pytest.fixture(scope="module")
-def detector() -> FaceDetector:
-    return FaceDetector()
+def provider(default_detector) -> LocalProvider:
+    return LocalProvider(detector=default_detector)
 
 
 @pytest.fixture(scope="module")
-def provider(detector) -> LocalProvider:
-    return LocalProvider(detector=detector)
-
-
-@pytest.fixture(scope="module")
-def videos(detector, tmp_path_factory) -> dict[str, Path]:
+def videos(default_detector, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("liveness")
     path = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
-    astro, astro_lms = face_crop(detector, rgb(path))
-    car, car_lms = face_crop(detector, carphone_frame())
+    astro, astro_lms = face_crop(default_detector, rgb(path))
+    car, car_lms = face_crop(default_detector, carphone_frame())
     blink = [1.0] * 10 + [0.5, 0.1, 0.1, 0.1, 0.5] + [1.0] * 9
     no_face = cv2.resize(rgb(os.path.join(os.path.dirname(skimage.__file__), "data",
                                           "coffee.png")), (256, 256))
@@ -139,27 +134,27 @@ def test_video_without_a_face_fails_with_a_reason(provider, videos):
     assert Verdict.from_dict(verdict.to_dict()) == verdict
 
 
-def test_config_version_tracks_the_thresholds(detector):
-    base = LocalProvider(detector=detector)
-    assert base.config_version() == LocalProvider(detector=detector).config_version()
+def test_config_version_tracks_the_thresholds(default_detector):
+    base = LocalProvider(detector=default_detector)
+    assert base.config_version() == LocalProvider(detector=default_detector).config_version()
     # A given detector and one built lazily from the same options hash alike.
     assert base.config_version() == LocalProvider().config_version()
-    stricter = LocalProvider(detector=detector, thresholds={"right_slope": 12.0})
+    stricter = LocalProvider(detector=default_detector, thresholds={"right_slope": 12.0})
     assert stricter.thresholds["right_slope"] == {"roll_right": 12.0}
     assert stricter.config_version() != base.config_version()
-    surprise = LocalProvider(detector=detector, thresholds={"surprise": {"eye_widen": 0.3}})
+    surprise = LocalProvider(detector=default_detector, thresholds={"surprise": {"eye_widen": 0.3}})
     assert surprise.config_version() not in (base.config_version(), stricter.config_version())
-    assert LocalProvider(detector=detector, max_missing=0.1).config_version() != (
+    assert LocalProvider(detector=default_detector, max_missing=0.1).config_version() != (
         base.config_version()
     )
     with pytest.raises(ValueError, match="unknown threshold"):
-        LocalProvider(detector=detector, thresholds={"blink": {"nope": 1.0}})
+        LocalProvider(detector=default_detector, thresholds={"blink": {"nope": 1.0}})
     with pytest.raises(ValueError, match="unknown action"):
-        LocalProvider(detector=detector, thresholds={"wink": 1.0})
+        LocalProvider(detector=default_detector, thresholds={"wink": 1.0})
 
 
-def test_stricter_threshold_changes_the_verdict(provider, detector, videos):
-    strict = LocalProvider(detector=detector, thresholds={"right_slope": 40.0})
+def test_stricter_threshold_changes_the_verdict(provider, default_detector, videos):
+    strict = LocalProvider(detector=default_detector, thresholds={"right_slope": 40.0})
     analysis = provider.analyse_video(videos["tilt_right"])  # memoised: no second tracking
     verdict = strict.judge(analysis, "right_slope")
     assert not verdict.passed and 0.1 < verdict.score < 0.5

@@ -14,8 +14,7 @@ import yaml
 
 from dfmnist.io import sha256_file
 
-sys.path.insert(0, str(Path(__file__).parent))
-from liveness_server import (  # noqa: E402
+from liveness_server import (
     SECRETS,
     TIANYAN_PATH,
     TOKEN_PATH,

@@ -66,18 +66,13 @@ def warp_face(image: np.ndarray, lms: np.ndarray, eye: float = 1.0,
 
 
 @pytest.fixture(scope="module")
-def detector() -> FaceDetector:
-    return FaceDetector()
+def astro(default_detector: FaceDetector) -> tuple[np.ndarray, np.ndarray]:
+    return face_crop(default_detector, astronaut())
 
 
 @pytest.fixture(scope="module")
-def astro(detector: FaceDetector) -> tuple[np.ndarray, np.ndarray]:
-    return face_crop(detector, astronaut())
-
-
-@pytest.fixture(scope="module")
-def car(detector: FaceDetector) -> tuple[np.ndarray, np.ndarray]:
-    return face_crop(detector, carphone_frame())
+def car(default_detector: FaceDetector) -> tuple[np.ndarray, np.ndarray]:
+    return face_crop(default_detector, carphone_frame())
 
 
 def openness(detector: FaceDetector, image: np.ndarray) -> tuple[float, float]:
@@ -86,24 +81,24 @@ def openness(detector: FaceDetector, image: np.ndarray) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("face", ["astro", "car"])
-def test_squashing_the_eyes_lowers_eye_openness(detector, face, request):
+def test_squashing_the_eyes_lowers_eye_openness(default_detector, face, request):
     image, lms = request.getfixturevalue(face)
-    base, _ = openness(detector, image)
-    closed, _ = openness(detector, warp_face(image, lms, eye=0.2))
-    wide, _ = openness(detector, warp_face(image, lms, eye=1.4))
+    base, _ = openness(default_detector, image)
+    closed, _ = openness(default_detector, warp_face(image, lms, eye=0.2))
+    wide, _ = openness(default_detector, warp_face(image, lms, eye=1.4))
     assert base > 0.1
     assert closed < 0.6 * base, (base, closed)
     assert wide > 1.1 * base, (base, wide)
 
 
-def test_opening_the_mouth_raises_mouth_openness(detector, car):
+def test_opening_the_mouth_raises_mouth_openness(default_detector, car):
     image, lms = car
-    _, base = openness(detector, image)
-    _, opened = openness(detector, warp_face(image, lms, mouth=2.5))
+    _, base = openness(default_detector, image)
+    _, opened = openness(default_detector, warp_face(image, lms, mouth=2.5))
     assert opened > base + 0.1, (base, opened)
 
 
-def test_openness_is_scale_free_and_brightness_robust(detector, astro):
+def test_openness_is_scale_free_and_brightness_robust(default_detector, astro):
     image, lms = astro
     eye, mouth = motion.eye_openness(image, lms)[0], motion.mouth_openness(image, lms)[0]
     darker = (image.astype(np.float64) * 0.7).round().astype(np.uint8)
@@ -113,13 +108,13 @@ def test_openness_is_scale_free_and_brightness_robust(detector, astro):
     assert motion.eye_openness(half, lms / 2)[0] == pytest.approx(eye, abs=0.08)
 
 
-def test_roll_sign_clockwise_on_screen_is_positive(detector, astro):
+def test_roll_sign_clockwise_on_screen_is_positive(default_detector, astro):
     """Rotating the image clockwise on screen by 15 deg raises roll_degrees by about 15."""
     image, lms = astro
     # cv2 angles are counter-clockwise on screen, so -15 turns the picture clockwise.
     rot = cv2.getRotationMatrix2D((128.0, 128.0), -15.0, 1.0)
     turned = cv2.warpAffine(image, rot, (256, 256), borderMode=cv2.BORDER_REPLICATE)
-    turned_lms = landmarks(detector, turned)
+    turned_lms = landmarks(default_detector, turned)
     before = motion.roll_degrees(lms)
     after = motion.roll_degrees(turned_lms)
     assert after - before == pytest.approx(15.0, abs=2.5)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from snakemake.cli import parse_args
-from test_workflow import tiny_config
+
+from tiny_demo import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = {"astronaut": "builtin:astronaut", "grace_hopper": "builtin:grace_hopper",

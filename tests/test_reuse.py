@@ -12,7 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from test_workflow import REPO, tiny_config
+
+from tiny_demo import REPO, tiny_config
 
 pytestmark = pytest.mark.workflow
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from test_workflow import tiny_config
+
+from tiny_demo import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "tests" / "slurm"

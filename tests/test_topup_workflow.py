@@ -19,8 +19,7 @@ from dfmnist.plan import build_plan
 from dfmnist.store import Store
 from dfmnist.workflow import build_generator
 
-sys.path.insert(0, str(Path(__file__).parent))
-from liveness_server import VERIFY_PATH, start_server  # noqa: E402
+from liveness_server import VERIFY_PATH, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 

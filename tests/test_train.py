@@ -328,9 +328,7 @@ def test_mixed_quality_draws_every_variant(real_frames):
 
 @pytest.mark.workflow
 def test_table3_and_per_action_on_the_tiny_demo(tmp_path, tiny_demo):
-    from test_workflow import planned_jobs
-
-    from tiny_demo import clone, run_snakemake
+    from tiny_demo import clone, planned_jobs, run_snakemake
 
     workdir = clone(tiny_demo, tmp_path / "wf")  # the dataset as built; only train changes
     config = yaml.safe_load((workdir / "config.yaml").read_text())

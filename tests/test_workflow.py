@@ -23,14 +23,7 @@ from dfmnist.io import read_video
 from dfmnist.shard_tars import shard_samples
 from dfmnist.store import Store
 
-from tiny_demo import (  # noqa: F401  (other test modules import these from here)
-    REPO,
-    SNAKEMAKE,
-    clone,
-    demo_photos,
-    run_snakemake,
-    tiny_config,
-)
+from tiny_demo import REPO, clone, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -286,20 +279,6 @@ def test_second_run_has_nothing_to_do(built: Path):
     proc = run_snakemake(built, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
-
-def planned_jobs(workdir: Path, change, *targets: str) -> dict[str, int]:
-    """Rule -> jobs that `snakemake -n` plans after `change` edits a copy of the config."""
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
-    change(config)
-    variant = workdir / "variant.yaml"
-    variant.write_text(yaml.safe_dump(config))
-    proc = run_snakemake(workdir, "-n", *targets, "--configfile", str(variant))
-    out = proc.stdout + proc.stderr
-    if "Nothing to be done" in out:
-        return {}
-    table = out.split("Job stats:", 1)[1].strip().split("\n\n", 1)[0].splitlines()[2:]
-    return {rule: int(count) for rule, count in (line.split() for line in table)
-            if rule != "total"}
 
 
 #: Settings that choose where, how fast or through what a job runs (dfmnist.config

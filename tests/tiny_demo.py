@@ -86,3 +86,18 @@ def fingerprint(workdir: Path) -> dict[tuple[str, str], dict[str, str]]:
             files = store.meta(kind, key)["files"]
             items[(kind, key)] = {name: f["sha256"] for name, f in files.items() if name != META}
     return items
+
+
+def planned_jobs(workdir: Path, change, *targets: str) -> dict[str, int]:
+    """Rule -> jobs that `snakemake -n` plans after `change` edits a copy of the config."""
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    change(config)
+    variant = workdir / "variant.yaml"
+    variant.write_text(yaml.safe_dump(config))
+    proc = run_snakemake(workdir, "-n", *targets, "--configfile", str(variant))
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1].strip().split("\n\n", 1)[0].splitlines()[2:]
+    return {rule: int(count) for rule, count in (line.split() for line in table)
+            if rule != "total"}
