@@ -14,6 +14,7 @@ manifest = pl.read_parquet(inp.manifest)
 annotations = pl.concat([pl.read_parquet(p) for p in inp.annotations])
 store = Store(params.store)
 blank = blank_mask(params.size, store)
+log.info("%d videos: writing the DeepfakeBench export (%s)", manifest.height, params.layout)
 if params.layout == "lmdb":
     counts = write_deepfakebench_lmdb(manifest, annotations, snakemake.output[0], params.name,
                                       params.size, blank)
