@@ -41,6 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+from dag_scale import count_files  # bench/ is the script's folder on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 FAKES_PER_SOURCE = 50  # 10 actions x 5 takes: each source meets every take of every action
@@ -180,10 +181,6 @@ def in_script(logs: Path, rule: str) -> float:
         if len(stamps) > 1:
             total += (stamps[-1] - stamps[0]).total_seconds()
     return total
-
-
-def count_files(folder: Path) -> int:
-    return sum(len(files) for _, _, files in os.walk(folder))
 
 
 def du(folder: Path) -> int:

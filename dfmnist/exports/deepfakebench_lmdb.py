@@ -72,24 +72,25 @@ def _values(entries: list[Entry]) -> Iterator[tuple[bytes, bytes]]:
         else:
             pairs.append((key, src))
     pairs.sort(key=lambda pair: pair[0].encode())
+    files: dict[str, bytes] = {}  # store files (the blank mask every real frame shares)
     for key, src in pairs:
         if isinstance(src, bytes):
             value = src
         elif isinstance(src, tuple):
             value = open_tar(src[0]).read(src[1])  # one positioned read; digest checked once
         else:
-            value = Path(src).read_bytes()
+            value = files.get(src) or files.setdefault(src, Path(src).read_bytes())
         yield key.encode(), value
 
 
 def _size_bound(entries: list[Entry]) -> int:
     """A map size no export of these entries outgrows: every value on its own pages, twice."""
-    total = 0
+    total, sizes = 0, {}
     for src, _ in entries:
         if isinstance(src, tuple):
             total += open_tar(src[0]).members[src[1]][1]
         else:
-            total += Path(src).stat().st_size
+            total += sizes.get(src) or sizes.setdefault(src, Path(src).stat().st_size)
     return 2 * (total + 3 * 4096 * len(entries)) + (64 << 20)
 
 
