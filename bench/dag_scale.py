@@ -50,7 +50,7 @@ def make_clip(path: Path, seconds: float = 1.0, fps: int = 12, side: int = 256) 
     import numpy as np
     from skimage import data
 
-    from dfmnist.io import VideoWriter
+    from dfmnist.storage.video import VideoWriter
 
     photo = data.astronaut()[:300, 100:400]
     frames = []

@@ -24,8 +24,8 @@ import numpy as np
 
 TRACK = """
 import sys, polars as pl
-from dfmnist.driving import track_take
-from dfmnist.faces import FaceDetector
+from dfmnist.driving.crop import track_take
+from dfmnist.vision.faces import FaceDetector
 track, info = track_take(sys.argv[1], FaceDetector(batch_size=8), min_frames=16)
 track.to_frame().write_parquet(sys.argv[2])
 print(f"tracked {info.frames} frames {info.width}x{info.height}: face in {info.faces_found}")
@@ -33,8 +33,8 @@ print(f"tracked {info.frames} frames {info.width}x{info.height}: face in {info.f
 
 CROP = """
 import sys, polars as pl
-from dfmnist.driving import write_crop
-from dfmnist.faces import FaceTrack
+from dfmnist.driving.crop import write_crop
+from dfmnist.vision.faces import FaceTrack
 track = FaceTrack.from_frame(pl.read_parquet(sys.argv[2]))
 crop = write_crop(sys.argv[1], track, sys.argv[3], size=256)
 print(f"cropped to {sys.argv[3]}, jitter {crop.jitter_raw:.2f} -> {crop.jitter:.2f} px")
@@ -56,7 +56,7 @@ def make_take(path: Path, seconds: float, fps: int, width: int = 3840, height: i
     cv2.imwrite(str(still), canvas)
     # crop a moving 4K window out of the larger still: the face drifts like a hand-held shot
     motion = f"crop={width}:{height}:200+150*sin(t):100+80*cos(1.3*t)"
-    from dfmnist.io import ffmpeg_exe
+    from dfmnist.storage.video import ffmpeg_exe
 
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-loop", "1",
                     "-framerate", str(fps), "-i", str(still), "-vf", motion, "-t", str(seconds),
@@ -91,7 +91,7 @@ def main() -> None:
           f"{frames} frames); decoded whole it would need {frames * 3840 * 2160 * 3 / 2**30:.1f}"
           f" GiB")
     # the ffmpeg decoder is a process of its own beside Python's: its peak, measured alone
-    from dfmnist.io import ffmpeg_exe
+    from dfmnist.storage.video import ffmpeg_exe
 
     proc = subprocess.run(["/usr/bin/time", "-v", ffmpeg_exe(), "-hide_banner", "-loglevel",
                            "error", "-nostdin", "-i", str(take), "-map", "0:V:0", "-f",

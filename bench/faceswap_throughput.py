@@ -107,7 +107,7 @@ def real_crops(count: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
 def real_video(count: int) -> tuple[np.ndarray, np.ndarray]:
     """The carphone clip's first `count` frames and their interpolated MTCNN landmarks."""
     from dfmnist.demo.photos import load_builtin_video
-    from dfmnist.faces import FaceDetector
+    from dfmnist.vision.faces import FaceDetector
 
     frames = load_builtin_video("carphone")[:count]
     track = FaceDetector(min_face_size=20).track(frames).interpolate()

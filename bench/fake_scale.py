@@ -78,7 +78,7 @@ def variant(photo: np.ndarray, index: int) -> np.ndarray:
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int) -> None:
-    from dfmnist.io import VideoWriter
+    from dfmnist.storage.video import VideoWriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]

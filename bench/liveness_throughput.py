@@ -28,11 +28,12 @@ import cv2
 import numpy as np
 import polars as pl
 
-from dfmnist.io import Encoding, read_video, sha256_file, write_video
 from dfmnist.liveness import BaiduProvider, TianyanProvider
 from dfmnist.liveness.base import Verdict
 from dfmnist.liveness.cache import VerdictCache
 from dfmnist.liveness.shard import verify_shard
+from dfmnist.storage.files import sha256_file
+from dfmnist.storage.video import Encoding, read_video, write_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from liveness_server import TIANYAN_PATH, VERIFY_PATH, LivenessServer  # noqa: E402

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import polars as pl
 
-from dfmnist.exports import deepfakebench_lmdb
-from dfmnist.exports.annotations import blank_mask
-from dfmnist.exports.deepfakebench import deepfakebench_tree
-from dfmnist.store import Store
+from dfmnist.storage.store import Store
+from dfmnist.targets import deepfakebench_lmdb
+from dfmnist.targets.annotations import blank_mask
+from dfmnist.targets.deepfakebench.layout import deepfakebench_tree
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ best of `--repeats` passes (the machine is shared):
 
   facenet per-frame  facenet-pytorch's MTCNN.detect, one frame per call
   facenet batched    facenet-pytorch's MTCNN.detect, `--batch` frames per call
-  cascade per-frame  dfmnist.mtcnn.Cascade (same networks, same detections), one frame per call
-  cascade batched    dfmnist.mtcnn.Cascade, `--batch` frames per call (the crop stage's path)
+  cascade per-frame  dfmnist.vision.mtcnn.Cascade (same networks and detections), one frame a call
+  cascade batched    dfmnist.vision.mtcnn.Cascade, `--batch` frames per call (the crop stage's path)
 
 then the whole crop (detect, track, smooth, crop to 256x256) per-frame vs batched.
 """
@@ -29,8 +29,8 @@ import cv2
 import numpy as np
 import torch
 
-from dfmnist.faces import FaceDetector, crop_frames, crop_windows, track_from_detections
-from dfmnist.io import read_video
+from dfmnist.storage.video import read_video
+from dfmnist.vision.faces import FaceDetector, crop_frames, crop_windows, track_from_detections
 
 
 def demo_frames(n: int) -> np.ndarray:

@@ -26,12 +26,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from dfmnist.discovery import source_clips
-from dfmnist.faces import FaceDetector
-from dfmnist.io import Encoding, read_video, write_video
-from dfmnist.source_shards import score_shard
-from dfmnist.sources import select_sources
-from dfmnist.store import Store
+from dfmnist.sources.scoring import score_shard
+from dfmnist.sources.selection import select_sources
+from dfmnist.storage.discovery import source_clips
+from dfmnist.storage.store import Store
+from dfmnist.storage.video import Encoding, read_video, write_video
+from dfmnist.vision.faces import FaceDetector
 
 
 def build_tree(root: Path, clips: int, identities: int, size: int, frames: int,

@@ -5,7 +5,7 @@
 Clips: a VoxCeleb-like 256x256 clip (8 s at 25 fps, H.264 yuv420p, crf 23, x264's default
 keyframe interval) and a long one (2 min, same encoding), both of a real face moving. Ways:
 - stream: every frame decoded, converted and piped, the sampled ones kept (the code before:
-  `dfmnist.sources._stream_sample`);
+  `dfmnist.sources.selection._stream_sample`);
 - select: one ffmpeg whose `select` filter hands over only the sampled frames (what
   `sample_clip` does now; ffmpeg still decodes every frame, so damage anywhere is reported);
 - seek: one ffmpeg per sampled frame with an input `-ss` (decodes from the previous keyframe;
@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 from skimage import data
 
-from dfmnist.io import VideoReader, ffmpeg_exe
-from dfmnist.sources import _stream_sample, sample_clip
+from dfmnist.sources.selection import _stream_sample, sample_clip
+from dfmnist.storage.video import VideoReader, ffmpeg_exe
 
 
 def make_clip(path: Path, seconds: float, fps: int = 25, side: int = 256) -> None:

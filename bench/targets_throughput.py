@@ -19,9 +19,10 @@ import numpy as np
 import polars as pl
 
 from dfmnist.compress import PRESETS, compress_shard, encoding_for
-from dfmnist.frames import extract_shard
-from dfmnist.io import LOSSLESS_RGB, read_video, sha256_file, write_video
-from dfmnist.store import Store
+from dfmnist.storage.files import sha256_file
+from dfmnist.storage.store import Store
+from dfmnist.storage.video import LOSSLESS_RGB, read_video, write_video
+from dfmnist.targets.frames import extract_shard
 
 
 def carphone_256(n: int) -> np.ndarray:

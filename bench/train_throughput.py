@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from dfmnist.io import read_video
+from dfmnist.storage.video import read_video
 from dfmnist.train.loop import Detector, _batch, detector_loss, resolve_device
 from dfmnist.train.models import MODELS
 from dfmnist.train.triplet import triplet_loss

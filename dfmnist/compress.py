@@ -10,8 +10,9 @@ import subprocess
 
 import polars as pl
 
-from dfmnist.io import Encoding, ffmpeg_exe, ffmpeg_version, probe_video, sha256_file, transcode
-from dfmnist.store import Store, content_key
+from dfmnist.storage.files import sha256_file
+from dfmnist.storage.store import Store, content_key
+from dfmnist.storage.video import Encoding, ffmpeg_exe, ffmpeg_version, probe_video, transcode
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import polars as pl
 
-from dfmnist.store import content_key
+from dfmnist.storage.store import content_key
 
 
 def stable_int(*parts: object) -> int:
@@ -59,7 +59,7 @@ def build_plan(
             d = takes.row((rank % src.height + rank // src.height) % takes.height, named=True)
             candidate = candidate_id(action, s["clip_id"], d["take"])
             # everything the generator reads: the source image and its landmarks (on the
-            # detector's grid, dfmnist.faces), the driving crop and its track
+            # detector's grid, dfmnist.vision.faces), the driving crop and its track
             key = content_key("fake", s["image_sha256"], s["landmarks"], d["video_sha256"],
                               d["track_sha256"], generator)
             rows.append({

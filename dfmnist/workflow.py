@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from dfmnist.store import Store
+from dfmnist.storage.store import Store
 
 
 def setup_logging(log_path: str | None) -> logging.Logger:
@@ -39,7 +39,7 @@ def limit_threads(threads: int) -> None:
 
 
 def make_detector(faces: dict):
-    from dfmnist.faces import FaceDetector
+    from dfmnist.vision.faces import FaceDetector
 
     return FaceDetector(device=faces["device"], batch_size=faces["batch_size"],
                         min_face_size=faces["min_face_size"],

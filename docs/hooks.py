@@ -1,5 +1,5 @@
 """MkDocs hook: the configuration reference page, made from the schema and config.yaml at
-every build (dfmnist.config_reference), so the site never shows a key that no longer exists."""
+every build (dfmnist.config.reference), so the site never shows a key that no longer exists."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def on_files(files, config):
-    from dfmnist.config_reference import reference_markdown
+    from dfmnist.config.reference import reference_markdown
 
     text = reference_markdown(REPO / "schemas" / "config.schema.yaml", REPO / "config.yaml")
     files.append(File.generated(config, "config-reference.md", content=text))

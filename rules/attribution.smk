@@ -63,4 +63,4 @@ rule attribution:
     conda:
         "../envs/train.yaml"
     script:
-        "../workflow_scripts/train_attribution_table.py"
+        "../workflow_scripts/attribution.py"

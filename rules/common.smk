@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from dfmnist.config import (
+from dfmnist.config.checks import (
     ConfigError,
     apply_shortcuts,
     check_config,
@@ -18,12 +18,12 @@ from dfmnist.config import (
     source_clips,
 )
 from dfmnist.compress import variants_from_config
-from dfmnist.faces import DETECTION_FORMAT
+from dfmnist.vision.faces import DETECTION_FORMAT
 from dfmnist.faceswap.pairs import couple_members, plan_couples, split_groups, train_settings
 from dfmnist.liveness.policy import expand_policy
 from dfmnist.gpus import device_gpus, generator_gpus
 from dfmnist.plan import shard_of
-from dfmnist.shard_inputs import write_lists
+from dfmnist.storage.shard_inputs import write_lists
 
 apply_shortcuts(config)  # --config generator=fomm fomm_checkpoint=FILE
 expand_policy(config)  # liveness.policy: paper
@@ -38,7 +38,7 @@ except ConfigError as exc:
     sys.exit(str(exc))
 
 RESULTS = config["results_dir"]
-STORE = f"{RESULTS}/store"  # content-addressed items (see dfmnist.store)
+STORE = f"{RESULTS}/store"  # content-addressed items (see dfmnist.storage.store)
 GPU_LOCKS = f"{RESULTS}/locks/gpu"  # one lock-file slot per GPU (see dfmnist.gpus)
 DEMO_SOURCES = f"{RESULTS}/demo/voxceleb"  # the demo's {identity}/{video}/{clip}.mp4
 DEMO_TAKE = f"{RESULTS}/demo/driving/{{action}}/{{take}}.mp4"  # the demo's driving takes
@@ -56,7 +56,7 @@ for _what, _ignored in (("source clips", SOURCES_IGNORED), ("driving takes", DRI
 SOURCE_SHARDS = range(config["sources"]["shards"])
 DRIVING_SHARDS = range(config["driving"]["shards"])
 # What rules' params hold: the sections without execution-only keys (devices, batch sizes,
-# threads, cache paths: dfmnist.config.EXECUTION_ONLY), which scripts read from the config.
+# threads, cache paths: dfmnist.config.checks.EXECUTION_ONLY), which scripts read from the config.
 # what MTCNN finds, not how fast, and the grid its detections are rounded to
 FACE_SCIENCE = {**science(config, "faces"), **DETECTION_FORMAT}
 GENERATE_SCIENCE = science(config, "generate")
@@ -123,7 +123,7 @@ def made_here(path):
     return os.path.normpath(path).startswith(_RESULTS_PREFIX)
 
 
-# One list file per shard names its items with their file stamps (dfmnist.shard_inputs): the
+# One list file per shard names its items with their file stamps (dfmnist.storage.shard_inputs): the
 # shard's input, rewritten only when an item changes, so Snakemake tracks a few hundred files
 # instead of every clip. A broken link or a vanished file is a line like any other and becomes
 # a failure row of its shard. Inputs the workflow makes (the demo) are inputs of their own.

@@ -31,7 +31,7 @@ rule ensemble:
     conda:
         "../envs/train.yaml"
     script:
-        "../workflow_scripts/train_ensemble.py"
+        "../workflow_scripts/ensemble.py"
 
 
 rule robustness:
@@ -60,7 +60,7 @@ rule robustness:
     conda:
         "../envs/train.yaml"
     script:
-        "../workflow_scripts/train_robustness.py"
+        "../workflow_scripts/robustness.py"
 
 
 rule attention:
@@ -84,4 +84,4 @@ rule attention:
     conda:
         "../envs/train.yaml"
     script:
-        "../workflow_scripts/train_attention.py"
+        "../workflow_scripts/attention.py"

@@ -11,7 +11,7 @@ from dfmnist.liveness.policy import (
     verdict_options,
 )
 from dfmnist.liveness.shard import retry_key
-from dfmnist.topup import rounds_inputs
+from dfmnist.liveness.topup import rounds_inputs
 
 try:
     check_liveness_config(config)
@@ -127,7 +127,7 @@ rule liveness_cache_merge:
     conda:
         "../envs/core.yaml"
     script:
-        "../workflow_scripts/liveness_merge.py"
+        "../workflow_scripts/liveness_cache_merge.py"
 
 
 rule filter_fakes:

@@ -14,7 +14,7 @@ rule score_sources:
         faces=FACE_SCIENCE,
         sources={k: config["sources"][k] for k in ("frames_per_clip", "min_frames")},
         store=STORE,
-    threads: 1  # MTCNN runs on one thread whatever the job has (dfmnist.faces.one_thread)
+    threads: 1  # MTCNN runs on one thread whatever the job has (dfmnist.vision.faces.one_thread)
     log:
         f"{RESULTS}/logs/score_sources/{{shard}}.log",
     conda:

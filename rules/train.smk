@@ -87,7 +87,7 @@ rule experiment_table:
     conda:
         "../envs/train.yaml"
     script:
-        "../workflow_scripts/train_table.py"
+        "../workflow_scripts/experiment_table.py"
 
 
 # `snakemake table3 per_action ...`: each experiment's name is a target for its table
@@ -123,4 +123,4 @@ rule cam:
     conda:
         "../envs/train.yaml"
     script:
-        "../workflow_scripts/train_cam.py"
+        "../workflow_scripts/cam.py"

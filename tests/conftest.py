@@ -44,15 +44,15 @@ def carphone_path() -> Path:
 @pytest.fixture(scope="session")
 def detector():
     """MTCNN for small test faces (20 px and up)."""
-    from dfmnist.faces import FaceDetector
+    from dfmnist.vision.faces import FaceDetector
 
     return FaceDetector(min_face_size=20, batch_size=16)
 
 
 @pytest.fixture(scope="session")
 def default_detector():
-    """MTCNN with the library's defaults (dfmnist.faces.FaceDetector())."""
-    from dfmnist.faces import FaceDetector
+    """MTCNN with the library's defaults (dfmnist.vision.faces.FaceDetector())."""
+    from dfmnist.vision.faces import FaceDetector
 
     return FaceDetector()
 

@@ -39,8 +39,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from dfmnist.io import Encoding, write_video
 from dfmnist.liveness.tianyan import sign
+from dfmnist.storage.video import Encoding, write_video
 
 #: Credentials the tests put in the environment (and then look for in every written file).
 SECRETS = {"BAIDU_API_KEY": "bk-7f3a9c2e51d04b6e", "BAIDU_SECRET_KEY": "bs-91ac55e0d2f84c17",

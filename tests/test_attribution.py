@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 
-from dfmnist.frames import write_frame_tar
-from dfmnist.io import read_video
-from dfmnist.store import Store
+from dfmnist.storage.store import Store
+from dfmnist.storage.video import read_video
+from dfmnist.targets.frames import write_frame_tar
 from dfmnist.train import train_config
 from dfmnist.train.attribution import (
     ClipDataset,

@@ -16,8 +16,8 @@ import polars as pl
 import pytest
 import yaml
 
-from dfmnist.config import ConfigError, driving_takes, source_clips
-from dfmnist.io import Encoding, ffmpeg_exe, read_video, write_video
+from dfmnist.config.checks import ConfigError, driving_takes, source_clips
+from dfmnist.storage.video import Encoding, ffmpeg_exe, read_video, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 

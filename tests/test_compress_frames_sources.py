@@ -16,18 +16,19 @@ from dfmnist.compress import (
     quality_against,
     variants_from_config,
 )
-from dfmnist.frames import (
+from dfmnist.sources.scoring import score_shard
+from dfmnist.sources.selection import select_sources
+from dfmnist.storage.files import sha256_file
+from dfmnist.storage.store import Store
+from dfmnist.storage.tars import open_tar
+from dfmnist.storage.video import Encoding, read_video, write_video
+from dfmnist.targets.frames import (
     FrameTar,
     extract_shard,
     read_frames,
     sample_indices,
     uniform_indices,
 )
-from dfmnist.io import Encoding, read_video, sha256_file, write_video
-from dfmnist.source_shards import score_shard
-from dfmnist.sources import select_sources
-from dfmnist.store import Store
-from dfmnist.tars import open_tar
 
 
 @pytest.fixture(scope="module")

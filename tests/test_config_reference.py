@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from dfmnist.config_reference import reference_markdown, schema_keys, yaml_comments
+from dfmnist.config.reference import reference_markdown, schema_keys, yaml_comments
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA, CONFIG = REPO / "schemas" / "config.schema.yaml", REPO / "config.yaml"

@@ -1,6 +1,6 @@
 """The store survives crashes: a real generation job killed with SIGKILL mid-shard, then a
 rerun that completes and reuses what was finished; a stored video damaged after publishing is
-found by `python -m dfmnist.store verify` and rebuilt alone."""
+found by `python -m dfmnist.storage.store verify` and rebuilt alone."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import polars as pl
 import pytest
 import yaml
 
-from dfmnist.io import read_video
-from dfmnist.store import Store
+from dfmnist.storage.store import Store
+from dfmnist.storage.video import read_video
 
 from tiny_demo import REPO, run_snakemake, tiny_config
 
@@ -81,8 +81,8 @@ def test_killed_generation_job_resumes_and_verify_rebuilds_damage(tmp_path):
     short = store.item_dir("fake", truncated) / "video.mp4"
     short.write_bytes(short.read_bytes()[: short.stat().st_size // 2])
     assert not store.has("fake", truncated)  # a size mismatch is absent at once
-    check = subprocess.run([sys.executable, "-m", "dfmnist.store", "verify", str(store_root)],
-                           capture_output=True, text=True, check=True)
+    verify = [sys.executable, "-m", "dfmnist.storage.store", "verify", str(store_root)]
+    check = subprocess.run(verify, capture_output=True, text=True, check=True)
     assert f"dropped fake/{flipped}: video.mp4 does not match its recorded sha256" in check.stdout
     assert f"dropped fake/{truncated}: video.mp4 has" in check.stdout
     assert "2 dropped" in check.stdout

@@ -1,7 +1,7 @@
 """The embedded demo on real photos, with real MTCNN and real H.264 encodes (no mocks).
 
 Driving-video checks measure the performed action from MTCNN's landmarks on the decoded video
-(dfmnist.motion proxies), at the frames where the action's time profile peaks.
+(dfmnist.vision.motion proxies), at the frames where the action's time profile peaks.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from dfmnist import ACTIONS, demo, motion
-from dfmnist.config import demo_clip_relpaths
-from dfmnist.faces import FaceDetector
-from dfmnist.io import probe_video, read_video
+from dfmnist import ACTIONS, demo
+from dfmnist.config.checks import demo_clip_relpaths
+from dfmnist.storage.video import probe_video, read_video
+from dfmnist.vision import motion
+from dfmnist.vision.faces import FaceDetector
 
 # Driving videos in these tests: 1 s at 30 fps (frame i is at normalised time i / 29).
 W, H, FPS, SECONDS = 360, 640, 30.0, 1.0

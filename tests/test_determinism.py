@@ -16,7 +16,7 @@ pytestmark = pytest.mark.workflow
 
 #: oneDNN's and ATen's own switches down to the AVX2 code paths, wherever the CPU has more.
 AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
-#: Store kinds made by MTCNN, whose keys carry the float platform (dfmnist.faces identity).
+#: Store kinds made by MTCNN, whose keys carry the float platform (dfmnist.vision.faces identity).
 DETECTOR_KINDS = {"source_frame", "driving_take"}
 #: The one-core rebuild stops at the accepted fakes (sources, driving crops, plan, fakes,
 #: liveness): every job there that computes with floats; compression, frames and exports after

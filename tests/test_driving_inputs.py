@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from dfmnist.driving import NoFaceError, crop_driving, track_take, window_jitter
-from dfmnist.faces import crop_jitter, crop_windows, raw_windows
-from dfmnist.io import Encoding, ffmpeg_exe, probe_video, read_video, write_video
-from dfmnist.motion import roll_degrees
+from dfmnist.driving.crop import NoFaceError, crop_driving, track_take, window_jitter
+from dfmnist.storage.video import Encoding, ffmpeg_exe, probe_video, read_video, write_video
+from dfmnist.vision.faces import crop_jitter, crop_windows, raw_windows
+from dfmnist.vision.motion import roll_degrees
 
 GREY = 110
 
@@ -67,7 +67,7 @@ def test_portrait_hevc_mov_with_rotation_flag_and_audio_comes_out_upright(tmp_pa
     assert decoded.frames.shape == upright.shape  # upright, every frame, audio ignored
     assert np.abs(decoded.frames.astype(float) - upright).mean() < 6
 
-    from dfmnist.faces import FaceDetector
+    from dfmnist.vision.faces import FaceDetector
 
     crop = crop_driving(phone, FaceDetector(min_face_size=40), size=256, smooth_window=3)
     assert crop.frames.shape == (12, 256, 256, 3) and crop.fps == pytest.approx(30.0)

@@ -17,10 +17,10 @@ import polars as pl
 import pytest
 import yaml
 
-from dfmnist.faces import FaceTrack
-from dfmnist.io import Encoding, ffmpeg_exe, read_video, write_video
-from dfmnist.motion import roll_degrees
-from dfmnist.shard_inputs import read_list
+from dfmnist.storage.shard_inputs import read_list
+from dfmnist.storage.video import Encoding, ffmpeg_exe, read_video, write_video
+from dfmnist.vision.faces import FaceTrack
+from dfmnist.vision.motion import roll_degrees
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import torch
 import yaml
 from sklearn.metrics import auc, roc_curve
 
-from dfmnist.io import read_video
+from dfmnist.storage.video import read_video
 from dfmnist.train import ENSEMBLE, MODELS, train_config, train_settings
 from dfmnist.train.ensemble import FUSION, ensemble_table, fuse
 from dfmnist.train.loop import Detector, train_detector

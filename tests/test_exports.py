@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from dfmnist.exports.annotations import face_geometry, face_mask
-from dfmnist.exports.deepfakebench import check_names, label_dict_yaml
-from dfmnist.faces import track_from_detections
+from dfmnist.targets.annotations import face_geometry, face_mask
+from dfmnist.targets.deepfakebench.layout import check_names, label_dict_yaml
+from dfmnist.vision.faces import track_from_detections
 
 
 @pytest.mark.parametrize(("name", "prefix", "fragment", "name_rule"), [

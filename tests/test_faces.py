@@ -3,8 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfmnist.driving import NoFaceError, crop_driving
-from dfmnist.faces import (
+from dfmnist.driving.crop import NoFaceError, crop_driving
+from dfmnist.storage.video import read_video, write_video
+from dfmnist.vision.faces import (
     FaceTrack,
     crop_frames,
     crop_windows,
@@ -12,7 +13,6 @@ from dfmnist.faces import (
     track_from_detections,
     transform_track,
 )
-from dfmnist.io import read_video, write_video
 
 
 def test_detects_the_astronaut_face(detector, astronaut):

@@ -16,7 +16,7 @@ from dfmnist.faceswap.align import (
 )
 from dfmnist.faceswap.blend import COLOUR_METHODS, BlendSettings, face_mask, match_colour
 from dfmnist.faceswap.convert import swap_chunks, swap_frames
-from dfmnist.io import read_video
+from dfmnist.storage.video import read_video
 
 from numerics import assert_float64_equal
 

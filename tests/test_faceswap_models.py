@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from dfmnist.faces import crop_frames, crop_windows
 from dfmnist.faceswap.models import SWAP_MODELS, build_swap_model, parameter_count
 from dfmnist.faceswap.training import TrainSettings, load_swapper, train_swap
-from dfmnist.io import read_video
+from dfmnist.storage.video import read_video
+from dfmnist.vision.faces import crop_frames, crop_windows
 
 CROP = 96  # aligned crop size handed to training and the swapper (any S works)
 WIDTH = 0.0625  # the smallest channel counts: tests time the code paths, not the capacity

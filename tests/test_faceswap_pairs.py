@@ -13,7 +13,7 @@ from dfmnist.faceswap.pairs import (
     target_clips,
     train_settings,
 )
-from dfmnist.splits import assign_group_splits
+from dfmnist.targets.splits import assign_group_splits
 
 IDENTITIES = [f"id{n:05d}" for n in range(10)]
 

@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dfmnist.faces import FaceDetector
 from dfmnist.faceswap.stage import NoFaces, convert_couple, identity_faces, train_couple
-from dfmnist.files import sha256_file
-from dfmnist.io import read_video, write_video
 from dfmnist.numerics import float_platform
-from dfmnist.store import Store
+from dfmnist.storage.files import sha256_file
+from dfmnist.storage.store import Store
+from dfmnist.storage.video import read_video, write_video
+from dfmnist.vision.faces import FaceDetector
 
 CROPS = {"crop_size": 64, "coverage": 0.75, "per_identity": 4}
 FACES = {"min_prob": 0.9, "min_face_size": 20}

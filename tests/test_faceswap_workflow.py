@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 import yaml
 
-from dfmnist.faces import FaceDetector
-from dfmnist.io import read_video
-from dfmnist.store import Store
+from dfmnist.storage.store import Store
+from dfmnist.storage.video import read_video
+from dfmnist.vision.faces import FaceDetector
 
 from tiny_demo import demo_photos, planned_jobs, run_snakemake, tiny_config
 

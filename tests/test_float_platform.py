@@ -1,5 +1,5 @@
 """The float platform in content keys (dfmnist.numerics) and MTCNN's thread-free, gridded
-detections (dfmnist.faces)."""
+detections (dfmnist.vision.faces)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import torch
 
-from dfmnist.faces import COORDINATE_QUANTUM, PROBABILITY_QUANTUM, FaceDetector
-from dfmnist.generation import item_key
 from dfmnist.generators import make_generator
+from dfmnist.generators.shard import item_key
 from dfmnist.numerics import float_platform, generator_numerics
+from dfmnist.vision.faces import COORDINATE_QUANTUM, PROBABILITY_QUANTUM, FaceDetector
 
 STAMP = ("import json; from dfmnist.numerics import float_platform; "
          "print(json.dumps(float_platform()))")

@@ -7,12 +7,12 @@ import polars as pl
 import pytest
 import torch
 
-from dfmnist.data import FrameDataset
-from dfmnist.frames import FRAMES, extract_shard, frame_member
-from dfmnist.io import Encoding, read_video, sha256_file, write_video
-from dfmnist.shard_tars import member, shard_samples
-from dfmnist.store import Store
-from dfmnist.tars import open_tar
+from dfmnist.storage.files import sha256_file
+from dfmnist.storage.store import Store
+from dfmnist.storage.tars import member, open_tar, shard_samples
+from dfmnist.storage.video import Encoding, read_video, write_video
+from dfmnist.targets.frames import FRAMES, extract_shard, frame_member
+from dfmnist.train.data import FrameDataset
 
 SAMPLING = {"sampling": "uniform", "count": 3, "sizes": [128, 64]}
 
@@ -89,7 +89,7 @@ def test_changing_one_video_copies_the_others(tmp_path: Path, clips: list[Path])
 def test_a_new_layout_recomputes_what_an_older_layout_holds(tmp_path: Path):
     """Samples are copied only from shards of the same layout: bumping a layout rebuilds
     every sample even where its key stayed the same."""
-    from dfmnist.shard_tars import ensure_shard
+    from dfmnist.storage.tars import ensure_shard
 
     calls: list[str] = []
 

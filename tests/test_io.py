@@ -4,15 +4,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfmnist.io import (
+from dfmnist.storage.files import atomic_path, sha256_file
+from dfmnist.storage.video import (
     LOSSLESS_RGB,
     Encoding,
     VideoError,
-    atomic_path,
     ffmpeg_exe,
     probe_video,
     read_video,
-    sha256_file,
     transcode,
     write_video,
 )
@@ -98,8 +97,8 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path):
 def test_selected_frames_are_the_streamed_frames(tmp_path: Path, face_frames, rate):
     """`select` hands over exactly the frames a full decode has at those indices (also after
     resampling to a constant rate), and sample_clip's seek path agrees with streaming."""
-    from dfmnist.io import VideoReader
-    from dfmnist.sources import _stream_sample, sample_clip
+    from dfmnist.sources.selection import _stream_sample, sample_clip
+    from dfmnist.storage.video import VideoReader
 
     path = write_video(tmp_path / "v.mp4", face_frames, 25.0, Encoding(crf=23))
     everything = read_video(path, fps=rate).frames

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import skimage
 
-from dfmnist import motion
 from dfmnist.demo import FacePose, FaceRig, render_pose
-from dfmnist.faces import FaceDetector, crop_frames
 from dfmnist.generators import GENERATORS, Generator, LandmarkWarpGenerator, make_generator
 from dfmnist.generators.landmark_warp import HeadModel
-from dfmnist.io import read_video
-from dfmnist.tps import border_anchors, warp_image
+from dfmnist.storage.video import read_video
+from dfmnist.vision import motion
+from dfmnist.vision.faces import FaceDetector, crop_frames
+from dfmnist.vision.tps import border_anchors, warp_image
 
 T = 24
 # Yaw driving: degrees per frame, toward the image right (yaw_proxy up), then the left.

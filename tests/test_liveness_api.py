@@ -19,7 +19,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dfmnist.io import sha256_file
 from dfmnist.liveness import BaiduProvider, TianyanProvider, make_provider
 from dfmnist.liveness.cache import VerdictCache
 from dfmnist.liveness.journal import JobCache, merge, read_journals
@@ -32,6 +31,7 @@ from dfmnist.liveness.remote import (
     Unjudged,
 )
 from dfmnist.liveness.shard import verify_shard
+from dfmnist.storage.files import sha256_file
 
 from liveness_server import (
     SECRETS,

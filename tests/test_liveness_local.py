@@ -13,10 +13,10 @@ import pytest
 import skimage
 
 from dfmnist import ACTIONS
-from dfmnist.faces import FaceDetector, crop_frames
-from dfmnist.io import Encoding, read_video, write_video
 from dfmnist.liveness import PROVIDERS, LivenessProvider, LocalProvider, Verdict, make_provider
-from dfmnist.tps import border_anchors, warp_image
+from dfmnist.storage.video import Encoding, read_video, write_video
+from dfmnist.vision.faces import FaceDetector, crop_frames
+from dfmnist.vision.tps import border_anchors, warp_image
 
 T = 24
 BUMP = np.sin(np.linspace(0, np.pi, T)) ** 2  # 0 -> 1 -> 0
@@ -98,7 +98,7 @@ def test_right_slope_passes_and_left_slope_fails(provider, videos):
     right = provider.verify(videos["tilt_right"], "right_slope")
     assert right.passed and right.score >= 0.5, right
     assert right.provider == "local" and right.action == "right_slope"
-    # The measured peak is in the details, in degrees of dfmnist.motion.roll_degrees.
+    # The measured peak is in the details, in degrees of dfmnist.vision.motion.roll_degrees.
     assert right.details["measured"]["roll_right"] > 15.0
     left = provider.verify(videos["tilt_right"], "left_slope")
     assert not left.passed and left.score < 0.25, left

@@ -21,7 +21,7 @@ from dfmnist.liveness.policy import (
     provider_options,
     providers_in,
 )
-from dfmnist.liveness.report import plot_spoof_rates, spoof_rates
+from dfmnist.liveness.spoof_rates import plot_spoof_rates, spoof_rates
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from dfmnist.io import sha256_file
+from dfmnist.storage.files import sha256_file
 
 from liveness_server import (
     SECRETS,

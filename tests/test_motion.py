@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import skimage
 
-from dfmnist import motion
-from dfmnist.faces import FaceDetector, crop_frames
-from dfmnist.io import read_video
-from dfmnist.tps import border_anchors, warp_image
+from dfmnist.storage.video import read_video
+from dfmnist.vision import motion
+from dfmnist.vision.faces import FaceDetector, crop_frames
+from dfmnist.vision.tps import border_anchors, warp_image
 
 
 def astronaut() -> np.ndarray:

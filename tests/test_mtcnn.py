@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dfmnist.io import read_video
-from dfmnist.mtcnn import Cascade
+from dfmnist.storage.video import read_video
+from dfmnist.vision.mtcnn import Cascade
 
 from numerics import MARGIN
 

@@ -3,9 +3,9 @@
 import polars as pl
 import pytest
 
-from dfmnist.filtering import accept
+from dfmnist.liveness.acceptance import accept
 from dfmnist.plan import build_plan, shard_of
-from dfmnist.splits import assign_splits
+from dfmnist.targets.splits import assign_splits
 
 GEN = {"name": "landmark_warp", "weights_sha256": None, "params": {"relative": True}}
 

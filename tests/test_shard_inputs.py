@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dfmnist.shard_inputs import MISSING, read_list, stamp, write_lists
+from dfmnist.storage.shard_inputs import MISSING, read_list, stamp, write_lists
 
 
 def test_lists_change_only_with_their_items(tmp_path: Path):

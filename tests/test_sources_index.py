@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dfmnist.discovery import source_clips
-from dfmnist.io import read_video
-from dfmnist.shard_tars import shard_samples
-from dfmnist.source_shards import score_shard, with_source_images
-from dfmnist.sources import clip_digest, sample_clip, select_sources
-from dfmnist.store import Store
+from dfmnist.sources.scoring import score_shard, with_source_images
+from dfmnist.sources.selection import clip_digest, sample_clip, select_sources
+from dfmnist.storage.discovery import source_clips
+from dfmnist.storage.store import Store
+from dfmnist.storage.tars import shard_samples
+from dfmnist.storage.video import read_video
 
 
 def save_rgb(path: Path, image: np.ndarray) -> None:

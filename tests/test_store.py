@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from dfmnist.store import Store, content_key
+from dfmnist.storage.store import Store, content_key
 
 
 def test_content_key_is_stable_and_order_free_for_dicts():

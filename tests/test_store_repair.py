@@ -1,5 +1,5 @@
 """Damage in the store is noticed by its readers and repaired by `verify --repair` and a plain
-Snakemake run (dfmnist.integrity), on a clone of the tiny demo's build."""
+Snakemake run (dfmnist.storage.integrity), on a clone of the tiny demo's build."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dfmnist.files import sha256_file
-from dfmnist.integrity import StoreDamage, item_of
-from dfmnist.io import read_video
-from dfmnist.tars import open_tar
+from dfmnist.storage.files import sha256_file
+from dfmnist.storage.integrity import StoreDamage, item_of
+from dfmnist.storage.tars import open_tar
+from dfmnist.storage.video import read_video
 
 from tiny_demo import clone, run_snakemake
 
@@ -55,7 +55,7 @@ def test_a_flipped_byte_is_refused_then_repaired_by_a_plain_rerun(tiny_demo: Pat
     tar = Path(fake["frames_tar"])
     open_tar(workdir / tar)  # an intact store file opens
 
-    repair = subprocess.run([sys.executable, "-m", "dfmnist.store", "verify", "--repair",
+    repair = subprocess.run([sys.executable, "-m", "dfmnist.storage.store", "verify", "--repair",
                              str(results / "store")], capture_output=True, text=True,
                             check=True, timeout=300)
     assert f"quarantined compressed/{key}" in repair.stdout

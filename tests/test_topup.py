@@ -6,9 +6,9 @@ from pathlib import Path
 
 import polars as pl
 
-from dfmnist.filtering import accept
+from dfmnist.liveness.acceptance import accept
+from dfmnist.liveness.topup import rounds_inputs, shortfalls, topup_plan
 from dfmnist.plan import build_plan
-from dfmnist.topup import rounds_inputs, shortfalls, topup_plan
 
 GEN = {"name": "landmark_warp", "weights_sha256": None, "params": {"relative": True}}
 
@@ -71,7 +71,7 @@ def test_rounds_inputs_stop_at_the_first_empty_round(tmp_path: Path):
         plans[r].write_parquet(path)
         return str(path)
 
-    # the workflow's templates (rules/generate.smk, rules/liveness.smk)
+    # the workflow's templates (rules/generators.smk, rules/liveness.smk)
     paths = dict(plan="res/plan/plan.parquet",
                  fakes=("res/fake/raw/shards/{shard}.parquet",
                         "res/fake/raw/rounds/{round}/{shard}.parquet"),
@@ -91,7 +91,7 @@ def test_rounds_inputs_stop_at_the_first_empty_round(tmp_path: Path):
 def test_pair_indices_are_distinct_seeded_and_cover_small_ranges():
     import numpy as np
 
-    from dfmnist.topup import pair_indices
+    from dfmnist.liveness.topup import pair_indices
 
     dense = list(pair_indices(50, 3, np.random.default_rng(1)))
     assert sorted(dense) == list(range(50))

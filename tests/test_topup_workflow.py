@@ -13,10 +13,11 @@ import polars as pl
 import pytest
 import yaml
 
-from dfmnist.generation import generate_shard, generator_identity
-from dfmnist.io import Encoding, sha256_file, write_video
+from dfmnist.generators.shard import generate_shard, generator_identity
 from dfmnist.plan import build_plan
-from dfmnist.store import Store
+from dfmnist.storage.files import sha256_file
+from dfmnist.storage.store import Store
+from dfmnist.storage.video import Encoding, write_video
 from dfmnist.workflow import build_generator
 
 from liveness_server import VERIFY_PATH, start_server

@@ -10,14 +10,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dfmnist.config import ConfigError, check_config, source_clips
-from dfmnist.generation import generate_shard, generator_identity
+from dfmnist.config.checks import ConfigError, check_config, source_clips
 from dfmnist.generators import make_generator
-from dfmnist.io import read_video, write_video
+from dfmnist.generators.shard import generate_shard, generator_identity
 from dfmnist.liveness.base import Verdict
 from dfmnist.liveness.cache import VerdictCache
-from dfmnist.store import Store
-from dfmnist.tps import GridWarper, ThinPlateSpline, border_anchors, warp_image
+from dfmnist.storage.store import Store
+from dfmnist.storage.video import read_video, write_video
+from dfmnist.vision.tps import GridWarper, ThinPlateSpline, border_anchors, warp_image
 
 # -- thin-plate spline -------------------------------------------------------------------
 
@@ -129,7 +129,7 @@ def test_real_data_layout_is_indexed(tmp_path: Path):
 
 def test_generate_shard_computes_once_then_reuses(tmp_path: Path, detector, astronaut,
                                                   grace_hopper):
-    from dfmnist.faces import FaceTrack
+    from dfmnist.vision.faces import FaceTrack
 
     def face_crop(image):
         boxes, _, lms = detector.detect(image)[0]

@@ -16,11 +16,9 @@ import torch
 import torchvision
 import yaml
 
-from dfmnist.data import FrameDataset
-from dfmnist.frames import FRAMES_TAR, write_frame_tar
-from dfmnist.io import read_video
-from dfmnist.store import Store
-from dfmnist.tps import border_anchors, warp_image
+from dfmnist.storage.store import Store
+from dfmnist.storage.video import read_video
+from dfmnist.targets.frames import FRAMES_TAR, write_frame_tar
 from dfmnist.train import (
     ENSEMBLE,
     MODELS,
@@ -29,6 +27,7 @@ from dfmnist.train import (
     train_config,
     train_settings,
 )
+from dfmnist.train.data import FrameDataset
 from dfmnist.train.experiments import (
     MixedQuality,
     parse_trainset,
@@ -46,6 +45,7 @@ from dfmnist.train.metrics import accuracy, roc_auc, summarize, video_scores
 from dfmnist.train.models import load_pretrained
 from dfmnist.train.tables import markdown, per_action, table3, table4
 from dfmnist.train.xception import Xception
+from dfmnist.vision.tps import border_anchors, warp_image
 
 from numerics import assert_float64_equal
 
@@ -208,7 +208,7 @@ def test_config_section_overrides_the_paper_defaults():
 
 
 def test_dataset_card_markdown_becomes_html():
-    from dfmnist.reporting import markdown_to_html
+    from dfmnist.report import markdown_to_html
 
     page = markdown_to_html("# Card\n\n- real = 1 `x`\n\n| a | b |\n|---|---|\n| 1 | <2> |\n", "t")
     assert "<h1>Card</h1>" in page and "<li>real = 1 <code>x</code></li>" in page

@@ -17,11 +17,11 @@ import polars as pl
 import pytest
 import yaml
 
-from dfmnist.data import FrameDataset
-from dfmnist.frames import read_frames
-from dfmnist.io import read_video
-from dfmnist.shard_tars import shard_samples
-from dfmnist.store import Store
+from dfmnist.storage.store import Store
+from dfmnist.storage.tars import shard_samples
+from dfmnist.storage.video import read_video
+from dfmnist.targets.frames import read_frames
+from dfmnist.train.data import FrameDataset
 
 from tiny_demo import REPO, clone, planned_jobs, run_snakemake
 
@@ -132,8 +132,8 @@ def test_deepfakebench_own_loader_reads_the_export(built: Path, layout: str, tmp
 def folders_export(built: Path, tmp_path: Path) -> Path:
     """The build's export with `targets.deepfakebench.format: folders`, written beside it (its
     unpacked tar members in a store of its own: the build's store stays as built)."""
-    from dfmnist.exports.annotations import blank_mask
-    from dfmnist.exports.deepfakebench import write_deepfakebench_folders
+    from dfmnist.targets.annotations import blank_mask
+    from dfmnist.targets.deepfakebench.layout import write_deepfakebench_folders
 
     results = built / "results"
     config = yaml.safe_load((built / "config.yaml").read_text())
@@ -281,7 +281,7 @@ def test_second_run_has_nothing_to_do(built: Path):
 
 
 
-#: Settings that choose where, how fast or through what a job runs (dfmnist.config
+#: Settings that choose where, how fast or through what a job runs (dfmnist.config.checks
 #: EXECUTION_ONLY): changing one must rerun nothing.
 EXECUTION_CHANGES = {
     "faces.device": lambda c: c["faces"].update(device="cuda:1"),

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import yaml
 
-from dfmnist.store import META, Store
+from dfmnist.storage.store import META, Store
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]

@@ -2,9 +2,9 @@
 
 import polars as pl
 
-from dfmnist.exports.annotations import annotate_shard
-from dfmnist.io import atomic_path
-from dfmnist.store import Store
+from dfmnist.storage.files import atomic_path
+from dfmnist.storage.store import Store
+from dfmnist.targets.annotations import annotate_shard
 from dfmnist.workflow import limit_threads, make_detector, setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -3,10 +3,10 @@
 import polars as pl
 
 from dfmnist.compress import compress_shard, encoding_for
-from dfmnist.dataset import video_table
-from dfmnist.io import atomic_path
 from dfmnist.plan import shard_of
-from dfmnist.store import Store
+from dfmnist.storage.files import atomic_path
+from dfmnist.storage.store import Store
+from dfmnist.targets.manifest import video_table
 from dfmnist.workflow import limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -2,9 +2,9 @@
 
 import polars as pl
 
-from dfmnist.dataset import dataset_card
-from dfmnist.io import atomic_path
-from dfmnist.store import Store
+from dfmnist.storage.files import atomic_path
+from dfmnist.storage.store import Store
+from dfmnist.targets.manifest import dataset_card
 from dfmnist.workflow import fakes_generator, setup_logging
 
 log = setup_logging(snakemake.log[0])

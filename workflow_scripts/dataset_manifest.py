@@ -2,8 +2,8 @@
 
 import polars as pl
 
-from dfmnist.dataset import build_manifest, video_table
-from dfmnist.io import atomic_path
+from dfmnist.storage.files import atomic_path
+from dfmnist.targets.manifest import build_manifest, video_table
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])

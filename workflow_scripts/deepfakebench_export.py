@@ -2,10 +2,10 @@
 
 import polars as pl
 
-from dfmnist.exports.annotations import blank_mask
-from dfmnist.exports.deepfakebench import write_deepfakebench_folders
-from dfmnist.exports.deepfakebench_lmdb import write_deepfakebench_lmdb
-from dfmnist.store import Store
+from dfmnist.storage.store import Store
+from dfmnist.targets.annotations import blank_mask
+from dfmnist.targets.deepfakebench.layout import write_deepfakebench_folders
+from dfmnist.targets.deepfakebench.lmdb_format import write_deepfakebench_lmdb
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])

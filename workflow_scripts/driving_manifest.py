@@ -2,8 +2,8 @@
 
 import polars as pl
 
-from dfmnist.driving_shard import split_manifest
-from dfmnist.files import atomic_path
+from dfmnist.driving.shard import split_manifest
+from dfmnist.storage.files import atomic_path
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from dfmnist.exports.faceforensics import write_faceforensics
+from dfmnist.targets.faceforensics import write_faceforensics
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -3,9 +3,9 @@
 import polars as pl
 
 from dfmnist.faceswap.stage import convert_couple
-from dfmnist.files import atomic_path, read_json
 from dfmnist.gpus import claim_device
-from dfmnist.store import Store
+from dfmnist.storage.files import atomic_path, read_json
+from dfmnist.storage.store import Store
 from dfmnist.workflow import limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -3,8 +3,8 @@
 import polars as pl
 
 from dfmnist.faceswap.stage import identity_faces
-from dfmnist.files import write_json
-from dfmnist.store import Store
+from dfmnist.storage.files import write_json
+from dfmnist.storage.store import Store
 from dfmnist.workflow import limit_threads, make_detector, setup_logging
 
 log = setup_logging(snakemake.log[0])

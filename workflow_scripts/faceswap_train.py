@@ -1,9 +1,9 @@
 """Stage 4b: train one autoencoder on a couple's faces (reused from the store when trained)."""
 
 from dfmnist.faceswap.stage import NoFaces, train_couple
-from dfmnist.files import read_json, write_json
 from dfmnist.gpus import claim_device
-from dfmnist.store import Store
+from dfmnist.storage.files import read_json, write_json
+from dfmnist.storage.store import Store
 from dfmnist.workflow import limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])

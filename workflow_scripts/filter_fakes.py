@@ -6,10 +6,10 @@ from pathlib import Path
 import polars as pl
 
 from dfmnist.faceswap.stage import SWAP_FAILURE_SCHEMA
-from dfmnist.filtering import VERDICT_SCHEMA, accept, with_face_swaps
-from dfmnist.io import atomic_path
-from dfmnist.liveness.report import plot_spoof_rates, spoof_rates
-from dfmnist.store import Store
+from dfmnist.liveness.acceptance import VERDICT_SCHEMA, accept, with_face_swaps
+from dfmnist.liveness.spoof_rates import plot_spoof_rates, spoof_rates
+from dfmnist.storage.files import atomic_path
+from dfmnist.storage.store import Store
 from dfmnist.workflow import fakes_generator, setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -3,10 +3,10 @@ fails is a row in the failures table, the rest of the shard goes on)."""
 
 import polars as pl
 
-from dfmnist.files import atomic_path
-from dfmnist.generation import generate_shard
+from dfmnist.generators.shard import generate_shard
 from dfmnist.gpus import GPU_GENERATORS, claim_device
-from dfmnist.store import Store
+from dfmnist.storage.files import atomic_path
+from dfmnist.storage.store import Store
 from dfmnist.workflow import build_generator, limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -4,12 +4,12 @@ import sys
 
 import polars as pl
 
-from dfmnist.io import atomic_path
 from dfmnist.liveness import make_provider
 from dfmnist.liveness.journal import JobCache
 from dfmnist.liveness.policy import provider_options
 from dfmnist.liveness.remote import RemoteError
 from dfmnist.liveness.shard import verify_shard, write_verdicts
+from dfmnist.storage.files import atomic_path
 from dfmnist.workflow import limit_threads, make_detector, setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -2,9 +2,9 @@
 
 import polars as pl
 
-from dfmnist.generation import generator_identity
-from dfmnist.io import atomic_path
+from dfmnist.generators.shard import generator_identity
 from dfmnist.plan import build_plan
+from dfmnist.storage.files import atomic_path
 from dfmnist.workflow import build_generator, setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -6,8 +6,8 @@ from pathlib import Path
 import cv2
 import polars as pl
 
-from dfmnist.io import atomic_path
-from dfmnist.reporting import markdown_to_html, sample_frames_grid
+from dfmnist.report import markdown_to_html, sample_frames_grid
+from dfmnist.storage.files import atomic_path
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])

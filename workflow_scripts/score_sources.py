@@ -1,11 +1,11 @@
 """Stage 1: score the sampled frames of one shard of source clips into one store item for the
 shard (a bad clip is a row with a reason, never the end of its shard)."""
 
-from dfmnist.files import atomic_path
-from dfmnist.shard_inputs import read_list
-from dfmnist.source_shards import score_shard
-from dfmnist.sources import score_table
-from dfmnist.store import Store
+from dfmnist.sources.scoring import score_shard
+from dfmnist.sources.selection import score_table
+from dfmnist.storage.files import atomic_path
+from dfmnist.storage.shard_inputs import read_list
+from dfmnist.storage.store import Store
 from dfmnist.workflow import limit_threads, make_detector, setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -13,7 +13,7 @@ limit_threads(snakemake.threads)
 params = snakemake.params
 detector = make_detector(snakemake.config["faces"])
 store = Store(params.store)
-clips = read_list(snakemake.input[0])  # the shard's clips (dfmnist.shard_inputs)
+clips = read_list(snakemake.input[0])  # the shard's clips (dfmnist.storage.shard_inputs)
 records = score_shard(clips, detector, params.sources["frames_per_clip"],
                       params.faces["min_prob"], store, params.sources["min_frames"])
 for i, record in enumerate(records, start=1):

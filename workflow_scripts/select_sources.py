@@ -5,10 +5,10 @@ their row (with its reason) and are also listed in manifests/source_failures.par
 
 import polars as pl
 
-from dfmnist.files import atomic_path, sha256_file
-from dfmnist.source_shards import with_source_images
-from dfmnist.sources import clip_as_video, select_sources, source_failures
-from dfmnist.store import Store
+from dfmnist.sources.scoring import with_source_images
+from dfmnist.sources.selection import clip_as_video, select_sources, source_failures
+from dfmnist.storage.files import atomic_path, sha256_file
+from dfmnist.storage.store import Store
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -2,9 +2,9 @@
 
 import polars as pl
 
-from dfmnist.dataset import video_table
-from dfmnist.io import atomic_path
-from dfmnist.splits import assign_group_splits
+from dfmnist.storage.files import atomic_path
+from dfmnist.targets.manifest import video_table
+from dfmnist.targets.splits import assign_group_splits
 from dfmnist.workflow import setup_logging
 
 log = setup_logging(snakemake.log[0])

@@ -2,10 +2,10 @@
 
 import polars as pl
 
-from dfmnist.filtering import VERDICT_SCHEMA, accept
-from dfmnist.generation import generator_identity
-from dfmnist.io import atomic_path
-from dfmnist.topup import shortfalls, topup_plan
+from dfmnist.generators.shard import generator_identity
+from dfmnist.liveness.acceptance import VERDICT_SCHEMA, accept
+from dfmnist.liveness.topup import shortfalls, topup_plan
+from dfmnist.storage.files import atomic_path
 from dfmnist.workflow import build_generator, setup_logging
 
 log = setup_logging(snakemake.log[0])

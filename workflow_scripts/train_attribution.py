@@ -6,7 +6,7 @@ import sys
 import polars as pl
 
 from dfmnist.gpus import claim_device
-from dfmnist.store import Store
+from dfmnist.storage.store import Store
 from dfmnist.train import train_config
 from dfmnist.train.attribution import (
     AttributionDataError,

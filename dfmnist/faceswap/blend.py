@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dfmnist.face_geometry import LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, NOSE, RIGHT_EYE
+from dfmnist.vision.face_geometry import LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, NOSE, RIGHT_EYE
 
 MASK_SOURCES = ("model", "landmarks")
 COLOUR_METHODS = ("none", "avg_color", "rgb_mean_std", "lab_mean_std", "match_hist")

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dfmnist.faces import FaceTrack
 from dfmnist.faceswap.align import DEFAULT_COVERAGE
 from dfmnist.faceswap.pairs import FACE_SWAP, couple_members, fake_name, target_clips
-from dfmnist.frames import uniform_indices
-from dfmnist.io import LOSSLESS_RGB, read_video, write_video
 from dfmnist.numerics import float_platform
-from dfmnist.store import Store, content_key
+from dfmnist.storage.store import Store, content_key
+from dfmnist.storage.video import LOSSLESS_RGB, read_video, write_video
+from dfmnist.targets.frames import uniform_indices
+from dfmnist.vision.faces import FaceTrack
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def identity_faces(clips: pl.DataFrame, detector, crops: dict, faces: dict, stor
             table.write_parquet(tmp / TRACKS)
     meta = store.meta(FACES, key)
     # what is made from the item is keyed by its bytes: MTCNN's tracks and the crops aligned
-    # by them are float results (dfmnist.faces, dfmnist.numerics)
+    # by them are float results (dfmnist.vision.faces, dfmnist.numerics)
     return {"key": key, "crops": meta["crops"], "clips": meta["clips"],
             "faceless": meta["faceless"], "crops_sha256": store.file_sha256(FACES, key, CROPS),
             "tracks_sha256": store.file_sha256(FACES, key, TRACKS)}

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from dfmnist.faceswap.align import DEFAULT_COVERAGE
 from dfmnist.faceswap.augment import resize_faces, training_batch
 from dfmnist.faceswap.models import SWAP_MODELS, SwapModel, SwapSpec, build_swap_model
-from dfmnist.files import atomic_path
 from dfmnist.gpus import resolve_device
+from dfmnist.storage.files import atomic_path
 
 LOG = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1

@@ -35,8 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from dfmnist import motion
-from dfmnist.face_geometry import (
+from dfmnist.generators.base import Generator, check_inputs
+from dfmnist.generators.parallax import HeadModel, fit_similarity, interior_points
+from dfmnist.generators.parallax import to_complex as _c
+from dfmnist.generators.parallax import to_xy as _xy
+from dfmnist.vision import motion
+from dfmnist.vision.face_geometry import (
     LEFT_EYE,
     MOUTH_LEFT,
     MOUTH_RIGHT,
@@ -45,12 +49,8 @@ from dfmnist.face_geometry import (
     PointGroups,
     paint_cavity,
 )
-from dfmnist.faces import smooth_series
-from dfmnist.generators.base import Generator, check_inputs
-from dfmnist.generators.parallax import HeadModel, fit_similarity, interior_points
-from dfmnist.generators.parallax import to_complex as _c
-from dfmnist.generators.parallax import to_xy as _xy
-from dfmnist.tps import GridWarper, border_anchors
+from dfmnist.vision.faces import smooth_series
+from dfmnist.vision.tps import GridWarper, border_anchors
 
 __all__ = ["ALGORITHM_VERSION", "HeadModel", "LandmarkWarpGenerator", "fit_similarity",
            "median_series"]

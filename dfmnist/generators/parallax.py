@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dfmnist.face_geometry import (
+from dfmnist.vision.face_geometry import (
     LEFT_EYE,
     MOUTH_LEFT,
     MOUTH_RIGHT,
@@ -17,7 +17,7 @@ from dfmnist.face_geometry import (
     FaceFrame,
     HeadShape,
 )
-from dfmnist.motion import nose_drop, yaw_proxy
+from dfmnist.vision.motion import nose_drop, yaw_proxy
 
 # The head in face units: a paraboloid cap over the generator's ring (depth 0 on the ring,
 # 1 at its centre) plus a nose ridge (height, sigma across, sigma along), faded out toward the

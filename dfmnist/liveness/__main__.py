@@ -31,7 +31,7 @@ def export(cache: VerdictCache, out: Path) -> int:
     """Write every cached verdict to Parquet; returns the number of rows."""
     import polars as pl
 
-    from dfmnist.io import atomic_path
+    from dfmnist.storage.files import atomic_path
 
     schema = {"provider": pl.String, "config_version": pl.String, "action": pl.String,
               "video_sha256": pl.String, "passed": pl.Boolean, "score": pl.Float64,

@@ -1,7 +1,7 @@
-"""A local, network-free liveness checker built on MTCNN landmarks and `dfmnist.motion`.
+"""A local, network-free liveness checker built on MTCNN landmarks and `dfmnist.vision.motion`.
 
 The video is decoded, one face is tracked (FaceDetector), and per-frame motion features
-(`dfmnist.motion.motion_features`: yaw, pitch, roll, mouth_width, face_height, eye_open,
+(`dfmnist.vision.motion.motion_features`: yaw, pitch, roll, mouth_width, face_height, eye_open,
 mouth_open) are compared with their baseline, the median of the first `baseline_frames`
 frames. Each action has a small check in `CHECKS` that turns the features into named
 measurements; each measurement has a threshold in `thresholds[action]`.
@@ -13,15 +13,15 @@ its threshold scores 0.5, twice the threshold (or more) scores 1, no motion scor
 Sign conventions (image coordinates, x right, y down; MTCNN's "left eye" is the eye on the
 image's left):
 
-* roll = `dfmnist.motion.roll_degrees`, the angle of the left-eye -> right-eye line; positive
+* roll = `dfmnist.vision.motion.roll_degrees`, the angle of the left-eye -> right-eye line; positive
   when the eye line descends towards the image's right, i.e. the head turned clockwise on
   screen with its top moving towards the image's right.
   `right_slope` passes when roll INCREASES by the threshold (head tilts towards the image's
   right; for an unmirrored camera that is the subject's own left shoulder), `left_slope`
   when roll DECREASES.
-* pitch = `dfmnist.motion.pitch_proxy` (0 at the eye line, 1 at the mouth line): it grows when
+* pitch = `vision.motion.pitch_proxy` (0 at the eye line, 1 at the mouth line): it grows when
   the head tips down (nose tip moves towards the mouth) and shrinks when looking up.
-* yaw = `dfmnist.motion.yaw_proxy`, nose offset from the face midline in inter-ocular units;
+* yaw = `dfmnist.vision.motion.yaw_proxy`, nose offset from the face midline in inter-ocular units;
   either direction counts.
 """
 
@@ -35,11 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from dfmnist import ACTIONS, motion
-from dfmnist.faces import FaceDetector, detector_identity
-from dfmnist.io import read_video
+from dfmnist import ACTIONS
 from dfmnist.liveness.base import LivenessProvider, Verdict
-from dfmnist.store import content_key
+from dfmnist.storage.store import content_key
+from dfmnist.storage.video import read_video
+from dfmnist.vision import motion
+from dfmnist.vision.faces import FaceDetector, detector_identity
 
 #: Bump when a check's maths changes, so cached verdicts are invalidated.
 CHECKS_VERSION = 1
@@ -254,7 +255,7 @@ class LocalProvider(LivenessProvider):
 
     def _detector_settings(self) -> dict[str, Any]:
         """Detector settings that change detections, and the detector's identity (its grid,
-        batch and float platform, dfmnist.faces). The same values whether the detector was
+        batch and float platform, dfmnist.vision.faces). The same values whether the detector was
         given or will be built from options."""
         if self._detector is not None:
             det = self._detector
@@ -298,7 +299,7 @@ class LocalProvider(LivenessProvider):
         return content_key(self.settings())[:16]
 
     def verify(self, video_path: Path, action: str) -> Verdict:
-        """Decode, track, measure and judge. Undecodable videos raise dfmnist.io.VideoError.
+        """Decode, track, measure and judge. Undecodable videos raise storage.video.VideoError.
 
         The analysis of the most recent videos is kept in memory (keyed by path, size and
         mtime), so judging one video for several actions decodes and tracks it once.

@@ -45,7 +45,7 @@ import httpx
 
 from dfmnist.liveness.base import LivenessProvider, Verdict
 from dfmnist.liveness.ratelimit import SlidingWindowLimiter
-from dfmnist.store import content_key
+from dfmnist.storage.store import content_key
 
 log = logging.getLogger(__name__)
 

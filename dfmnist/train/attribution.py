@@ -20,11 +20,11 @@ import polars as pl
 import torch
 from torch.utils.data import Dataset
 
-from dfmnist.data import FrameDataset
 from dfmnist.gpus import resolve_device
-from dfmnist.io import sha256_file
 from dfmnist.numerics import float_platform
-from dfmnist.store import Store, content_key
+from dfmnist.storage.files import sha256_file
+from dfmnist.storage.store import Store, content_key
+from dfmnist.train.data import FrameDataset
 from dfmnist.train.dmasta import DMASTA, FrameClassifier
 from dfmnist.train.experiments import frame_dataset
 from dfmnist.train.loop import TrainSettings, fit, predict
@@ -323,7 +323,7 @@ def write_attribution(prediction_files: list[str], run_files: list[str], methods
                       variants: list[str], crfs: dict[str, int], demo: bool,
                       csv: str | Path, md: str | Path, png: str | Path) -> pl.DataFrame:
     """The accuracy table (CSV, markdown with notes) and the confusion matrices (PNG)."""
-    from dfmnist.files import atomic_path
+    from dfmnist.storage.files import atomic_path
     from dfmnist.train.tables import markdown
 
     preds = pl.concat([pl.read_parquet(p) for p in prediction_files], how="vertical_relaxed")

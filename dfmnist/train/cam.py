@@ -71,7 +71,7 @@ def cam_grid(model: Detector, chosen: pl.DataFrame, size: int, root: str | Path 
 
     `maps(model, images)` gives the (N, H, W) maps in [0, 1]: the CAM by default.
     """
-    from dfmnist.frames import FrameTar
+    from dfmnist.targets.frames import FrameTar
     from dfmnist.train.experiments import _resize_to
 
     resize = _resize_to(model.input_size)
@@ -104,7 +104,7 @@ def cam_grid(model: Detector, chosen: pl.DataFrame, size: int, root: str | Path 
 
 def save_grid(grid: np.ndarray, table: pl.DataFrame, png: str | Path, csv: str | Path) -> None:
     """Write a map grid (RGB) and its per-frame table, each atomically."""
-    from dfmnist.files import atomic_path
+    from dfmnist.storage.files import atomic_path
 
     with atomic_path(png) as tmp:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):

@@ -15,10 +15,10 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from dfmnist.data import FrameDataset
 from dfmnist.gpus import resolve_device
 from dfmnist.numerics import float_platform
-from dfmnist.store import Store, content_key
+from dfmnist.storage.store import Store, content_key
+from dfmnist.train.data import FrameDataset
 from dfmnist.train.loop import Detector, TrainSettings, predict, train_detector
 from dfmnist.train.models import MODELS
 from dfmnist.train.trainsets import MIXED, TrainSet, parse_trainset
@@ -147,7 +147,7 @@ def run_training_job(manifest: pl.DataFrame, model: str, spec: str, settings: Tr
     Returns per-frame test predictions for every variant, the training history and the run
     record (checkpoint key, reused or not, counts, pretrained weights or none).
     """
-    from dfmnist.io import sha256_file
+    from dfmnist.storage.files import sha256_file
 
     root = Path(root)
     variants = sorted(manifest["variant"].unique())
@@ -236,7 +236,7 @@ def write_job_outputs(output, predictions: pl.DataFrame, history: list[dict] | d
     `output.history` (csv) and `output.run` (the run record, JSON)."""
     import json
 
-    from dfmnist.files import atomic_path
+    from dfmnist.storage.files import atomic_path
 
     with atomic_path(output.predictions) as tmp:
         predictions.write_parquet(tmp)

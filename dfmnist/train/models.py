@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dfmnist.io import sha256_file
+from dfmnist.storage.files import sha256_file
 from dfmnist.train.autoatt import EfficientNetAutoAttB4
 from dfmnist.train.efficientnet import B4_FEATURES, EfficientNetB4
 from dfmnist.train.meso import MesoInception4

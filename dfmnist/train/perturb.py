@@ -96,7 +96,7 @@ def perturb_frame(image: np.ndarray, name: str, level: int,
 
 def reencode(frames: np.ndarray, level: int, fps: float = 25.0) -> np.ndarray:
     """RGB frames (T, H, W, 3) through libx264 at the level's crf and back (0: unchanged)."""
-    from dfmnist.io import Encoding, read_video, write_video
+    from dfmnist.storage.video import Encoding, read_video, write_video
 
     if level == 0:
         return frames

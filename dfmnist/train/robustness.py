@@ -15,7 +15,7 @@ import polars as pl
 import torch
 from torch.nn import functional as F
 
-from dfmnist.frames import read_frames as frames_of_video
+from dfmnist.targets.frames import read_frames as frames_of_video
 from dfmnist.train.loop import Detector
 from dfmnist.train.metrics import summarize
 from dfmnist.train.perturb import LEVELS, perturb_video

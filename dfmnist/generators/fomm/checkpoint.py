@@ -19,7 +19,7 @@ from torch import nn
 
 from dfmnist.generators.fomm.generator import OcclusionAwareGenerator
 from dfmnist.generators.fomm.keypoint_detector import KeypointDetector
-from dfmnist.io import sha256_file
+from dfmnist.storage.files import sha256_file
 
 __all__ = [
     "CONFIGS",

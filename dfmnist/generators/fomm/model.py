@@ -50,7 +50,7 @@ from dfmnist.generators.fomm.relative import (
     relative_keypoints,
 )
 from dfmnist.generators.fomm.winograd import TILES, winograd_convolutions
-from dfmnist.io import sha256_file
+from dfmnist.storage.files import sha256_file
 
 __all__ = [
     "FommGenerator",

@@ -1,0 +1,2 @@
+"""Vision primitives: MTCNN face detection and tracks, face crops, head-pose and expression
+proxies from five landmarks, face geometry and thin-plate-spline warping."""
