@@ -28,9 +28,9 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        f"{RESULTS}/dataset/dataset.parquet",
-        f"{RESULTS}/liveness/spoof_rates.csv",
-        f"{RESULTS}/dataset/README.md",
-        f"{RESULTS}/deepfakebench",
-        f"{RESULTS}/faceforensics",
+        DATASET,
+        SPOOF_RATES,
+        DATASET_CARD,
+        DEEPFAKEBENCH,
+        FACEFORENSICS,
     default_target: True

@@ -3,10 +3,10 @@
 # One job per (method, compression variant) trains DMA-STA or the frame-level baseline on that
 # variant's fakes, labelled by the dataset's `model` column, and classifies its test fakes; the
 # `attribution` rule writes the accuracy table and the confusion matrices.
+from dfmnist.gpus import device_gpus
 from dfmnist.train import ATTRIBUTION_METHODS
 
 ATTRIBUTION = TRAIN["attribution"]
-ATTRIBUTION_RUN = f"{RESULTS}/attribution/{{method}}/{{variant}}"
 ATTRIBUTION_BACKBONE_WEIGHTS = TRAIN["pretrained"].get(ATTRIBUTION["backbone"])
 
 ATTRIBUTION_FILES = lambda name: expand(
@@ -19,7 +19,7 @@ rule train_attribution:
         # a user's local ImageNet file for the backbone is an input: replacing it retrains
         unpack(lambda w: {"pretrained": ATTRIBUTION_BACKBONE_WEIGHTS}
                if ATTRIBUTION_BACKBONE_WEIGHTS else {}),
-        manifest=f"{RESULTS}/dataset/dataset.parquet",
+        manifest=DATASET,
     output:
         predictions=f"{ATTRIBUTION_RUN}/predictions.parquet",
         history=f"{ATTRIBUTION_RUN}/history.csv",
@@ -36,7 +36,7 @@ rule train_attribution:
     resources:
         gpu=device_gpus(TRAIN["device"]),
     log:
-        f"{RESULTS}/logs/train_attribution/{{method}}/{{variant}}.log",
+        f"{LOGS}/train_attribution/{{method}}/{{variant}}.log",
     conda:
         "../envs/train.yaml"
     script:
@@ -48,10 +48,10 @@ rule attribution:
         predictions=ATTRIBUTION_FILES("predictions.parquet"),
         runs=ATTRIBUTION_FILES("run.json"),
     output:
-        csv=report(f"{TABLES_DIR}/attribution.csv", caption="../report/attribution.rst",
+        csv=report(f"{TABLES}/attribution.csv", caption="../report/attribution.rst",
                    category="Detectors", subcategory="Model attribution"),
-        md=f"{TABLES_DIR}/attribution.md",
-        png=report(f"{TABLES_DIR}/attribution.png", caption="../report/attribution.rst",
+        md=f"{TABLES}/attribution.md",
+        png=report(f"{TABLES}/attribution.png", caption="../report/attribution.rst",
                    category="Detectors", subcategory="Model attribution"),
     params:
         methods=ATTRIBUTION["methods"],
@@ -59,7 +59,7 @@ rule attribution:
         crfs={v: VARIANTS_CONFIG[v].get("crf") for v in VARIANTS},
         demo=config["demo"]["enabled"],
     log:
-        f"{RESULTS}/logs/tables/attribution.log",
+        f"{LOGS}/tables/attribution.log",
     conda:
         "../envs/train.yaml"
     script:

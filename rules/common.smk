@@ -19,10 +19,11 @@ from dfmnist.config.checks import (
 )
 from dfmnist.compress import variants_from_config
 from dfmnist.vision.faces import DETECTION_FORMAT
-from dfmnist.faceswap.pairs import couple_members, plan_couples, split_groups, train_settings
+from dfmnist.faceswap.pairs import couple_members, plan_couples, split_groups
 from dfmnist.liveness.policy import expand_policy
 from dfmnist.gpus import device_gpus, generator_gpus
 from dfmnist.plan import shard_of
+from dfmnist.train import ensemble_runs, train_config
 from dfmnist.storage.shard_inputs import write_lists
 
 apply_shortcuts(config)  # --config generator=fomm fomm_checkpoint=FILE
@@ -37,11 +38,11 @@ except WorkflowError as exc:
 except ConfigError as exc:
     sys.exit(str(exc))
 
-RESULTS = config["results_dir"]
-STORE = f"{RESULTS}/store"  # content-addressed items (see dfmnist.storage.store)
-GPU_LOCKS = f"{RESULTS}/locks/gpu"  # one lock-file slot per GPU (see dfmnist.gpus)
-DEMO_SOURCES = f"{RESULTS}/demo/voxceleb"  # the demo's {identity}/{video}/{clip}.mp4
-DEMO_TAKE = f"{RESULTS}/demo/driving/{{action}}/{{take}}.mp4"  # the demo's driving takes
+
+
+include: "paths.smk"
+
+
 ACTIONS = config["actions"]
 try:
     # discovered once per invocation; ignored entries (hidden files, non-videos) are logged
@@ -87,6 +88,15 @@ COMPRESS_SHARDS = range(config["compress"]["shards"])
 VARIANTS_CONFIG = variants_from_config(config["compress"])
 VARIANTS = list(VARIANTS_CONFIG)
 PROVIDERS = sorted({p for a in ACTIONS for p in config["liveness"]["policy"][a]})
+# Detectors (rules/train.smk, ensemble.smk, attribution.smk): the train section, its
+# per-experiment variants defaulting to the first compression variant.
+TRAIN = train_config(config)
+for _key in ("single_action", "cam", "robustness", "attention"):
+    TRAIN[_key]["variant"] = TRAIN[_key]["variant"] or VARIANTS[0]
+    if TRAIN[_key]["variant"] not in VARIANTS:
+        sys.exit(f"config error at train.{_key}.variant: {TRAIN[_key]['variant']!r} is not a "
+                 f"variant ({', '.join(VARIANTS)})")
+ENSEMBLE_RUNS = ensemble_runs(TRAIN, VARIANTS)  # the training jobs each ensemble target reads
 
 
 wildcard_constraints:
@@ -130,11 +140,11 @@ def made_here(path):
 _unmade = lambda path: not made_here(path)
 SOURCE_INPUTS = {
     s: [path, *(p for p in _CLIP_SHARDS[s].values() if made_here(p))]
-    for s, path in write_lists(_CLIP_SHARDS, f"{RESULTS}/inputs/sources", _unmade).items()
+    for s, path in write_lists(_CLIP_SHARDS, f"{INPUT_LISTS}/sources", _unmade).items()
 }
 DRIVING_INPUTS = {
     s: [path, *(p for p in _TAKE_SHARDS[s].values() if made_here(p))]
-    for s, path in write_lists(_TAKE_SHARDS, f"{RESULTS}/inputs/driving", _unmade).items()
+    for s, path in write_lists(_TAKE_SHARDS, f"{INPUT_LISTS}/driving", _unmade).items()
 }
 
 
@@ -144,8 +154,7 @@ def demo_photo_input(spec):
 
 
 def run_files(target, name):
-    """One file of each training job an ensemble target needs (train_detector's outputs;
-    RUN and ENSEMBLE_RUNS come from rules/train.smk and rules/ensemble.smk)."""
+    """One file of each training job an ensemble target needs (train_detector's outputs)."""
     return [f"{RUN}/{name}".format(model=m, trainset=t) for m, t in ENSEMBLE_RUNS[target]]
 
 
@@ -155,8 +164,8 @@ def couple_faces(wildcards):
     return {"faces_a": SWAP_FACES.format(identity=a), "faces_b": SWAP_FACES.format(identity=b)}
 
 
-def swap_fakes(kind="fakes"):
-    """Every couple's and model's face-swap fakes (or failures) tables."""
+def swap_fakes(template=SWAP_FAKES):
+    """Every couple's and model's face-swap fakes tables (or failures: SWAP_FAILURES)."""
     return [
-        f"{SWAP}/{kind}/{m}/{c}.parquet" for m in SWAP_MODELS for c in SWAP_COUPLES
+        template.format(autoencoder=m, couple=c) for m in SWAP_MODELS for c in SWAP_COUPLES
     ]

@@ -3,17 +3,17 @@
 
 rule compress_shard:
     input:
-        sources=f"{RESULTS}/manifests/sources.parquet",
-        accepted=f"{RESULTS}/fake/accepted.parquet",
+        sources=SOURCES_MANIFEST,
+        accepted=ACCEPTED,
     output:
-        f"{RESULTS}/compress/{{variant}}/{{shard}}.parquet",
+        COMPRESSED,
     params:
         variant=lambda w: VARIANTS_CONFIG[w.variant],
         shards=config["compress"]["shards"],
         store=STORE,
     threads: 1
     log:
-        f"{RESULTS}/logs/compress_shard/{{variant}}/{{shard}}.log",
+        f"{LOGS}/compress_shard/{{variant}}/{{shard}}.log",
     conda:
         "../envs/media.yaml"
     script:

@@ -2,7 +2,6 @@
 # VoxCeleb1-style source clips and phone-like driving videos of the ten actions.
 # It stands in for VoxCeleb1 and the volunteers' videos; off when demo.enabled is false.
 
-
 rule demo_source_clips:
     input:
         lambda w: demo_photo_input(config["demo"]["photos"][w.identity]),
@@ -17,7 +16,7 @@ rule demo_source_clips:
                                              "clip_seconds", "clip_fps", "seed")},
         faces=FACE_SCIENCE,
     log:
-        f"{RESULTS}/logs/demo_source_clips/{{identity}}.log",
+        f"{LOGS}/demo_source_clips/{{identity}}.log",
     conda:
         "../envs/faces.yaml"
     script:
@@ -35,7 +34,7 @@ rule demo_driving_video:
                                              "driving_seconds", "seed")},
         faces=FACE_SCIENCE,
     log:
-        f"{RESULTS}/logs/demo_driving_video/{{action}}/{{take}}.log",
+        f"{LOGS}/demo_driving_video/{{action}}/{{take}}.log",
     conda:
         "../envs/faces.yaml"
     script:

@@ -9,7 +9,7 @@ rule driving_shard:
     input:
         lambda w: DRIVING_INPUTS[int(w.shard)],  # the list file first
     output:
-        f"{RESULTS}/driving/shards/{{shard}}.parquet",
+        DRIVING_SHARD,
     params:
         driving=config["driving"],
         faces=FACE_SCIENCE,
@@ -18,7 +18,7 @@ rule driving_shard:
     # (bench/mtcnn_crop.py)
     threads: 1
     log:
-        f"{RESULTS}/logs/driving_shard/{{shard}}.log",
+        f"{LOGS}/driving_shard/{{shard}}.log",
     conda:
         "../envs/faces.yaml"
     script:
@@ -27,14 +27,14 @@ rule driving_shard:
 
 rule driving_manifest:
     input:
-        expand(f"{RESULTS}/driving/shards/{{shard}}.parquet", shard=DRIVING_SHARDS),
+        expand(DRIVING_SHARD, shard=DRIVING_SHARDS),
     output:
-        manifest=f"{RESULTS}/manifests/driving.parquet",
-        failures=f"{RESULTS}/manifests/driving_failures.parquet",
+        manifest=DRIVING_MANIFEST,
+        failures=DRIVING_FAILURES,
     params:
         ignored=DRIVING_IGNORED.entries,
     log:
-        f"{RESULTS}/logs/driving_manifest.log",
+        f"{LOGS}/driving_manifest.log",
     conda:
         "../envs/core.yaml"
     script:

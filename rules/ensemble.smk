@@ -1,14 +1,6 @@
 # Stage 8 (continued): Bonettini et al.'s EfficientNet ensemble, robustness and attention maps,
 # opt-in by naming a target:  snakemake --cores all ensemble robustness attention
 # Their training jobs are train_detector's (rules/train.smk); these rules only score and plot.
-from dfmnist.train import ensemble_runs
-
-for _key in ("robustness", "attention"):
-    TRAIN[_key]["variant"] = TRAIN[_key]["variant"] or VARIANTS[0]
-    if TRAIN[_key]["variant"] not in VARIANTS:
-        sys.exit(f"config error at train.{_key}.variant: {TRAIN[_key]['variant']!r} is not a "
-                 f"variant ({', '.join(VARIANTS)})")
-ENSEMBLE_RUNS = ensemble_runs(TRAIN, VARIANTS)
 
 
 rule ensemble:
@@ -16,10 +8,10 @@ rule ensemble:
         predictions=run_files("ensemble", "predictions.parquet"),
         runs=run_files("ensemble", "run.json"),
     output:
-        csv=report(f"{TABLES_DIR}/ensemble.csv", caption="../report/ensemble.rst",
+        csv=report(f"{TABLES}/ensemble.csv", caption="../report/ensemble.rst",
                    category="Detectors", subcategory="Ensemble: network fusion"),
-        md=f"{TABLES_DIR}/ensemble.md",
-        png=report(f"{TABLES_DIR}/ensemble.png", caption="../report/ensemble.rst",
+        md=f"{TABLES}/ensemble.md",
+        png=report(f"{TABLES}/ensemble.png", caption="../report/ensemble.rst",
                    category="Detectors", subcategory="Ensemble: network fusion"),
     params:
         models=TRAIN["ensemble"]["models"],
@@ -27,7 +19,7 @@ rule ensemble:
         video_score=TRAIN["video_score"],
         demo=config["demo"]["enabled"],
     log:
-        f"{RESULTS}/logs/tables/ensemble.log",
+        f"{LOGS}/tables/ensemble.log",
     conda:
         "../envs/train.yaml"
     script:
@@ -36,14 +28,14 @@ rule ensemble:
 
 rule robustness:
     input:
-        manifest=f"{RESULTS}/dataset/dataset.parquet",
+        manifest=DATASET,
         runs=run_files("robustness", "run.json"),
     output:
-        scores=f"{TABLES_DIR}/robustness_scores.parquet",
-        csv=report(f"{TABLES_DIR}/robustness.csv", caption="../report/robustness.rst",
+        scores=f"{TABLES}/robustness_scores.parquet",
+        csv=report(f"{TABLES}/robustness.csv", caption="../report/robustness.rst",
                    category="Detectors", subcategory="Robustness to perturbations"),
-        md=f"{TABLES_DIR}/robustness.md",
-        png=report(f"{TABLES_DIR}/robustness.png", caption="../report/robustness.rst",
+        md=f"{TABLES}/robustness.md",
+        png=report(f"{TABLES}/robustness.png", caption="../report/robustness.rst",
                    category="Detectors", subcategory="Robustness to perturbations"),
     params:
         variant=TRAIN["robustness"]["variant"],
@@ -56,7 +48,7 @@ rule robustness:
         demo=config["demo"]["enabled"],
     threads: workflow.cores
     log:
-        f"{RESULTS}/logs/tables/robustness.log",
+        f"{LOGS}/tables/robustness.log",
     conda:
         "../envs/train.yaml"
     script:
@@ -65,13 +57,13 @@ rule robustness:
 
 rule attention:
     input:
-        manifest=f"{RESULTS}/dataset/dataset.parquet",
+        manifest=DATASET,
         run=run_files("attention", "run.json")[0],
     output:
-        csv=f"{TABLES_DIR}/attention.csv",
-        md=f"{TABLES_DIR}/attention.md",
+        csv=f"{TABLES}/attention.csv",
+        md=f"{TABLES}/attention.md",
         # beside the class activation maps in the report
-        png=report(f"{TABLES_DIR}/attention.png", caption="../report/attention.rst",
+        png=report(f"{TABLES}/attention.png", caption="../report/attention.rst",
                    category="Detectors", subcategory="Figure 7: class activation maps"),
     params:
         variant=TRAIN["attention"]["variant"],
@@ -80,7 +72,7 @@ rule attention:
         store=STORE,
         demo=config["demo"]["enabled"],
     log:
-        f"{RESULTS}/logs/tables/attention.log",
+        f"{LOGS}/tables/attention.log",
     conda:
         "../envs/train.yaml"
     script:

@@ -4,15 +4,12 @@
 # resumable from faceswap/partial/ after a crash); per couple and model the conversion of both
 # identities' target clips. Changing one model's settings (faceswap.per_model) reruns only that
 # model's jobs. The fakes join the liveness-filtered animations in fake/accepted.parquet.
-
-SWAP = f"{RESULTS}/faceswap"
-SWAP_FACES = f"{SWAP}/faces/{{identity}}.json"
-SWAP_MODEL = f"{SWAP}/models/{{autoencoder}}/{{couple}}.json"
+from dfmnist.faceswap.pairs import train_settings
 
 
 rule faceswap_faces:
     input:
-        f"{RESULTS}/manifests/sources.parquet",
+        SOURCES_MANIFEST,
     output:
         SWAP_FACES,
     params:
@@ -20,7 +17,7 @@ rule faceswap_faces:
         faces=FACE_SCIENCE,
         store=STORE,
     log:
-        f"{RESULTS}/logs/faceswap_faces/{{identity}}.log",
+        f"{LOGS}/faceswap_faces/{{identity}}.log",
     conda:
         "../envs/faces.yaml"
     script:
@@ -37,13 +34,13 @@ rule faceswap_train:
         coverage=SWAP_SCIENCE["coverage"],  # where a learned mask's target lies
         train=lambda wc: train_settings(SWAP_SCIENCE, wc.autoencoder),
         store=STORE,
-        partial=f"{SWAP}/partial",
+        partial=SWAP_PARTIAL,
         gpu_locks=GPU_LOCKS,
     resources:
         gpu=SWAP_GPUS,
     threads: config["faceswap"]["threads"]
     log:
-        f"{RESULTS}/logs/faceswap_train/{{autoencoder}}/{{couple}}.log",
+        f"{LOGS}/faceswap_train/{{autoencoder}}/{{couple}}.log",
     conda:
         "../envs/faces.yaml"
     script:
@@ -53,11 +50,11 @@ rule faceswap_train:
 rule faceswap_convert:
     input:
         unpack(couple_faces),
-        sources=f"{RESULTS}/manifests/sources.parquet",
+        sources=SOURCES_MANIFEST,
         model=SWAP_MODEL,
     output:
-        fakes=f"{SWAP}/fakes/{{autoencoder}}/{{couple}}.parquet",
-        failures=f"{SWAP}/failures/{{autoencoder}}/{{couple}}.parquet",
+        fakes=SWAP_FAKES,
+        failures=SWAP_FAILURES,
     params:
         convert=SWAP_CONVERT,
         store=STORE,
@@ -66,7 +63,7 @@ rule faceswap_convert:
         gpu=SWAP_GPUS,
     threads: config["faceswap"]["threads"]
     log:
-        f"{RESULTS}/logs/faceswap_convert/{{autoencoder}}/{{couple}}.log",
+        f"{LOGS}/faceswap_convert/{{autoencoder}}/{{couple}}.log",
     conda:
         "../envs/faces.yaml"
     script:

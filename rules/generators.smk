@@ -4,7 +4,6 @@
 # scheduler assigns it. A candidate whose generation raises is a row in the shard's
 # failures table (with the error); the shard's other fakes are kept.
 
-FAKES = f"{RESULTS}/fake/raw/shards/{{shard}}.parquet"  # one shard's fakes (round 0)
 
 
 rule generate_shard:
@@ -12,7 +11,7 @@ rule generate_shard:
         PLAN,
     output:
         fakes=FAKES,
-        failures=f"{RESULTS}/fake/raw/failures/{{shard}}.parquet",
+        failures=FAKE_FAILURES,
     params:
         generate=GENERATE_SCIENCE,
         store=STORE,
@@ -21,7 +20,7 @@ rule generate_shard:
         gpu=GENERATOR_GPUS,
     threads: config["generate"]["threads"]
     log:
-        f"{RESULTS}/logs/generate_shard/{{shard}}.log",
+        f"{LOGS}/generate_shard/{{shard}}.log",
     conda:
         "../envs/faces.yaml"
     script:

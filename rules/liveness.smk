@@ -22,9 +22,6 @@ except ValueError as exc:
     sys.exit(str(exc))
 
 MAX_ROUNDS = config["plan"].get("max_rounds", 0)
-ROUND_FAKES = f"{RESULTS}/fake/raw/rounds/{{round}}/{{shard}}.parquet"
-VERDICTS = f"{RESULTS}/liveness/{{provider}}/{{shard}}.parquet"
-ROUND_VERDICTS = f"{RESULTS}/liveness/{{provider}}/rounds/{{round}}/{{shard}}.parquet"
 # files of rounds 0..last; asking for round r's plan (a checkpoint) schedules that round
 ROUNDS_INPUTS = lambda last: rounds_inputs(
     last,
@@ -65,7 +62,7 @@ rule liveness_shard:
         # provider's qps
         api_calls=lambda wc: api_calls(wc.provider),
     log:
-        f"{RESULTS}/logs/liveness_shard/{{provider}}/{{shard}}.log",
+        f"{LOGS}/liveness_shard/{{provider}}/{{shard}}.log",
     conda:
         "../envs/faces.yaml"
     script:
@@ -76,13 +73,13 @@ checkpoint topup_plan:
     input:
         unpack(
             lambda wc: {
-                "sources": f"{RESULTS}/manifests/sources.parquet",
-                "driving": f"{RESULTS}/manifests/driving.parquet",
+                "sources": SOURCES_MANIFEST,
+                "driving": DRIVING_MANIFEST,
                 **ROUNDS_INPUTS(int(wc.round) - 1),
             }
         ),
     output:
-        f"{RESULTS}/plan/rounds/{{round}}.parquet",
+        ROUND_PLAN,
     params:
         policy={a: config["liveness"]["policy"][a] for a in ACTIONS},
         per_action=config["plan"]["per_action"],
@@ -90,7 +87,7 @@ checkpoint topup_plan:
         seed=config["plan"]["seed"],
         generate=GENERATE_SCIENCE,
     log:
-        f"{RESULTS}/logs/topup_plan/{{round}}.log",
+        f"{LOGS}/topup_plan/{{round}}.log",
     conda:
         "../envs/core.yaml"
     script:
@@ -99,12 +96,12 @@ checkpoint topup_plan:
 
 use rule generate_shard as generate_round_shard with:
     input:
-        f"{RESULTS}/plan/rounds/{{round}}.parquet",
+        ROUND_PLAN,
     output:
         fakes=ROUND_FAKES,
-        failures=f"{RESULTS}/fake/raw/failures/rounds/{{round}}/{{shard}}.parquet",
+        failures=ROUND_FAKE_FAILURES,
     log:
-        f"{RESULTS}/logs/generate_shard/rounds/{{round}}/{{shard}}.log",
+        f"{LOGS}/generate_shard/rounds/{{round}}/{{shard}}.log",
 
 
 use rule liveness_shard as liveness_round_shard with:
@@ -113,17 +110,17 @@ use rule liveness_shard as liveness_round_shard with:
     output:
         ROUND_VERDICTS,
     log:
-        f"{RESULTS}/logs/liveness_shard/{{provider}}/rounds/{{round}}/{{shard}}.log",
+        f"{LOGS}/liveness_shard/{{provider}}/rounds/{{round}}/{{shard}}.log",
 
 
 rule liveness_cache_merge:
     input:
         lambda wc: ROUNDS_INPUTS(MAX_ROUNDS)["verdicts"],
     output:
-        f"{RESULTS}/liveness/cache_merge.json",
+        CACHE_MERGE,
     localrule: True
     log:
-        f"{RESULTS}/logs/liveness_cache_merge.log",
+        f"{LOGS}/liveness_cache_merge.log",
     conda:
         "../envs/core.yaml"
     script:
@@ -135,18 +132,18 @@ rule filter_fakes:
         unpack(
             lambda wc: {
                 **{k: v for k, v in ROUNDS_INPUTS(MAX_ROUNDS).items() if k != "plans"},
-                "merged": f"{RESULTS}/liveness/cache_merge.json",
+                "merged": CACHE_MERGE,
                 "swaps": swap_fakes(),  # face swaps (rules/faceswap.smk), not filtered
-                "swap_failures": swap_fakes("failures"),
+                "swap_failures": swap_fakes(SWAP_FAILURES),
             }
         ),
     output:
-        accepted=f"{RESULTS}/fake/accepted.parquet",
-        swap_failures=f"{RESULTS}/fake/face_swap_failures.parquet",
-        verdicts=f"{RESULTS}/liveness/verdicts.parquet",
-        rates=f"{RESULTS}/liveness/spoof_rates.csv",
-        by_provider=f"{RESULTS}/liveness/spoof_rates_by_provider.csv",
-        plot=f"{RESULTS}/liveness/spoof_rates.png",
+        accepted=ACCEPTED,
+        swap_failures=ACCEPTED_SWAP_FAILURES,
+        verdicts=ALL_VERDICTS,
+        rates=SPOOF_RATES,
+        by_provider=SPOOF_RATES_BY_PROVIDER,
+        plot=SPOOF_RATES_PLOT,
     params:
         policy={a: config["liveness"]["policy"][a] for a in ACTIONS},
         per_action=config["plan"]["per_action"],
@@ -154,7 +151,7 @@ rule filter_fakes:
         generator=config["generate"]["generator"],  # the fakes' store items say the rest
         store=STORE,
     log:
-        f"{RESULTS}/logs/filter_fakes.log",
+        f"{LOGS}/filter_fakes.log",
     conda:
         "../envs/core.yaml"
     script:

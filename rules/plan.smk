@@ -1,13 +1,12 @@
 # Stage 3: pair selected sources with driving takes per action (seeded); every candidate
 # gets a content key over its inputs and the generator, and a generation shard.
 
-PLAN = f"{RESULTS}/plan/plan.parquet"
 
 
 rule plan:
     input:
-        sources=f"{RESULTS}/manifests/sources.parquet",
-        driving=f"{RESULTS}/manifests/driving.parquet",
+        sources=SOURCES_MANIFEST,
+        driving=DRIVING_MANIFEST,
     output:
         PLAN,
     params:
@@ -15,7 +14,7 @@ rule plan:
         plan={k: config["plan"][k] for k in ("per_action", "oversample", "seed")},
         generate=GENERATE_SCIENCE,
     log:
-        f"{RESULTS}/logs/plan.log",
+        f"{LOGS}/plan.log",
     conda:
         "../envs/core.yaml"
     script:

@@ -7,20 +7,20 @@ report: "../report/workflow.rst"
 
 rule report_dataset:
     input:
-        manifest=f"{RESULTS}/dataset/dataset.parquet",
-        card=f"{RESULTS}/dataset/README.md",
-        rates=f"{RESULTS}/liveness/spoof_rates.csv",
+        manifest=DATASET,
+        card=DATASET_CARD,
+        rates=SPOOF_RATES,
     output:
-        card=report(f"{RESULTS}/report/dataset_card.html", caption="../report/dataset.rst",
+        card=report(REPORT_CARD, caption="../report/dataset.rst",
                     category="Dataset", subcategory="Dataset card"),
-        rates=report(f"{RESULTS}/report/spoof_rates.csv", caption="../report/spoof_rates.rst",
+        rates=report(REPORT_RATES, caption="../report/spoof_rates.rst",
                      category="Dataset", subcategory="Liveness"),
-        frames=report(f"{RESULTS}/report/sample_frames.png", caption="../report/frames.rst",
+        frames=report(REPORT_FRAMES, caption="../report/frames.rst",
                       category="Dataset", subcategory="Sample frames"),
     params:
         size=config["targets"]["frames"]["sizes"][0],
     log:
-        f"{RESULTS}/logs/report_dataset.log",
+        f"{LOGS}/report_dataset.log",
     conda:
         "../envs/train.yaml"
     script:

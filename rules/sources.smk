@@ -9,14 +9,14 @@ rule score_sources:
     input:
         lambda w: SOURCE_INPUTS[int(w.shard)],  # the list file first
     output:
-        f"{RESULTS}/sources/scores/{{shard}}.parquet",
+        SOURCE_SCORES,
     params:
         faces=FACE_SCIENCE,
         sources={k: config["sources"][k] for k in ("frames_per_clip", "min_frames")},
         store=STORE,
     threads: 1  # MTCNN runs on one thread whatever the job has (dfmnist.vision.faces.one_thread)
     log:
-        f"{RESULTS}/logs/score_sources/{{shard}}.log",
+        f"{LOGS}/score_sources/{{shard}}.log",
     conda:
         "../envs/faces.yaml"
     script:
@@ -25,16 +25,16 @@ rule score_sources:
 
 rule select_sources:
     input:
-        expand(f"{RESULTS}/sources/scores/{{shard}}.parquet", shard=SOURCE_SHARDS),
+        expand(SOURCE_SCORES, shard=SOURCE_SHARDS),
     output:
-        sources=f"{RESULTS}/manifests/sources.parquet",
-        failures=f"{RESULTS}/manifests/source_failures.parquet",
+        sources=SOURCES_MANIFEST,
+        failures=SOURCE_FAILURES,
     params:
         sources={k: config["sources"][k] for k in ("count", "seed", "folder_fps")},
         store=STORE,
         ignored=SOURCES_IGNORED.entries,
     log:
-        f"{RESULTS}/logs/select_sources.log",
+        f"{LOGS}/select_sources.log",
     conda:
         "../envs/core.yaml"
     script:

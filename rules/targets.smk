@@ -5,14 +5,14 @@
 
 rule extract_frames:
     input:
-        f"{RESULTS}/compress/{{variant}}/{{shard}}.parquet",
+        COMPRESSED,
     output:
-        f"{RESULTS}/frames/{{variant}}/{{shard}}.parquet",
+        FRAMES,
     params:
         sampling=config["targets"]["frames"],
         store=STORE,
     log:
-        f"{RESULTS}/logs/extract_frames/{{variant}}/{{shard}}.log",
+        f"{LOGS}/extract_frames/{{variant}}/{{shard}}.log",
     conda:
         "../envs/media.yaml"
     script:
@@ -21,15 +21,15 @@ rule extract_frames:
 
 rule annotate_frames:
     input:
-        f"{RESULTS}/frames/{{variant}}/{{shard}}.parquet",
+        FRAMES,
     output:
-        f"{RESULTS}/annotations/{{variant}}/{{shard}}.parquet",
+        ANNOTATIONS,
     params:
         size=config["targets"]["frames"]["sizes"][0],
         faces=FACE_SCIENCE,
         store=STORE,
     log:
-        f"{RESULTS}/logs/annotate_frames/{{variant}}/{{shard}}.log",
+        f"{LOGS}/annotate_frames/{{variant}}/{{shard}}.log",
     conda:
         "../envs/media.yaml"
     script:
@@ -38,16 +38,16 @@ rule annotate_frames:
 
 rule splits:
     input:
-        sources=f"{RESULTS}/manifests/sources.parquet",
-        accepted=f"{RESULTS}/fake/accepted.parquet",
+        sources=SOURCES_MANIFEST,
+        accepted=ACCEPTED,
     output:
-        f"{RESULTS}/dataset/splits.parquet",
+        SPLITS,
     params:
         splits=config["targets"]["splits"],
         seed=config["targets"]["seed"],
         groups=SWAP_GROUPS,  # a face-swap couple's identities share a split
     log:
-        f"{RESULTS}/logs/splits.log",
+        f"{LOGS}/splits.log",
     conda:
         "../envs/core.yaml"
     script:
@@ -56,24 +56,24 @@ rule splits:
 
 rule dataset_manifest:
     input:
-        sources=f"{RESULTS}/manifests/sources.parquet",
-        accepted=f"{RESULTS}/fake/accepted.parquet",
-        splits=f"{RESULTS}/dataset/splits.parquet",
+        sources=SOURCES_MANIFEST,
+        accepted=ACCEPTED,
+        splits=SPLITS,
         compressed=expand(
-            f"{RESULTS}/compress/{{variant}}/{{shard}}.parquet",
+            COMPRESSED,
             variant=VARIANTS,
             shard=COMPRESS_SHARDS,
         ),
         frames=expand(
-            f"{RESULTS}/frames/{{variant}}/{{shard}}.parquet",
+            FRAMES,
             variant=VARIANTS,
             shard=COMPRESS_SHARDS,
         ),
-        verdicts=[f"{RESULTS}/liveness/verdicts.parquet"],  # every round's verdicts
+        verdicts=[ALL_VERDICTS],  # every round's verdicts
     output:
-        f"{RESULTS}/dataset/dataset.parquet",
+        DATASET,
     log:
-        f"{RESULTS}/logs/dataset_manifest.log",
+        f"{LOGS}/dataset_manifest.log",
     conda:
         "../envs/core.yaml"
     script:
@@ -82,22 +82,22 @@ rule dataset_manifest:
 
 rule dataset_exports:
     input:
-        manifest=f"{RESULTS}/dataset/dataset.parquet",
-        rates=f"{RESULTS}/liveness/spoof_rates.csv",
+        manifest=DATASET,
+        rates=SPOOF_RATES,
         compressed=expand(
-            f"{RESULTS}/compress/{{variant}}/{{shard}}.parquet",
+            COMPRESSED,
             variant=VARIANTS,
             shard=COMPRESS_SHARDS,
         ),
         fakes=expand(FAKES, shard=GENERATE_SHARDS),
     output:
-        card=f"{RESULTS}/dataset/README.md",
+        card=DATASET_CARD,
     params:
         # the card states the dataset's making: every science key but the detectors' training
         config={k: v for k, v in science(config).items() if k != "train"},
         store=STORE,
     log:
-        f"{RESULTS}/logs/dataset_exports.log",
+        f"{LOGS}/dataset_exports.log",
     conda:
         "../envs/core.yaml"
     script:
@@ -106,14 +106,14 @@ rule dataset_exports:
 
 rule deepfakebench_export:
     input:
-        manifest=f"{RESULTS}/dataset/dataset.parquet",
+        manifest=DATASET,
         annotations=expand(
-            f"{RESULTS}/annotations/{{variant}}/{{shard}}.parquet",
+            ANNOTATIONS,
             variant=VARIANTS,
             shard=COMPRESS_SHARDS,
         ),
     output:
-        directory(f"{RESULTS}/deepfakebench"),
+        directory(DEEPFAKEBENCH),
     params:
         name=config["targets"]["dataset_name"],
         layout=config["targets"]["deepfakebench"]["format"],
@@ -123,7 +123,7 @@ rule deepfakebench_export:
         size=config["targets"]["frames"]["sizes"][0],
         store=STORE,
     log:
-        f"{RESULTS}/logs/deepfakebench_export.log",
+        f"{LOGS}/deepfakebench_export.log",
     conda:
         "../envs/core.yaml"
     script:
@@ -132,13 +132,13 @@ rule deepfakebench_export:
 
 rule faceforensics_export:
     input:
-        f"{RESULTS}/dataset/dataset.parquet",
+        DATASET,
     output:
-        directory(f"{RESULTS}/faceforensics"),
+        directory(FACEFORENSICS),
     params:
         source_dataset=config["targets"]["faceforensics"]["source_dataset"],
     log:
-        f"{RESULTS}/logs/faceforensics_export.log",
+        f"{LOGS}/faceforensics_export.log",
     conda:
         "../envs/core.yaml"
     script:

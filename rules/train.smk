@@ -3,19 +3,10 @@
 # One job per (detector, training set) trains or reuses a stored checkpoint and predicts the
 # test split of every variant; one table rule aggregates those predictions per experiment.
 from dfmnist.gpus import device_gpus
-from dfmnist.train import DETECTORS, EXPERIMENTS, experiment_runs, recipe, train_config
+from dfmnist.train import DETECTORS, EXPERIMENTS, experiment_runs, recipe
 from dfmnist.train.trainsets import PATTERN as TRAINSET_PATTERN
 from dfmnist.train.trainsets import trainset_name
 
-TRAIN = train_config(config)
-for _key in ("single_action", "cam"):
-    TRAIN[_key]["variant"] = TRAIN[_key]["variant"] or VARIANTS[0]
-    if TRAIN[_key]["variant"] not in VARIANTS:
-        sys.exit(f"config error at train.{_key}.variant: {TRAIN[_key]['variant']!r} is not a "
-                 f"variant ({', '.join(VARIANTS)})")
-TRAIN_DIR = f"{RESULTS}/train"
-TABLES_DIR = f"{RESULTS}/tables"
-RUN = f"{TRAIN_DIR}/{{model}}/{{trainset}}"  # one training job's outputs
 EXPERIMENT_JOBS = experiment_runs(TRAIN, VARIANTS, ACTIONS)
 EXPERIMENT_CATEGORY = {
     "table3": "Table 3: model x compression",
@@ -39,7 +30,7 @@ rule train_detector:
         # a user's local ImageNet file is an input: replacing it retrains
         unpack(lambda w: {"pretrained": TRAIN["pretrained"][w.model]}
                if w.model in TRAIN["pretrained"] else {}),
-        manifest=f"{RESULTS}/dataset/dataset.parquet",
+        manifest=DATASET,
     output:
         predictions=f"{RUN}/predictions.parquet",
         history=f"{RUN}/history.csv",
@@ -56,7 +47,7 @@ rule train_detector:
     resources:
         gpu=device_gpus(TRAIN["device"]),  # auto takes a GPU when torch sees one
     log:
-        f"{RESULTS}/logs/train_detector/{{model}}/{{trainset}}.log",
+        f"{LOGS}/train_detector/{{model}}/{{trainset}}.log",
     conda:
         "../envs/train.yaml"
     script:
@@ -67,10 +58,10 @@ rule experiment_table:
     input:
         unpack(EXPERIMENT_INPUTS),
     output:
-        csv=report(f"{TABLES_DIR}/{{experiment}}.csv", caption="../report/experiment.rst",
+        csv=report(f"{TABLES}/{{experiment}}.csv", caption="../report/experiment.rst",
                    category="Detectors", subcategory=lambda w: EXPERIMENT_CATEGORY[w.experiment]),
-        md=f"{TABLES_DIR}/{{experiment}}.md",
-        png=report(f"{TABLES_DIR}/{{experiment}}.png", caption="../report/experiment.rst",
+        md=f"{TABLES}/{{experiment}}.md",
+        png=report(f"{TABLES}/{{experiment}}.png", caption="../report/experiment.rst",
                    category="Detectors", subcategory=lambda w: EXPERIMENT_CATEGORY[w.experiment]),
     wildcard_constraints:
         experiment="|".join(EXPERIMENTS),
@@ -83,7 +74,7 @@ rule experiment_table:
         actions=ACTIONS,
         demo=config["demo"]["enabled"],
     log:
-        f"{RESULTS}/logs/tables/{{experiment}}.log",
+        f"{LOGS}/tables/{{experiment}}.log",
     conda:
         "../envs/train.yaml"
     script:
@@ -97,19 +88,19 @@ for _experiment in EXPERIMENTS:
         name:
             _experiment
         input:
-            expand(f"{TABLES_DIR}/{_experiment}.{{ext}}", ext=("csv", "md", "png")),
+            expand(f"{TABLES}/{_experiment}.{{ext}}", ext=("csv", "md", "png")),
         localrule: True
 
 
 rule cam:
     input:
-        manifest=f"{RESULTS}/dataset/dataset.parquet",
+        manifest=DATASET,
         run=f"{RUN}/run.json".format(model=TRAIN["cam"]["model"],
                                       trainset=trainset_name(TRAIN["cam"]["variant"])),
     output:
-        csv=f"{TABLES_DIR}/cam.csv",
-        md=f"{TABLES_DIR}/cam.md",
-        png=report(f"{TABLES_DIR}/cam.png", caption="../report/cam.rst", category="Detectors",
+        csv=f"{TABLES}/cam.csv",
+        md=f"{TABLES}/cam.md",
+        png=report(f"{TABLES}/cam.png", caption="../report/cam.rst", category="Detectors",
                    subcategory="Figure 7: class activation maps"),
     params:
         model=TRAIN["cam"]["model"],
@@ -119,7 +110,7 @@ rule cam:
         store=STORE,
         demo=config["demo"]["enabled"],
     log:
-        f"{RESULTS}/logs/tables/cam.log",
+        f"{LOGS}/tables/cam.log",
     conda:
         "../envs/train.yaml"
     script:

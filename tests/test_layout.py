@@ -104,3 +104,31 @@ def test_no_look_alike_siblings():
                 if a != b and (b.startswith(a) or b.endswith(a)):
                     clashes.append(f"{package.relative_to(REPO)}: {a} / {b}")
     assert not clashes, clashes
+
+
+def test_every_result_path_is_written_once():
+    """Result paths live in rules/paths.smk; rules name them, so no include spells one out."""
+    table = (REPO / "rules" / "paths.smk").read_text()
+    templates = re.findall(r'^([A-Z_]+) = (f".*")', table, re.MULTILINE)
+    values = [value for _, value in templates]
+    assert len(templates) > 40 and len(set(values)) == len(values)
+    spelled = [f"{smk.name}: {line.strip()}"
+               for smk in [*(REPO / "rules").glob("*.smk"), REPO / "Snakefile"]
+               if smk.name != "paths.smk"
+               for line in smk.read_text().splitlines() if "{RESULTS}/" in line]
+    assert not spelled, spelled
+
+
+def test_no_stage_reads_another_stages_names():
+    """A stage's include defines names for itself only; what several share is in
+    rules/common.smk or rules/paths.smk, so the stages' include order does not matter."""
+    stages = {p.stem: p.read_text() for p in (REPO / "rules").glob("*.smk")
+              if p.stem not in NOT_STAGES}
+    shared = []
+    for stage, text in stages.items():
+        for name in re.findall(r"^([A-Z_][A-Z0-9_]*) *=|^def (\w+)", text, re.MULTILINE):
+            name = name[0] or name[1]
+            for other, other_text in stages.items():
+                if other != stage and re.search(rf"\b{name}\b", other_text):
+                    shared.append(f"{name} of rules/{stage}.smk is read by rules/{other}.smk")
+    assert not shared, shared
