@@ -38,7 +38,7 @@ PRESETS: dict[str, dict[str, dict]] = {
 
 def variants_from_config(compress: dict) -> dict[str, dict]:
     """The named variants to build: `compress.variants` when given, else the preset's."""
-    return dict(compress.get("variants") or PRESETS[compress.get("preset", "paper")])
+    return dict(compress.get("variants") or PRESETS[compress["preset"]])
 
 
 _SSIM_RE = re.compile(r"SSIM .*All:([\d.]+)")
@@ -64,9 +64,10 @@ def quality_against(reference: str, distorted: str) -> tuple[float, float]:
 
 
 def encoding_for(variant: dict) -> Encoding:
-    return Encoding(codec="libx264", crf=int(variant["crf"]),
-                    preset=variant.get("preset", "medium"),
-                    pix_fmt=variant.get("pix_fmt", "yuv420p"), gop=variant.get("gop"))
+    """The encoding of one variant (`compress.variants` entry); a key it leaves out takes
+    Encoding's default, which is the schema's (tests/test_config_defaults.py)."""
+    given = {k: variant[k] for k in ("preset", "pix_fmt", "gop") if k in variant}
+    return Encoding(codec="libx264", crf=int(variant["crf"]), **given)
 
 
 def compress_shard(videos: pl.DataFrame, variant: str, encoding: Encoding, store: Store

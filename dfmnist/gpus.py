@@ -65,7 +65,7 @@ def generator_gpus(generate: dict) -> int:
     whose device is, or resolves to, CUDA; else 0."""
     if generate["generator"] not in GPU_GENERATORS:
         return 0
-    return device_gpus(generate.get("device", "auto"))
+    return device_gpus(generate["device"])
 
 
 def _gpu_name(index: int) -> str:

@@ -21,7 +21,7 @@ try:
 except ValueError as exc:
     sys.exit(str(exc))
 
-MAX_ROUNDS = config["plan"].get("max_rounds", 0)
+MAX_ROUNDS = config["plan"]["max_rounds"]
 # files of rounds 0..last; asking for round r's plan (a checkpoint) schedules that round
 ROUNDS_INPUTS = lambda last: rounds_inputs(
     last,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 
 from dfmnist.liveness.policy import TRANSPORT_OPTIONS
@@ -14,9 +15,39 @@ class ConfigError(ValueError):
     """A configuration problem, worded as one line that names the key."""
 
 
+#: Keys that were removed ("*" is any key) and why, with what to do instead. The schema no
+#: longer allows them, so an old config that still sets one stops at the start; its line says
+#: this instead of only "not allowed".
+RETIRED: dict[tuple[str, ...], str] = {
+    ("liveness", "providers", "*", "http", "burst"): (
+        "removed: it did nothing since the rate limit became a sliding window (at most qps "
+        "requests in any 1 s window, evenly spaced, never a burst); delete it, qps alone sets "
+        "the rate"),
+}
+
+
+def retired(path: Sequence[str]) -> str | None:
+    """Why the key at `path` (its keys from the top) was removed; None if it never was."""
+    for pattern, why in RETIRED.items():
+        if len(pattern) == len(path) and all(
+            p in ("*", k) for p, k in zip(pattern, path, strict=True)
+        ):
+            return why
+    return None
+
+
 def schema_error_line(error: Exception) -> str:
-    """One line from a jsonschema ValidationError: 'config: <key path>: <message>'."""
-    path = ".".join(str(p) for p in getattr(error, "absolute_path", [])) or "(top level)"
+    """One line from a jsonschema ValidationError: 'config: <key path>: <message>'; a removed
+    key (`RETIRED`) is named with why it went."""
+    keys = [str(p) for p in getattr(error, "absolute_path", [])]
+    instance = getattr(error, "instance", None)
+    if getattr(error, "validator", None) == "additionalProperties" and isinstance(instance, dict):
+        known = getattr(error, "schema", {}).get("properties", {})
+        for key in instance:
+            why = None if key in known else retired([*keys, str(key)])
+            if why:
+                return f"config error at {'.'.join([*keys, str(key)])}: {why}"
+    path = ".".join(keys) or "(top level)"
     message = getattr(error, "message", str(error)).splitlines()[0]
     return f"config error at {path}: {message}"
 

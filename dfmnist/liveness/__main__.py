@@ -11,10 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from dfmnist.config.defaults import schema_default
 from dfmnist.liveness.cache import COUNTER_NAMES, VerdictCache
 from dfmnist.liveness.journal import journal_dir, merge, view
 
-DEFAULT_CACHE = ".cache/liveness.sqlite"
+#: The workflow's cache when the config leaves `liveness.cache` out.
+DEFAULT_CACHE = schema_default("liveness.cache")
 
 
 def stats_table(cache: VerdictCache) -> str:

@@ -42,7 +42,7 @@ def provider_options(config: dict, provider: str) -> dict[str, Any]:
     options = dict((config["liveness"].get("providers") or {}).get(provider) or {})
     if provider in REMOTE:
         options["http"] = {**(options.get("http") or {}),
-                           "jobs": int(config["liveness"].get("api_jobs", 1))}
+                           "jobs": int(config["liveness"]["api_jobs"])}
     return options
 
 
@@ -51,7 +51,7 @@ def check_api_jobs(config: dict, api_calls: int | None) -> None:
     resource; None: unlimited) than ``liveness.api_jobs`` divides each account's qps by."""
     if not any(p in REMOTE for p in providers_in(config)):
         return
-    jobs = int(config["liveness"].get("api_jobs", 1))
+    jobs = int(config["liveness"]["api_jobs"])
     if api_calls is None or api_calls > jobs:
         allowed = "any number of" if api_calls is None else str(api_calls)
         raise ValueError(

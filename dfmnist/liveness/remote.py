@@ -116,13 +116,14 @@ def read_secret(env_var: str, provider: str) -> str:
 
 @dataclass
 class HttpSettings:
-    """How requests are made; none of these change a verdict (not in the config version)."""
+    """How requests are made; none of these change a verdict (not in the config version).
+    The defaults are the schema's `$defs.api_http` ones (tests/test_config_defaults.py checks
+    they agree), kept here for providers built outside the workflow."""
 
     qps: float = 5.0
     window_margin: float = 0.05
     jobs: int = 1  # jobs calling the same account at once: this one sends at qps / jobs
     connections: int = 0  # the connection pool; 0: concurrency + 1 (one for token requests)
-    burst: float = 1.0  # accepted for old configs; the sliding window never bursts past qps
     concurrency: int = 4
     timeout: float = 30.0
     connect_timeout: float = 3.0

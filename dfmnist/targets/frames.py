@@ -45,7 +45,7 @@ def uniform_indices(n_frames: int, count: int) -> np.ndarray:
 
 def sample_indices(n_frames: int, sampling: dict) -> np.ndarray:
     """Frame indices by the config's `targets.frames`: uniform `count`, or every `k`-th."""
-    if sampling.get("sampling", "uniform") == "every_k":
+    if sampling["sampling"] == "every_k":
         if n_frames <= 0:
             raise ValueError("video has no frames")
         return np.arange(0, n_frames, int(sampling["k"]))
@@ -65,7 +65,7 @@ def extract_shard(videos: pl.DataFrame, sampling: dict, store: Store) -> pl.Data
     the shard. Columns: video_id, variant, key (the video's frames key, also its sample key in
     the tar), frames_tar, frames_prefix, frame_indices, computed (decoded by this call)."""
     sizes = [int(s) for s in sampling["sizes"]]
-    settings = {"sampling": sampling.get("sampling", "uniform"), "count": sampling.get("count"),
+    settings = {"sampling": sampling["sampling"], "count": sampling.get("count"),
                 "k": sampling.get("k"), "sizes": sizes, "layout": LAYOUT}
     rows = list(videos.iter_rows(named=True))
     keys = [content_key(FRAMES, video["sha256"], settings) for video in rows]

@@ -10,7 +10,7 @@ import copy
 
 from dfmnist.train.trainsets import trainset_name
 
-__all__ = ["ATTRIBUTION_METHODS", "DEFAULTS", "DETECTORS", "ENSEMBLE", "EXPERIMENTS", "MODELS",
+__all__ = ["ATTRIBUTION_METHODS", "DETECTORS", "ENSEMBLE", "EXPERIMENTS", "MODELS",
            "RECIPE_KEYS", "build_model", "ensemble_runs", "experiment_runs", "recipe",
            "robustness_models", "train_config", "train_settings"]
 
@@ -31,46 +31,15 @@ def __getattr__(name: str):
         return getattr(models, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-#: The `train` config section's defaults: the paper's recipe and models.
-DEFAULTS: dict = {
-    "device": "cpu", "epochs": 50, "batch_size": 64, "lr": 2e-4, "betas": [0.9, 0.999],
-    "poly_power": 0.9, "seed": 0, "pretrained": {}, "freeze_backbone": ["xception"],
-    "table3": {"models": ["resnet50", "resnet101", "resnet152", "xception", "mesoinception4"]},
-    "table4": {"models": ["resnet50", "resnet152", "xception", "mesoinception4"]},
-    "table5": {"models": ["resnet50", "resnet152", "xception", "mesoinception4"]},
-    "per_action": {"model": "resnet50"},
-    "single_action": {"model": "resnet50", "variant": "raw"},
-    "corpus_size": {"model": "resnet50", "fakes": [10, 100, 500, 1000, 3000, 10000]},
-    "cam": {"model": "resnet50", "variant": "raw", "frames": 6},
-    # video score from its frame scores (dfmnist.train.metrics.VIDEO_SCORES)
-    "video_score": "mean",
-    # model -> input side other than its own (e.g. small sides for quick checks)
-    "input_size": {},
-    "triplet_epochs": None,  # the `*_st` detectors' triplet stage; None: as `epochs`
-    "ensemble": {"models": list(ENSEMBLE)},
-    # models: None = every detector of table3 and the ensemble; levels 0 (clean) to 5
-    "robustness": {"models": None, "variant": None, "levels": [0, 1, 2, 3, 4, 5],
-                   "perturbations": ["gaussian_blur", "gaussian_noise", "resize", "jpeg",
-                                     "reencode", "brightness", "contrast", "saturation"]},
-    "attention": {"model": "autoatt_b4", "variant": None, "frames": None},  # None: each action
-    # DMA-STA's release: ResNet-50 at 224, 10-frame clips, batch 20, weight decay 5e-4 (its
-    # SGD lr 1e-3 becomes this loop's Adam lr)
-    "attribution": {"methods": list(ATTRIBUTION_METHODS), "backbone": "resnet50",
-                    "input_size": 224, "clip_length": 10, "epochs": 50, "batch_size": 20,
-                    "lr": 2e-4, "weight_decay": 5e-4},
-}
-
 
 def train_config(config: dict) -> dict:
-    """The workflow config's `train` section over the defaults (one level of nesting merged)."""
-    merged = copy.deepcopy(DEFAULTS)
-    for key, value in (config.get("train") or {}).items():
-        if (isinstance(value, dict) and isinstance(merged.get(key), dict)
-                and key not in ("pretrained", "input_size")):
-            merged[key].update(value)
-        else:
-            merged[key] = value
-    return merged
+    """The workflow config's `train` section with the schema's defaults (the paper's recipe
+    and models) filled in where the config leaves a key out, in the schema's key order. The
+    workflow's validation has filled them already; tests and library callers pass partial
+    sections."""
+    from dfmnist.config.defaults import with_defaults
+
+    return with_defaults(config, "train")
 
 
 #: The keys of the `train` section that change what a training job makes (not `device`, and

@@ -28,7 +28,7 @@ SOURCES = {
 def build_table(name: str, preds: pl.DataFrame, section: dict, variants: list[str],
                 actions: list[str]) -> pl.DataFrame:
     """The rows of experiment `name` from the predictions of the jobs it depends on."""
-    how = section.get("video_score", "mean")
+    how = section["video_score"]
     if name in ("table3", "table4", "table5"):
         return getattr(tables, name)(preds, section[name]["models"], variants, how)
     if name == "per_action":
