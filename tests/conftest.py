@@ -67,3 +67,20 @@ def tiny_demo(tmp_path_factory, astronaut, grace_hopper) -> Path:
     write_tiny_demo(workdir, astronaut, grace_hopper)
     run_snakemake(workdir, cores=2)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def faces(astronaut: np.ndarray, grace_hopper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """VoxCeleb-like face crops of two real photos (64x64 RGB uint8, tests/fomm_small.py)."""
+    from fomm_small import crop
+
+    return crop(astronaut, (20, 200, 120, 300)), crop(grace_hopper, (60, 380, 100, 420))
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory, faces) -> Path:
+    """A seeded random small FOMM model in the original checkpoint layout, batch norms
+    calibrated on `faces` (tests/fomm_small.py's write_small_checkpoint); tests only read it."""
+    from fomm_small import write_small_checkpoint
+
+    return write_small_checkpoint(tmp_path_factory.mktemp("fomm") / "small-cpk.pth.tar", faces)

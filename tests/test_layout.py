@@ -132,3 +132,17 @@ def test_no_stage_reads_another_stages_names():
                 if other != stage and re.search(rf"\b{name}\b", other_text):
                     shared.append(f"{name} of rules/{stage}.smk is read by rules/{other}.smk")
     assert not shared, shared
+
+
+def test_test_modules_are_short():
+    """Test files are split by subject like the code: none over 400 lines."""
+    long = {p.name: n for p in (REPO / "tests").glob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
+
+
+def test_modules_are_short():
+    """One concern per module: none over 400 lines."""
+    long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long

@@ -16,7 +16,7 @@
   summed over k row shifts it does the same multiply-adds about twice as fast.
 
 Both are exact rewrites of the same function: in float64 the rewritten networks agree with
-the plain ones to ~1e-13 (`tests/test_fomm.py`); in float32 they change only the rounding.
+the plain ones to ~1e-13 (`tests/test_fomm_render.py`); in float32 they change only the rounding.
 The rewritten modules no longer have the checkpoint's state-dict layout: apply them to a copy
 (`FommGenerator` does).
 """
