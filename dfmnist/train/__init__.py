@@ -11,8 +11,8 @@ import copy
 from dfmnist.train.trainsets import trainset_name
 
 __all__ = ["ATTRIBUTION_METHODS", "DETECTORS", "ENSEMBLE", "EXPERIMENTS", "MODELS",
-           "RECIPE_KEYS", "build_model", "ensemble_runs", "experiment_runs", "recipe",
-           "robustness_models", "train_config", "train_settings"]
+           "RECIPE_KEYS", "build_model", "ensemble_runs", "experiment_runs", "load_published",
+           "recipe", "robustness_models", "train_config", "train_settings"]
 
 #: The detectors by name (kept free of torch so that parsing the workflow stays fast).
 DETECTORS = ("mesoinception4", "xception", "resnet50", "resnet101", "resnet152",
@@ -25,10 +25,15 @@ ATTRIBUTION_METHODS = ("dmasta", "frame_baseline")
 
 
 def __getattr__(name: str):
+    # torch loads only when a model is asked for: parsing the workflow stays fast
     if name in ("MODELS", "build_model"):
         from dfmnist.train import models
 
         return getattr(models, name)
+    if name == "load_published":  # Bonettini et al.'s published .pth files, loaded strictly
+        from dfmnist.train import published
+
+        return published.load_published
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
