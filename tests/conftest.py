@@ -84,3 +84,35 @@ def small_checkpoint(tmp_path_factory, faces) -> Path:
     from fomm_small import write_small_checkpoint
 
     return write_small_checkpoint(tmp_path_factory.mktemp("fomm") / "small-cpk.pth.tar", faces)
+
+
+# --- the liveness providers' test server (tests/liveness_server.py) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def api_videos(tmp_path_factory, astronaut) -> list[Path]:
+    """One short face video per action, to send to the providers."""
+    from liveness_clients import ACTIONS
+    from liveness_server import face_videos
+
+    return face_videos(tmp_path_factory.mktemp("api_videos"), astronaut, len(ACTIONS))
+
+
+@pytest.fixture(params=["documented", "err_no"])
+def api_server(monkeypatch, request):
+    """The server, answering errors as documented (gateway error_code, service err_no), and
+    with err_no for every error."""
+    from liveness_server import start_server
+
+    with start_server(monkeypatch) as srv:
+        srv.style = request.param
+        yield srv
+
+
+@pytest.fixture
+def api_one_server(monkeypatch):
+    """The server answering errors as documented (for tests where the spelling is moot)."""
+    from liveness_server import start_server
+
+    with start_server(monkeypatch) as srv:
+        yield srv

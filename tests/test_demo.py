@@ -38,7 +38,7 @@ def grace() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
+def builtin_astronaut() -> np.ndarray:
     return demo.load_photo("builtin:astronaut")
 
 
@@ -159,10 +159,10 @@ def test_action_profiles():
 # --- Source clips --------------------------------------------------------------------------------
 
 
-def test_source_clips_voxceleb_layout_framing_and_motion(tmp_path, mtcnn, astronaut):
+def test_source_clips_voxceleb_layout_framing_and_motion(tmp_path, mtcnn, builtin_astronaut):
     config = {"demo": {"videos_per_identity": 1, "clips_per_video": 2}}
     wanted = [tmp_path / rel for rel in demo_clip_relpaths(config, "astronaut")]
-    paths = demo.make_source_clips(astronaut, "astronaut", wanted, mtcnn, videos=1,
+    paths = demo.make_source_clips(builtin_astronaut, "astronaut", wanted, mtcnn, videos=1,
                                    clips_per_video=2, seconds=1.0, fps=25.0, seed=0)
     assert paths == wanted
     assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
@@ -190,9 +190,9 @@ def test_source_clips_voxceleb_layout_framing_and_motion(tmp_path, mtcnn, astron
     assert np.abs(clips[0][12] - clips[1][12]).mean() > 1.0
 
 
-def test_source_clips_are_deterministic_per_seed(tmp_path, mtcnn, astronaut):
+def test_source_clips_are_deterministic_per_seed(tmp_path, mtcnn, builtin_astronaut):
     def clip(folder: str, seed: int) -> Path:
-        return demo.make_source_clips(astronaut, "astronaut", [tmp_path / folder / "c.mp4"],
+        return demo.make_source_clips(builtin_astronaut, "astronaut", [tmp_path / folder / "c.mp4"],
                                       mtcnn, clips_per_video=1, seconds=0.4, seed=seed)[0]
 
     a, b, c = clip("a", 0), clip("b", 0), clip("c", 1)

@@ -7,26 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
 from dfmnist.liveness.remote import SlidingWindowLimiter
 
-from liveness_clients import ACTIONS, baidu
-from liveness_server import TOKEN_PATH, VERIFY_PATH, face_videos, start_server
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory, astronaut) -> list[Path]:
-    return face_videos(tmp_path_factory.mktemp("api_videos"), astronaut, len(ACTIONS))
-
-
-@pytest.fixture
-def one_server(monkeypatch):
-    """The server answering errors as documented (for tests where the spelling is moot)."""
-    with start_server(monkeypatch) as srv:
-        yield srv
+from liveness_clients import baidu
+from liveness_server import TOKEN_PATH, VERIFY_PATH
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:
@@ -41,80 +28,80 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
 
 
 @pytest.mark.parametrize("qps", [5, 12])
-def test_no_window_of_one_second_holds_more_than_qps_requests(one_server, videos, qps):
+def test_no_window_of_one_second_holds_more_than_qps_requests(api_one_server, api_videos, qps):
     """Server-side arrival times of 36 calls, the first ones waiting for the token."""
-    server = one_server
-    server.delay = 0.02
-    provider = baidu(server, http={"qps": qps, "concurrency": 8})
+    api_server = api_one_server
+    api_server.delay = 0.02
+    provider = baidu(api_server, http={"qps": qps, "concurrency": 8})
     n = 36 if qps > 5 else 30
     start = time.perf_counter()
-    verdicts = provider.verify_many([(videos[i % len(videos)], "blink") for i in range(n)])
+    verdicts = provider.verify_many([(api_videos[i % len(api_videos)], "blink") for i in range(n)])
     elapsed = time.perf_counter() - start
     assert all(v.provider == "baidu" for v in verdicts)
-    arrivals = server.arrivals[VERIFY_PATH]
+    arrivals = api_server.arrivals[VERIFY_PATH]
     assert len(arrivals) == n and max_in_window(arrivals) <= qps
     assert elapsed < (n / qps) * 1.2 + 1.0  # and not much slower than the limit
 
 
 @pytest.mark.parametrize("qps", [5])
-def test_qps_holds_through_token_renewals_retries_and_slow_answers(one_server, videos, qps):
+def test_qps_holds_through_token_renewals_retries_and_slow_answers(api_one_server, api_videos, qps):
     """Server-side arrival times with every fault that delays a request after it was meant to
     go: a token that expires mid-run and takes 1.3 s to renew, QPS refusals (error 18), 500s,
     slow and cut-short answers. No sliding 1 s window holds more than `qps` arrivals."""
-    server = one_server
-    server.token_delay, server.slow_seconds = 1.3, 0.6
+    api_server = api_one_server
+    api_server.token_delay, api_server.slow_seconds = 1.3, 0.6
     faults = ["slow", "qps", "500", "expire", "qps", "slow", "malformed", "qps", "500", "slow",
               "qps", "qps"]
-    server.faults["baidu"] = [f for fault in faults for f in (None, None, fault)]
-    provider = baidu(server, http={"qps": qps, "concurrency": 4, "max_attempts": 6,
+    api_server.faults["baidu"] = [f for fault in faults for f in (None, None, fault)]
+    provider = baidu(api_server, http={"qps": qps, "concurrency": 4, "max_attempts": 6,
                                    "timeout": 5.0, "backoff_base": 0.05, "backoff_max": 0.2})
     n = 30
-    verdicts = provider.verify_many([(videos[i % len(videos)], "blink") for i in range(n)])
+    verdicts = provider.verify_many([(api_videos[i % len(api_videos)], "blink") for i in range(n)])
     judged = [v for v in verdicts if not isinstance(v, Exception)]
     assert len(judged) >= n - 1  # the cut-short answer leaves one video unjudged at most
-    assert provider.token_calls == server.counts[TOKEN_PATH] == 2 and provider.retries == 7
-    arrivals = server.arrivals[VERIFY_PATH]
+    assert provider.token_calls == api_server.counts[TOKEN_PATH] == 2 and provider.retries == 7
+    arrivals = api_server.arrivals[VERIFY_PATH]
     assert len(arrivals) == provider.calls > n
     assert max_in_window(arrivals) <= qps, sorted(arrivals)
 
 
-def test_a_request_takes_its_slot_when_it_goes_out_not_before(one_server, videos):
+def test_a_request_takes_its_slot_when_it_goes_out_not_before(api_one_server, api_videos):
     """Requests that wait for a pooled connection (one connection, a slow first answer) take
     their slots when they are sent: had they taken them while waiting, they would all arrive
     at once when the connection frees."""
-    server = one_server
-    server.slow_seconds = 1.5
-    server.faults["baidu"] = ["slow"]
-    provider = baidu(server, http={"qps": 5, "concurrency": 6, "connections": 1,
+    api_server = api_one_server
+    api_server.slow_seconds = 1.5
+    api_server.faults["baidu"] = ["slow"]
+    provider = baidu(api_server, http={"qps": 5, "concurrency": 6, "connections": 1,
                                    "timeout": 5.0})
-    provider.verify_many([(videos[i % len(videos)], "blink") for i in range(12)])
-    arrivals = server.arrivals[VERIFY_PATH]
+    provider.verify_many([(api_videos[i % len(api_videos)], "blink") for i in range(12)])
+    arrivals = api_server.arrivals[VERIFY_PATH]
     assert len(arrivals) == 12 and max_in_window(arrivals) <= 5, sorted(arrivals)
 
 
-def test_jobs_share_one_accounts_qps(one_server, videos):
+def test_jobs_share_one_accounts_qps(api_one_server, api_videos):
     """Two jobs on one account at `jobs: 2`: each sends at qps / 2, together within qps."""
     import threading
 
-    server = one_server
-    providers = [baidu(server, http={"qps": 6, "jobs": 2}) for _ in range(2)]
-    items = [(videos[i % len(videos)], "blink") for i in range(12)]
+    api_server = api_one_server
+    providers = [baidu(api_server, http={"qps": 6, "jobs": 2}) for _ in range(2)]
+    items = [(api_videos[i % len(api_videos)], "blink") for i in range(12)]
     threads = [threading.Thread(target=p.verify_many, args=(items,)) for p in providers]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    arrivals = server.arrivals[VERIFY_PATH]
+    arrivals = api_server.arrivals[VERIFY_PATH]
     assert len(arrivals) == 24 and max_in_window(arrivals) <= 6, sorted(arrivals)
 
 
-def test_the_window_holds_across_batches(one_server, videos):
+def test_the_window_holds_across_batches(api_one_server, api_videos):
     """One provider, several batches (each its own event loop): the limiter remembers."""
-    server = one_server
-    provider = baidu(server, http={"qps": 4})
+    api_server = api_one_server
+    provider = baidu(api_server, http={"qps": 4})
     for _ in range(3):
-        provider.verify_many([(videos[i], "blink") for i in range(3)])
-    assert max_in_window(server.arrivals[VERIFY_PATH]) <= 4
+        provider.verify_many([(api_videos[i], "blink") for i in range(3)])
+    assert max_in_window(api_server.arrivals[VERIFY_PATH]) <= 4
 
 
 def test_sliding_window_limiter_spaces_slots():
