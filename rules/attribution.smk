@@ -27,7 +27,8 @@ rule train_attribution:
     wildcard_constraints:
         method="|".join(ATTRIBUTION_METHODS),
     params:
-        # the shared recipe keys attribution reads, and its own section
+        # the shared recipe keys attribution reads, and its own section (its `recipe` too: a
+        # changed recipe changes this param, so the outputs are rebuilt)
         train={key: TRAIN[key] for key in ("betas", "poly_power", "seed", "attribution")},
         sizes=config["targets"]["frames"]["sizes"],
         store=STORE,

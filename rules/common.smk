@@ -91,7 +91,7 @@ PROVIDERS = sorted({p for a in ACTIONS for p in config["liveness"]["policy"][a]}
 # Detectors (rules/train.smk, ensemble.smk, attribution.smk): the train section, its
 # per-experiment variants defaulting to the first compression variant.
 TRAIN = train_config(config)
-for _key in ("single_action", "cam", "robustness", "attention"):
+for _key in ("single_action", "cam", "robustness", "attention", "published_scores"):
     TRAIN[_key]["variant"] = TRAIN[_key]["variant"] or VARIANTS[0]
     if TRAIN[_key]["variant"] not in VARIANTS:
         sys.exit(f"config error at train.{_key}.variant: {TRAIN[_key]['variant']!r} is not a "

@@ -1,5 +1,6 @@
-# Stage 8 (continued): Bonettini et al.'s EfficientNet ensemble, robustness and attention maps,
-# opt-in by naming a target:  snakemake --cores all ensemble robustness attention
+# Stage 8 (continued): Bonettini et al.'s EfficientNet ensemble, robustness, their published
+# networks under the seed report's alterations and attention maps, opt-in by naming a target:
+#   snakemake --cores all ensemble robustness published_scores attention
 # Their training jobs are train_detector's (rules/train.smk); these rules only score and plot.
 
 
@@ -53,6 +54,39 @@ rule robustness:
         "../envs/train.yaml"
     script:
         "../workflow_scripts/robustness.py"
+
+
+rule published_scores:
+    input:
+        manifest=DATASET,
+        # the published files themselves: replacing one is an input change
+        published=[n["path"] for n in TRAIN["published_scores"]["networks"]],
+        runs=run_files("published_scores", "run.json"),
+    output:
+        scores=f"{TABLES}/published_scores.parquet",
+        csv=report(f"{TABLES}/published_scores.csv", caption="../report/published_scores.rst",
+                   category="Detectors", subcategory="Published networks under alterations"),
+        md=f"{TABLES}/published_scores.md",
+        png=report(f"{TABLES}/published_scores.png", caption="../report/published_scores.rst",
+                   category="Detectors", subcategory="Published networks under alterations"),
+    params:
+        networks=TRAIN["published_scores"]["networks"],
+        variant=TRAIN["published_scores"]["variant"],
+        frames=TRAIN["published_scores"]["frames"],
+        margin=TRAIN["published_scores"]["margin"],
+        alterations=TRAIN["published_scores"]["alterations"],
+        faces=FACE_SCIENCE,
+        seed=TRAIN["seed"],
+        size=max(config["targets"]["frames"]["sizes"]),
+        store=STORE,
+        demo=config["demo"]["enabled"],
+    threads: workflow.cores
+    log:
+        f"{LOGS}/tables/published_scores.log",
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/published_scores.py"
 
 
 rule attention:

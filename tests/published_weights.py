@@ -9,13 +9,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from dfmnist.storage.files import sha256_file
-from dfmnist.train.published import PublishedDetector, build_published, to_original_state
+from dfmnist.train.published.detector import (
+    MEAN,
+    STD,
+    PublishedDetector,
+    build_published,
+    to_original_state,
+)
 
 ARCHS = ("EfficientNetB4", "EfficientNetAutoAttB4", "EfficientNetB4ST", "EfficientNetAutoAttB4ST")
+
+
+def face_batch(astronaut: np.ndarray, grace_hopper: np.ndarray) -> torch.Tensor:
+    """Two real faces (the conftest photos), 224x224, normalised as the original's
+    get_normalizer(): (pixel / 255 - mean) / std, float32 (2, 3, 224, 224)."""
+    import cv2
+
+    crops = [cv2.resize(astronaut[30:330, 90:390], (224, 224), interpolation=cv2.INTER_AREA),
+             cv2.resize(grace_hopper[40:440, 60:460], (224, 224), interpolation=cv2.INTER_AREA)]
+    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+    return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
 
 
 def random_published(arch: str, calibration: torch.Tensor, rule: str = "0.6",

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 import torch
 import yaml
+from scipy.special import expit, logit
 from sklearn.metrics import auc, roc_curve
 
 from dfmnist.storage.video import read_video
@@ -183,7 +184,7 @@ def test_auc_on_a_hand_made_score_list_against_the_library():
         summarize(frames, "mode")
 
 
-def test_fusion_averages_the_networks_scores():
+def test_fusion_averages_the_networks_logits():
     rows = []
     for model, real, fake in (("efficientnet_b4", 0.9, 0.6), ("autoatt_b4", 0.4, 0.2)):
         for frame in (0, 1):
@@ -196,10 +197,13 @@ def test_fusion_averages_the_networks_scores():
     preds = pl.DataFrame(rows)
     models = ["efficientnet_b4", "autoatt_b4"]
     fused = fuse(preds, models).sort("video_id", "frame")
-    assert fused["score"].to_list() == pytest.approx([0.4, 0.4, 0.65, 0.65])
+    # Bonettini et al.'s fusion: the sigmoid of the mean logit (not the mean probability)
+    fake, real = expit((logit(0.6) + logit(0.2)) / 2), expit((logit(0.9) + logit(0.4)) / 2)
+    assert fused["score"].to_list() == pytest.approx([fake, fake, real, real], abs=1e-12)
+    assert fake == pytest.approx(0.37980, abs=1e-5) and real == pytest.approx(0.71010, abs=1e-5)
     table = ensemble_table(preds, models, ["raw"])
     assert table["model"].to_list() == [*models, FUSION]
-    # alone: B4 calls the fake real (acc 50%), AutoAtt the real fake; fused: 0.65 vs 0.4
+    # alone: B4 calls the fake real (acc 50%), AutoAtt the real fake; fused: 0.71 vs 0.38
     assert table["frame_acc"].to_list() == [50.0, 50.0, 100.0]
     assert table["video_auc"].to_list() == [1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="lack the scores"):
@@ -252,7 +256,7 @@ def test_ensemble_robustness_attention_on_the_tiny_demo(tmp_path, tiny_demo):
         (v, m) for v in ("c40", "raw") for m in [*ENSEMBLE, FUSION]]
     assert ens["test_videos"].to_list() == [test.height // 2] * 10
     assert ens["frame_auc"].is_between(0, 1).all() and ens["video_acc"].is_between(0, 100).all()
-    assert "average fusion" in (tables / "ensemble.md").read_text()
+    assert "sigmoid of the mean of the networks' logits" in (tables / "ensemble.md").read_text()
     rob = pl.read_csv(tables / "robustness.csv")
     # default models: table3's (mesoinception4 in the demo) and the four networks
     assert set(rob["model"]) == {"mesoinception4", *ENSEMBLE}

@@ -146,3 +146,21 @@ def test_modules_are_short():
     long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}
     assert not long, long
+
+
+def fixtures(path: Path) -> set[str]:
+    """The names of the pytest fixtures a file defines."""
+    found = set()
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.FunctionDef) and any(
+                "fixture" in ast.unparse(d) for d in node.decorator_list):
+            found.add(node.name)
+    return found
+
+
+def test_no_fixture_shadows_a_shared_one():
+    """A test module never redefines a conftest fixture: one name, one meaning."""
+    shared = fixtures(REPO / "tests" / "conftest.py")
+    shadowing = {p.name: sorted(fixtures(p) & shared)
+                 for p in (REPO / "tests").glob("*.py") if p.name != "conftest.py"}
+    assert not {k: v for k, v in shadowing.items() if v}

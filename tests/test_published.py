@@ -13,17 +13,17 @@ from torch import nn
 
 from dfmnist.train import load_published
 from dfmnist.train.efficientnet import EfficientNetB4
-from dfmnist.train.published import (
+from dfmnist.train.published.detector import (
     build_published,
     fuse_logits,
     named_sha256,
     to_original_state,
     video_logit,
 )
-from dfmnist.train.published_keys import key_map
-from dfmnist.train.same_padding import match_efficientnet_pytorch, same_pads
+from dfmnist.train.published.keys import key_map
+from dfmnist.train.published.same_padding import match_efficientnet_pytorch, same_pads
 
-from published_weights import ARCHS, random_published, save_original
+from published_weights import ARCHS, face_batch, random_published, save_original
 
 #: The original's state dict sizes (architectures/fornet.py on efficientnet_pytorch, B4):
 #: tensors and parameters per class.
@@ -33,16 +33,8 @@ ORIGINAL_SIZES = {"EfficientNetB4": (706, 17_550_409), "EfficientNetAutoAttB4": 
 
 
 @pytest.fixture(scope="module")
-def faces(astronaut, grace_hopper) -> torch.Tensor:
-    """Two real faces, 224x224, normalised as the original's get_normalizer()."""
-    import cv2
-
-    crops = [cv2.resize(astronaut[30:330, 90:390], (224, 224), interpolation=cv2.INTER_AREA),
-             cv2.resize(grace_hopper[40:440, 60:460], (224, 224), interpolation=cv2.INTER_AREA)]
-    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
-    std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
-    return (x - mean) / std
+def face_tensors(astronaut, grace_hopper) -> torch.Tensor:
+    return face_batch(astronaut, grace_hopper)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -75,38 +67,38 @@ def test_same_padding_follows_tensorflow_and_each_library_release():
         assert norms and all(m.eps == 1e-3 for m in norms)
 
 
-def test_the_rules_change_the_logits(faces):
+def test_the_rules_change_the_logits(face_tensors):
     """Same weights, other padding: the two library releases disagree, so the rule matters."""
-    a = random_published("EfficientNetB4", faces, "0.6", seed=3)
+    a = random_published("EfficientNetB4", face_tensors, "0.6", seed=3)
     b = build_published("EfficientNetB4", "0.7")
     b.network.load_state_dict(a.network.state_dict())
     with torch.no_grad():
-        assert (a(faces) - b(faces)).abs().max() > 1e-2
+        assert (a(face_tensors) - b(face_tensors)).abs().max() > 1e-2
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_published_file_loads_strictly_and_scores_as_saved(arch, faces, tmp_path):
-    source = random_published(arch, faces, seed=1)
+def test_published_file_loads_strictly_and_scores_as_saved(arch, face_tensors, tmp_path):
+    source = random_published(arch, face_tensors, seed=1)
     path = save_original(source, tmp_path)
     loaded = load_published(arch, path)
     assert not loaded.training and loaded.sha256 == named_sha256(path)
     with torch.no_grad():
-        logits = loaded(faces)
+        logits = loaded(face_tensors)
         assert logits.shape == (2, 1)
-        assert torch.equal(logits, source(faces))
+        assert torch.equal(logits, source(face_tensors))
         assert logits[0] != logits[1]  # the weights make the input matter
         if loaded.has_attention:
-            att = loaded.attention_map(faces)
+            att = loaded.attention_map(face_tensors)
             assert att.shape == (2, 1, 28, 28) and 0 <= att.min() and att.max() <= 1
     saved = torch.load(path, weights_only=True)
     assert all(torch.equal(t, saved[k]) for k, t in to_original_state(loaded).items())
 
 
-def test_a_wrong_file_is_an_error_naming_what_is_wrong(faces, tmp_path):
-    source = random_published("EfficientNetB4", faces, seed=2)
+def test_a_wrong_file_is_an_error_naming_what_is_wrong(face_tensors, tmp_path):
+    source = random_published("EfficientNetB4", face_tensors, seed=2)
     good = save_original(source, tmp_path / "good")
     with pytest.raises(ValueError, match="unexpected key efficientnet.attconv.weight"):
-        other = random_published("EfficientNetAutoAttB4", faces)
+        other = random_published("EfficientNetAutoAttB4", face_tensors)
         load_published("EfficientNetB4", save_original(other, tmp_path / "att"))
     with pytest.raises(ValueError, match="missing key efficientnet.attconv.weight"):
         load_published("EfficientNetAutoAttB4", good)
@@ -129,11 +121,11 @@ def test_a_wrong_file_is_an_error_naming_what_is_wrong(faces, tmp_path):
         load_published("Xception", good)
 
 
-def test_float64_matches_float32_to_rounding(faces):
-    model = random_published("EfficientNetAutoAttB4", faces, seed=4)
+def test_float64_matches_float32_to_rounding(face_tensors):
+    model = random_published("EfficientNetAutoAttB4", face_tensors, seed=4)
     with torch.no_grad():
-        single = model(faces)
-        double = model.double()(faces.double())
+        single = model(face_tensors)
+        double = model.double()(face_tensors.double())
     assert torch.allclose(single.double(), double, atol=1e-4)
 
 

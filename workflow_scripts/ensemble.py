@@ -1,4 +1,4 @@
-"""Stage 8: each ensemble model and their average fusion, per compression variant."""
+"""Stage 8: each ensemble model and their fusion (the mean logit), per compression variant."""
 
 import polars as pl
 
@@ -15,7 +15,7 @@ table = ensemble_table(preds, params.models, params.variants, params.video_score
 with atomic_path(out.csv) as tmp:
     table.write_csv(tmp)
 with atomic_path(out.md) as tmp:
-    tmp.write_text(markdown(table, "Ensemble: each network and their average fusion",
+    tmp.write_text(markdown(table, "Ensemble: each network and their fusion",
                             ensemble_notes(list(inp.runs), params.video_score, params.demo)))
 with atomic_path(out.png) as tmp:
     ensemble_plot(table, tmp)

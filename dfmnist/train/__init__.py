@@ -31,9 +31,9 @@ def __getattr__(name: str):
 
         return getattr(models, name)
     if name == "load_published":  # Bonettini et al.'s published .pth files, loaded strictly
-        from dfmnist.train import published
+        from dfmnist.train.published import detector
 
-        return published.load_published
+        return detector.load_published
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -105,10 +105,16 @@ def robustness_models(section: dict) -> list[str]:
 
 
 def ensemble_runs(section: dict, variants: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """The (detector, training set) jobs of the ensemble, robustness and attention targets."""
+    """The (detector, training set) jobs of the ensemble, robustness, attention and
+    published_scores targets."""
     rob, att = section["robustness"], section["attention"]
+    published = section["published_scores"]
     return {"ensemble": [(m, trainset_name(v)) for v in variants
                          for m in section["ensemble"]["models"]],
+            # without published files, the report's experiment runs on our own ensemble
+            "published_scores": [] if published["networks"] else [
+                (m, trainset_name(published["variant"] or variants[0]))
+                for m in section["ensemble"]["models"]],
             "robustness": [(m, trainset_name(rob["variant"] or variants[0]))
                            for m in robustness_models(section)],
             "attention": [(att["model"], trainset_name(att["variant"] or variants[0]))]}

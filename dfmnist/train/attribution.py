@@ -4,8 +4,10 @@ Labels are the dataset's `model` column (fakes only; reals are not a class). One
 per (method, compression variant): `dmasta` classifies a clip of a video's extracted frames
 (dfmnist.train.dmasta), `frame_baseline` classifies single frames with the plain ResNet and a
 video's class is the most probable after averaging its frames' class probabilities. Both
-train with the project's loop (dfmnist.train.loop.fit: Adam, poly decay, best epoch on the
-validation split) and are tested per video on the test split.
+train with the project's loop (dfmnist.train.loop.fit, best epoch on the validation split) and
+are tested per video on the test split, with `train.attribution.recipe`'s optimiser and inputs:
+`dfmnist` (Adam, poly decay, ImageNet normalisation) or `authors` (DMA-STA's release:
+dfmnist.train.dfdm_recipe).
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ from dfmnist.numerics import float_platform
 from dfmnist.storage.files import sha256_file
 from dfmnist.storage.store import Store, content_key
 from dfmnist.train.data import FrameDataset
+from dfmnist.train.dfdm_recipe import (
+    DFDM_MEAN,
+    DFDM_STD,
+    RECIPE_NOTES,
+    WEIGHT_DECAY,
+    authors_frames,
+    authors_lr,
+    authors_optimizer,
+)
 from dfmnist.train.dmasta import DMASTA, FrameClassifier
 from dfmnist.train.experiments import frame_dataset
 from dfmnist.train.loop import TrainSettings, fit, predict
@@ -75,17 +86,18 @@ def long_enough(table: pl.DataFrame, clip_length: int) -> pl.DataFrame:
 class ClipDataset(Dataset):
     """One item per video: `clip_length` consecutive extracted frames (T, 3, S, S), its class
     and its index in `frames.videos`. Training clips start at a random frame (seeded), test
-    clips are the video's middle ones."""
+    clips are the video's middle ones. With `flip` a clip is mirrored left-right with
+    probability 1/2, all its frames alike (the authors' recipe, in training)."""
 
     def __init__(self, frames: FrameDataset, clip_length: int, random_start: bool = False,
-                 seed: int = 0) -> None:
+                 seed: int = 0, flip: bool = False) -> None:
         per_video: dict[int, list[tuple[int, int]]] = {}
         for item, (ref, _, video) in enumerate(frames.items):
             per_video.setdefault(video, []).append((ref.index, item))
         self.frames, self.clip_length = frames, int(clip_length)
         self.clips = [(video, [item for _, item in sorted(refs)])
                       for video, refs in sorted(per_video.items()) if len(refs) >= clip_length]
-        self.random_start = random_start
+        self.random_start, self.flip = random_start, flip
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -97,37 +109,64 @@ class ClipDataset(Dataset):
         start = int(self.rng.integers(spare + 1)) if self.random_start else spare // 2
         chosen = items[start:start + self.clip_length]
         target = self.frames.items[chosen[0]][1]
-        return torch.stack([self.frames[i][0] for i in chosen]), target, video
+        clip = torch.stack([self.frames[i][0] for i in chosen])
+        # drawn only with `flip`, so the other recipe's clip starts stay as they were
+        if self.flip and self.rng.random() < 0.5:
+            clip = clip.flip(-1)
+        return clip, target, video
 
 
 def attribution_settings(section: dict) -> TrainSettings:
     """The TrainSettings of an attribution job from the merged `train` section."""
     att = section["attribution"]
+    extra = {"backbone": att["backbone"], "clip_length": int(att["clip_length"]),
+             "input_size": int(att["input_size"])}
+    lr, weight_decay = float(att["lr"]), float(att["weight_decay"])
+    if att["recipe"] == "authors":
+        # the release's rate and decay stand in the settings (and so in the store key and the
+        # record) instead of the Adam ones it does not use
+        lr, weight_decay = authors_lr(1), WEIGHT_DECAY
+        # named only here, so the `dfmnist` recipe's stored models keep their keys
+        extra["recipe"] = "authors"
     return TrainSettings(
-        epochs=int(att["epochs"]), batch_size=int(att["batch_size"]), lr=float(att["lr"]),
+        epochs=int(att["epochs"]), batch_size=int(att["batch_size"]), lr=lr,
         betas=tuple(float(b) for b in section["betas"]),
-        poly_power=float(section["poly_power"]), weight_decay=float(att["weight_decay"]),
-        seed=int(section["seed"]),
-        extra={"backbone": att["backbone"], "clip_length": int(att["clip_length"]),
-               "input_size": int(att["input_size"])})
+        poly_power=float(section["poly_power"]), weight_decay=weight_decay,
+        seed=int(section["seed"]), extra=extra)
+
+
+def attribution_recipe(settings: TrainSettings) -> str:
+    """`dfmnist` or `authors` (train.attribution.recipe)."""
+    return settings.extra.get("recipe", "dfmnist")
 
 
 def build_attribution_model(method: str, classes: int, settings: TrainSettings) -> torch.nn.Module:
     backbone = settings.extra["backbone"]
+    # the authors normalise with DFDM's frame statistics (dfmnist.train.dfdm_recipe)
+    norm = ({"mean": DFDM_MEAN, "std": DFDM_STD}
+            if attribution_recipe(settings) == "authors" else {})
     if method == "dmasta":
-        return DMASTA(classes, settings.extra["clip_length"], backbone)
+        return DMASTA(classes, settings.extra["clip_length"], backbone, **norm)
     if method == "frame_baseline":
-        return FrameClassifier(classes, backbone)
+        return FrameClassifier(classes, backbone, **norm)
     raise ValueError(f"unknown attribution method {method!r}")
 
 
-def _datasets(method: str, table: pl.DataFrame, settings: TrainSettings, sizes: list[int],
-              root: Path, train: bool) -> Dataset:
-    frames = frame_dataset(table, "resnet50", sizes, root, settings.extra["input_size"])
+def attribution_datasets(method: str, table: pl.DataFrame, settings: TrainSettings,
+                         sizes: list[int], root: Path, train: bool) -> Dataset:
+    """`method`'s items of `table`: clips (dmasta) or frames (frame_baseline), as the recipe
+    prepares them for training (`train`) or for validation and test."""
+    side = settings.extra["input_size"]
+    authors = attribution_recipe(settings) == "authors"
+    if authors:  # resize, centre crop, flips in training (a clip's frames flip together)
+        frames = authors_frames(table, sizes, root, side,
+                                flip=train and method == "frame_baseline", seed=settings.seed)
+    else:
+        frames = frame_dataset(table, "resnet50", sizes, root, side)
     if method == "frame_baseline":
         return frames
     return ClipDataset(frames, settings.extra["clip_length"], random_start=train,
-                       seed=settings.seed)
+                       seed=settings.seed, flip=train and authors)
 
 
 def _identity(table: pl.DataFrame) -> list[list]:
@@ -154,6 +193,7 @@ def run_attribution_job(manifest: pl.DataFrame, method: str, variant: str,
                                    "raise targets.frames.count)")
     side = settings.extra["input_size"]
     sizes = sizes or [side]
+    recipe = attribution_recipe(settings)
     pretrained_sha = sha256_file(pretrained) if pretrained else None
     dev = torch.device(resolve_device(device))
     # float32 training's bits depend on the float platform (dfmnist.numerics): part of the key
@@ -175,7 +215,7 @@ def run_attribution_job(manifest: pl.DataFrame, method: str, variant: str,
     else:
         record = {"method": method, "variant": variant, "classes": classes, "key": key,
                   "backbone": settings.extra["backbone"], "clip_length": clip,
-                  "input_size": side, "device": str(dev), "pretrained": None,
+                  "input_size": side, "recipe": recipe, "device": str(dev), "pretrained": None,
                   "train_videos": split["train"].height, "val_videos": split["val"].height,
                   "test_videos": split["test"].height, "short_videos": short}
         if pretrained:
@@ -183,17 +223,18 @@ def run_attribution_job(manifest: pl.DataFrame, method: str, variant: str,
             model.load_imagenet(state.get("state_dict", state))
             record["pretrained"] = {"path": str(pretrained), "sha256": pretrained_sha}
         model.to(dev)
-        train = _datasets(method, split["train"], settings, sizes, root, train=True)
-        val = _datasets(method, split["val"], settings, sizes, root, train=False)
+        train = attribution_datasets(method, split["train"], settings, sizes, root, train=True)
+        val = attribution_datasets(method, split["val"], settings, sizes, root, train=False)
         log.info("%s on %s: %d training items (%d videos, %d classes), %d validation items",
                  method, variant, len(train), split["train"].height, len(classes), len(val))
-        history, best = fit(model, "ce", train, val, run, dev, method)
+        history, best = fit(model, "ce", train, val, run, dev, method,
+                            epoch_optimizer=authors_optimizer if recipe == "authors" else None)
         record.update(best_epoch=best, epochs=settings.epochs)
         with store.build(ATTRIBUTION, key, {"record": record}) as tmp:
             torch.save(model.state_dict(), tmp / "model.pt")
             (tmp / "history.json").write_text(json.dumps(history, indent=1))
         record = {**record, "reused": False}
-    test = _datasets(method, split["test"], settings, sizes, root, train=False)
+    test = attribution_datasets(method, split["test"], settings, sizes, root, train=False)
     probs = predict(model, test, run.batch_size, dev, loss_kind="ce")
     return video_predictions(test, probs, classes, method), history, record
 
@@ -296,8 +337,9 @@ def attribution_notes(runs: list[dict], demo: bool) -> list[str]:
         "the extracted frames (the middle ones at test); `frame_baseline`: the same ResNet "
         "without attention, per frame, a video's class from its frames' mean probabilities",
         f"frame encoder {first['backbone']} at {first['input_size']}x{first['input_size']} "
-        "(DMA-STA: ResNet-50 at 224x224); Adam with poly decay and the best epoch on the "
-        "validation split (the authors' release: SGD with step decay)",
+        "(DMA-STA: ResNet-50 at 224x224); the best epoch on the validation split",
+        # which recipe trained the models (records written before the option: `dfmnist`)
+        *(RECIPE_NOTES[r] for r in sorted({run.get("recipe", "dfmnist") for run in runs})),
         f"`published_acc`: DFDM's readme, DMA-STA ~{PUBLISHED['accuracy']:.0f}% overall on the "
         f"higher-quality videos (crf {PUBLISHED['crf']}, {PUBLISHED['classes']} autoencoder "
         "models); it names no figure for the other qualities or for a frame-level baseline",

@@ -125,13 +125,15 @@ def load_encoder_weights(encoder: nn.Module, state: dict) -> list[str]:
 
 
 class DMASTA(nn.Module):
-    """Clips (N, T, 3, S, S) in [0, 1] -> class logits (N, classes)."""
+    """Clips (N, T, 3, S, S) in [0, 1] -> class logits (N, classes). `mean`/`std` normalise
+    the frames (ImageNet's by default; the authors' recipe uses DFDM's)."""
 
     def __init__(self, num_classes: int, clip_length: int = CLIP_LENGTH,
-                 backbone: str = "resnet50") -> None:
+                 backbone: str = "resnet50", mean: tuple[float, ...] = IMAGENET_MEAN,
+                 std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__()
         self.clip_length = int(clip_length)
-        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        self.normalize = Normalize(mean, std)
         self.encoder = resnet_encoder(backbone, gated=True)
         self.temporal = TemporalAttention(self.clip_length)
         self.fc = nn.Linear(self.encoder.feature_dim, num_classes)
@@ -171,9 +173,11 @@ class DMASTA(nn.Module):
 class FrameClassifier(nn.Module):
     """The baseline: a plain torchvision ResNet, frames (N, 3, S, S) -> class logits."""
 
-    def __init__(self, num_classes: int, backbone: str = "resnet50") -> None:
+    def __init__(self, num_classes: int, backbone: str = "resnet50",
+                 mean: tuple[float, ...] = IMAGENET_MEAN,
+                 std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__()
-        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        self.normalize = Normalize(mean, std)
         self.encoder = resnet_encoder(backbone, gated=False)
         self.fc = nn.Linear(self.encoder.feature_dim, num_classes)
 

@@ -1,8 +1,12 @@
-"""Bonettini et al.'s network fusion: each model's test scores and their average, per variant.
+"""Bonettini et al.'s network fusion: each model's test scores and their fusion, per variant.
 
-The fused score of a frame is the mean of the models' P(real) for it; a video's fused score then
-follows as for any model (the mean of its frame scores by default), which for the mean equals
-the average of the models' video scores, the paper's fusion.
+The fusion is Bonettini et al.'s (polimi-ispl/icpr2020dfdc): the sigmoid of the mean of the
+networks' logits. dfmnist's detectors store P(real), the sigmoid of a logit of REAL, so a
+frame's fused score is expit(mean(logit(P(real)))): the original's fused P(fake) is one minus
+it, the same ranking (AUC) and the same decisions at 0.5. Probabilities that float rounding
+made exactly 0 or 1 are held EPS inside (0, 1) before the logit. A video's score then follows as
+for any model (`train.video_score`, the mean of its frame scores as DeepfakeBench counts video
+AUC).
 """
 
 from __future__ import annotations
@@ -14,20 +18,25 @@ import polars as pl
 from dfmnist.train.metrics import summarize
 
 FUSION = "fusion"
+#: How far inside (0, 1) a stored probability is held before its logit is taken.
+EPS = 1e-12
 _FRAME = ["variant", "video_id", "frame"]
 
 
 def fuse(preds: pl.DataFrame, models: list[str]) -> pl.DataFrame:
-    """Frames scored by every one of `models`, each with the mean of their scores."""
+    """Frames scored by every one of `models`, each with the sigmoid of the mean of their
+    logits."""
     chosen = preds.filter(pl.col("model").is_in(models))
+    p = pl.col("score").clip(EPS, 1 - EPS)
     fused = chosen.group_by(_FRAME, maintain_order=True).agg(
-        pl.col("score").mean(), pl.col("model").n_unique().alias("n_models"),
+        (p / (1 - p)).log().mean().alias("logit"), pl.col("model").n_unique().alias("n_models"),
         *[pl.col(c).first() for c in ("label", "action", "identity", "target")])
     missing = fused.filter(pl.col("n_models") < len(models))
     if missing.height:
         raise ValueError(f"{missing.height} test frames lack the scores of some of "
                          f"{', '.join(models)}")
-    return fused.drop("n_models")
+    score = 1 / (1 + (-pl.col("logit")).exp())
+    return fused.with_columns(score.alias("score")).drop("n_models", "logit")
 
 
 def ensemble_table(preds: pl.DataFrame, models: list[str], variants: list[str],

@@ -7,6 +7,7 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -161,26 +162,34 @@ def train_detector(name: str, train: Dataset, val: Dataset, settings: TrainSetti
 
 def fit(model: nn.Module, loss_kind: str, train: Dataset, val: Dataset,
         settings: TrainSettings, dev: torch.device, name: str = "model",
-        ) -> tuple[list[dict], int]:
+        epoch_optimizer: Callable[[list[nn.Parameter], int], torch.optim.Optimizer] | None
+        = None) -> tuple[list[dict], int]:
     """The recipe's epochs over `train` ((input, target, video) items); the weights of the epoch
     with the best validation accuracy are loaded into `model` at the end.
 
     Ties go to the lower validation loss; with an empty validation set the last epoch is kept.
+    `epoch_optimizer(params, epoch)`, when given, replaces Adam and the poly decay: it builds
+    each (1-based) epoch's optimiser afresh, at that epoch's rate (a published recipe that
+    steps per epoch and restarts its optimiser, dfmnist.train.dfdm_recipe).
     Returns one history row per epoch and the best epoch.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=settings.lr, betas=tuple(settings.betas),
-                                 weight_decay=settings.weight_decay)
     generator = torch.Generator().manual_seed(settings.seed)
     loader = DataLoader(train, batch_size=settings.batch_size, shuffle=True, generator=generator,
                         drop_last=len(train) > settings.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, poly_lambda(settings.epochs * len(loader), settings.poly_power))
+    scheduler = None
+    if epoch_optimizer is None:
+        optimizer = torch.optim.Adam(params, lr=settings.lr, betas=tuple(settings.betas),
+                                     weight_decay=settings.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, poly_lambda(settings.epochs * len(loader), settings.poly_power))
     history: list[dict] = []
     best: tuple[float, float] | None = None
     best_state = copy.deepcopy(model.state_dict())
     best_epoch = 0
     for epoch in range(1, settings.epochs + 1):
+        if epoch_optimizer is not None:
+            optimizer = epoch_optimizer(params, epoch)
         model.train()
         start, seen, total = time.perf_counter(), 0, 0.0
         for images, target, _ in loader:
@@ -192,13 +201,16 @@ def fit(model: nn.Module, loss_kind: str, train: Dataset, val: Dataset,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            if scheduler is not None:
+                scheduler.step()
             seen += len(target)
             total += loss.item() * len(target)
         seconds = time.perf_counter() - start
         val_loss, val_acc = _evaluate(model, loss_kind, val, settings.batch_size, dev)
+        lr = (scheduler.get_last_lr()[0] if scheduler is not None
+              else optimizer.param_groups[0]["lr"])
         row = {"epoch": epoch, "train_loss": total / max(1, seen), "val_loss": val_loss,
-               "val_acc": val_acc, "lr": scheduler.get_last_lr()[0], "seconds": seconds,
+               "val_acc": val_acc, "lr": lr, "seconds": seconds,
                "images_per_s": seen / seconds if seconds else math.nan}
         history.append(row)
         log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, val acc %.3f, %.1f img/s",

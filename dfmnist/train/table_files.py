@@ -52,6 +52,7 @@ def notes(name: str, runs: list[dict], section: dict, demo: bool, table: pl.Data
         f"(the {section.get('video_score', 'mean')} of its frame scores, threshold 0.5); ROC "
         "AUC (scikit-learn) with real as the positive class (– where the test set has one "
         "class only)",
+        SCORE_CONVENTION,
         f"recipe: Adam lr {section['lr']:g}, betas {tuple(section['betas'])}, poly decay "
         f"(power {section['poly_power']:g}), {section['epochs']} epochs, batch "
         f"{section['batch_size']}, best epoch on the validation split",
@@ -109,6 +110,17 @@ def write_experiment(name: str, prediction_files: list[str], run_files: list[str
     return table
 
 
+#: How dfmnist's own detectors score, stated in each of their tables. The sign is the only
+#: departure from Bonettini et al.'s logit of FAKE: every dfmnist table counts real as the
+#: positive class, and flipping the sign changes neither an AUC nor a decision at 0.5. A
+#: video's score averages frame probabilities, as DeepfakeBench's video AUC does (its
+#: get_video_metrics), not frame logits as the original does.
+SCORE_CONVENTION = ("scores: dfmnist's convention, P(real) = the sigmoid of the network's "
+                    "logit of REAL (Bonettini et al.'s published networks give the logit of "
+                    "FAKE: P(fake) = 1 - P(real)); a video's score aggregates its frames' "
+                    "probabilities")
+
+
 def _demo_note() -> str:
     return ("**demo data**: built from a few built-in photos; with this few videos the numbers "
             "are noise and say nothing about the detectors on DeepFake MNIST+")
@@ -120,8 +132,9 @@ def ensemble_notes(run_files: list[str], video_score: str, demo: bool) -> list[s
     scratch = sorted({r["model"] for r in runs if not r.get("pretrained")})
     small = sorted({f"{r['model']} at {r['input_size']}" for r in runs
                     if r.get("input_size") and r["input_size"] != 224})
-    lines = ["`fusion`: the mean of the four networks' P(real) per frame (Bonettini et al.'s "
-             "average fusion); trained and tested on the same variant",
+    lines = ["`fusion`: the sigmoid of the mean of the networks' logits per frame (Bonettini "
+             "et al.'s fusion); trained and tested on the same variant",
+             SCORE_CONVENTION,
              f"`video_*`: the {video_score} of a video's frame scores, threshold 0.5; ROC AUC "
              "(scikit-learn) with real as the positive class",
              "the `*_st` networks: triplet-loss embedding first, then a new head alone"]
@@ -142,8 +155,40 @@ def robustness_notes(variant: str, video_score: str, demo: bool) -> list[str]:
              "(dfmnist.train.perturb: DeeperForensics-1.0's levels where it defines them; "
              "`jpeg` quality and `brightness` offsets are ours)",
              f"`video_*`: the {video_score} of a video's frame scores; ROC AUC by scikit-learn",
+             SCORE_CONVENTION,
              "perturbations are applied to the stored face crops, so a given blur or resize is "
              "stronger relative to the face than on the full frames DeeperForensics-1.0 used"]
+    if demo:
+        lines.append(_demo_note())
+    return lines
+
+
+def published_notes(networks: list[dict], names: list[str], variant: str, margin: float,
+                    demo: bool) -> list[str]:
+    """Notes of the published_scores table: which networks, which conventions, which crops."""
+    if networks:
+        lines = ["networks: Bonettini et al.'s published files, loaded strictly: " + ", ".join(
+            f"{n['arch']} ({Path(n['path']).name}, padding of efficientnet_pytorch "
+            f"{n['padding']})" for n in networks),
+                 f"inputs: MTCNN's face box in each (altered) frame, widened by {margin:g} of "
+                 "its height (twice above), squared, 224x224 (the original: BlazeFace boxes, "
+                 "which stop at the brows)"]
+    else:
+        lines = ["**no published files configured** (train.published_scores.networks): these "
+                 "are this project's own trained networks (" + ", ".join(names) + "), not "
+                 "Bonettini et al.'s; each sees the stored face crops at its input size, and "
+                 "its logit of REAL is negated to give the logit of FAKE"]
+    lines += [
+        f"test videos of `{variant}`; `none`: the clean frames; `parameter`: the alteration's "
+        "strength (dfmnist.train.published.alterations); alterations are applied before the "
+        "faces are found",
+        "scores follow the original's conventions: 0 real, 1 fake; a video's logit is the mean "
+        "of its frames' logits of FAKE, `fusion` the mean of the networks' video logits, a "
+        "score the sigmoid of a logit; `auc`: ROC AUC (scikit-learn) with FAKE the positive "
+        "class; `real_min`/`real_max`: the reals' score range (the report: 0-0.05)",
+        "`faces_found`: the share of frames where MTCNN found the face (the others take their "
+        "neighbours' box; a video without any face, the clean frames' boxes moved with the "
+        "frame)"]
     if demo:
         lines.append(_demo_note())
     return lines

@@ -2,8 +2,9 @@
 
 `load_published(arch, path)` takes one of the published `.pth` files (plain state dicts named
 `{arch}_{DFDC|FFPP}_bestval-{sha256}.pth`), checks the file against the sha256 in its name,
-maps every tensor onto dfmnist's network (dfmnist.train.published_keys), gives that network
-efficientnet_pytorch's arithmetic (dfmnist.train.same_padding) and returns it in eval mode.
+maps every tensor onto dfmnist's network (dfmnist.train.published.keys), gives that network
+efficientnet_pytorch's arithmetic (dfmnist.train.published.same_padding) and returns it in
+eval mode.
 
 Its forward takes what the original's takes, a batch of 224x224 RGB faces as
 (pixel / 255 - mean) / std with ImageNet's mean and std (the original's `get_normalizer()`),
@@ -25,8 +26,8 @@ from torch import nn
 from dfmnist.storage.files import sha256_file
 from dfmnist.train.autoatt import EfficientNetAutoAttB4
 from dfmnist.train.efficientnet import B4_FEATURES, EfficientNetB4
-from dfmnist.train.published_keys import ARCHITECTURES, key_map
-from dfmnist.train.same_padding import LIBRARY_RULES, match_efficientnet_pytorch
+from dfmnist.train.published.keys import ARCHITECTURES, key_map
+from dfmnist.train.published.same_padding import LIBRARY_RULES, match_efficientnet_pytorch
 from dfmnist.train.triplet import SiameseTuned
 
 #: The original's `get_normalizer()`: ImageNet's, applied to pixel / 255.
