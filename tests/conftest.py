@@ -116,3 +116,14 @@ def api_one_server(monkeypatch):
 
     with start_server(monkeypatch) as srv:
         yield srv
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test, restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -33,6 +33,8 @@ from dfmnist.train.loop import fit
 
 from numerics import assert_float64_equal
 
+#: One torch thread: on a shared 2-core machine a second one makes each step slower.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SIDE = 64
 #: Three stand-ins for generator models, each leaving its own trace on the same real frames.
 TRACES = {
@@ -82,15 +84,6 @@ def make_dataset(root: Path, carphone_path, astronaut, grace_hopper,
         (root / frames_tar).parent.mkdir(parents=True, exist_ok=True)
         write_frame_tar(root / frames_tar, samples, [SIDE])
     return pl.DataFrame(rows)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine a second thread makes each step slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -32,17 +32,10 @@ from dfmnist.train.dfdm_recipe import (
 from dfmnist.train.loop import fit
 from dfmnist.train.models import IMAGENET_MEAN
 
+#: One torch thread: on a shared 2-core machine a second one makes each step slower.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 #: 56 is to the 64-pixel test frames what the release's 224 is to its 256.
 CROP = 56
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine a second thread makes each step slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

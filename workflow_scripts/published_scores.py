@@ -5,7 +5,6 @@ from pathlib import Path
 
 import polars as pl
 
-from dfmnist.storage.files import atomic_path
 from dfmnist.storage.store import Store
 from dfmnist.train.experiments import load_detector
 from dfmnist.train.published.detector import load_published
@@ -15,8 +14,7 @@ from dfmnist.train.published.scores import (
     published_table,
     score_videos,
 )
-from dfmnist.train.table_files import published_notes
-from dfmnist.train.tables import markdown
+from dfmnist.train.table_files import published_notes, write_table_files
 from dfmnist.workflow import limit_threads, make_detector, setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -39,15 +37,10 @@ scores = score_videos(
     margin=params.margin, most_frames=params.frames, seed=params.seed,
     progress=lambda done, total: log.info("scored %d/%d videos", done, total))
 table = published_table(scores)
-with atomic_path(out.scores) as tmp:
-    scores.write_parquet(tmp)
-with atomic_path(out.csv) as tmp:
-    table.write_csv(tmp)
-with atomic_path(out.md) as tmp:
-    tmp.write_text(markdown(table, "Published networks under the report's alterations",
-                            published_notes(params.networks, [s.name for s in scorers],
-                                            params.variant, params.margin, params.demo)))
-with atomic_path(out.png) as tmp:
-    published_plot(table, tmp, f"Scores under alterations ({params.variant}; "
-                   f"{'published' if params.networks else 'own'} networks)")
+kind = "published" if params.networks else "own"
+write_table_files(out, table, "Published networks under the report's alterations",
+                  published_notes(params.networks, [s.name for s in scorers], params.variant,
+                                  params.margin, params.demo),
+                  lambda path: published_plot(table, path, "Scores under alterations "
+                                              f"({params.variant}; {kind} networks)"), scores)
 log.info("published_scores: %d rows", table.height)

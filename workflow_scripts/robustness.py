@@ -5,12 +5,10 @@ from pathlib import Path
 
 import polars as pl
 
-from dfmnist.storage.files import atomic_path
 from dfmnist.storage.store import Store
 from dfmnist.train.experiments import frame_size, load_detector
 from dfmnist.train.robustness import auc_plot, robustness_table, score_perturbed
-from dfmnist.train.table_files import robustness_notes
-from dfmnist.train.tables import markdown
+from dfmnist.train.table_files import robustness_notes, write_table_files
 from dfmnist.workflow import limit_threads, setup_logging
 
 log = setup_logging(snakemake.log[0])
@@ -30,13 +28,8 @@ for run in inp.runs:
     parts.append(scores.with_columns(pl.lit(record["model"]).alias("model")))
 scores = pl.concat(parts)
 table = robustness_table(scores, params.video_score)
-with atomic_path(out.scores) as tmp:
-    scores.write_parquet(tmp)
-with atomic_path(out.csv) as tmp:
-    table.write_csv(tmp)
-with atomic_path(out.md) as tmp:
-    tmp.write_text(markdown(table, "Robustness: AUC under perturbations",
-                            robustness_notes(params.variant, params.video_score, params.demo)))
-with atomic_path(out.png) as tmp:
-    auc_plot(table, tmp, title=f"Frame AUC against perturbation level ({params.variant})")
+write_table_files(out, table, "Robustness: AUC under perturbations",
+                  robustness_notes(params.variant, params.video_score, params.demo),
+                  lambda path: auc_plot(table, path, title="Frame AUC against perturbation "
+                                        f"level ({params.variant})"), scores)
 log.info("robustness: %d rows", table.height)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 
+from dfmnist.storage.files import atomic_path
 from dfmnist.train import paper, tables
 
 TITLES = {
@@ -82,6 +84,22 @@ def notes(name: str, runs: list[dict], section: dict, demo: bool, table: pl.Data
         lines.append("**demo data**: built from a few built-in photos; with this few videos the "
                      "numbers are noise and say nothing about the detectors on DeepFake MNIST+")
     return lines
+
+
+def write_table_files(out, table: pl.DataFrame, title: str, notes: list[str],
+                      plot: Callable[[Path], None], scores: pl.DataFrame | None = None) -> None:
+    """A table target's files, each written whole or not at all: `out.csv`, `out.md` (the
+    table with its notes), `out.png` (drawn by `plot(path)`) and, when given, the per-item
+    `scores` as `out.scores` (parquet)."""
+    if scores is not None:
+        with atomic_path(out.scores) as tmp:
+            scores.write_parquet(tmp)
+    with atomic_path(out.csv) as tmp:
+        table.write_csv(tmp)
+    with atomic_path(out.md) as tmp:
+        tmp.write_text(tables.markdown(table, title, notes))
+    with atomic_path(out.png) as tmp:
+        plot(tmp)
 
 
 def write_experiment(name: str, prediction_files: list[str], run_files: list[str],

@@ -179,6 +179,18 @@ def _dark_fraction(patch: np.ndarray, skin: float, dark_ratio: float) -> float:
     return float(np.mean(patch < dark_ratio * max(skin, 1.0)))
 
 
+def _measurable(frames: np.ndarray, lms: np.ndarray):
+    """(index, frame, landmarks, face axes (ux, uy, iod), skin level) of each frame whose
+    landmarks are finite and apart: the frames an openness can be measured on."""
+    for t, (frame, lm) in enumerate(zip(frames, lms, strict=True)):
+        if not np.isfinite(lm).all():
+            continue
+        ux, uy, iod = face_axes(lm)
+        if iod < 1e-6:
+            continue
+        yield t, frame, lm, (ux, uy, iod), _skin_level(frame, lm, ux, uy, iod)
+
+
 def eye_openness(
     frames: np.ndarray, lms: np.ndarray, dark_ratio: float = DARK_RATIO
 ) -> np.ndarray:
@@ -190,13 +202,7 @@ def eye_openness(
     """
     frames, lms = _as_track(frames, lms)
     out = np.full(len(frames), np.nan)
-    for t, (frame, lm) in enumerate(zip(frames, lms, strict=True)):
-        if not np.isfinite(lm).all():
-            continue
-        ux, uy, iod = face_axes(lm)
-        if iod < 1e-6:
-            continue
-        skin = _skin_level(frame, lm, ux, uy, iod)
+    for t, frame, lm, (ux, uy, iod), skin in _measurable(frames, lms):
         vals = [
             _dark_fraction(_patch(frame, lm[i], ux * iod, uy * iod, EYE_PATCH), skin, dark_ratio)
             for i in (LEFT_EYE, RIGHT_EYE)
@@ -217,13 +223,7 @@ def mouth_openness(
     frames, lms = _as_track(frames, lms)
     frac, up, down = MOUTH_PATCH
     out = np.full(len(frames), np.nan)
-    for t, (frame, lm) in enumerate(zip(frames, lms, strict=True)):
-        if not np.isfinite(lm).all():
-            continue
-        ux, uy, iod = face_axes(lm)
-        if iod < 1e-6:
-            continue
-        skin = _skin_level(frame, lm, ux, uy, iod)
+    for t, frame, lm, (_, _, iod), skin in _measurable(frames, lms):
         corners = lm[MOUTH_RIGHT] - lm[MOUTH_LEFT]
         width = float(np.hypot(*corners))
         mx = corners / max(width, 1e-9)
