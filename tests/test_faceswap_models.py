@@ -25,13 +25,8 @@ DFDM_TABLE = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: a second OpenMP thread only spins and waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+#: Tiny models on a shared 2-core machine: a second OpenMP thread only spins and waits.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _face_crops(frames: np.ndarray, detector) -> np.ndarray:
