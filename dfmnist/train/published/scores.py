@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from dfmnist.targets.annotations import face_geometry
 from dfmnist.targets.frames import read_frames
 from dfmnist.train.metrics import roc_auc
-from dfmnist.train.published.alterations import alter_video, moved_boxes
+from dfmnist.train.published.alterations import ALTERATIONS, alter_video, moved_boxes
 from dfmnist.train.published.crops import MARGIN, published_batch, spread_indices
 from dfmnist.vision.faces import FaceDetector, track_from_detections
 
@@ -128,8 +128,10 @@ def published_table(scores: pl.DataFrame) -> pl.DataFrame:
     networks = [*dict.fromkeys(scores["network"].to_list()), FUSION]
     order = {n: i for i, n in enumerate(networks)}
     groups = scored.group_by(["network", "alteration", "parameter"])
+    rank = {n: i for i, n in enumerate((CLEAN, *ALTERATIONS))}
     for (network, name, parameter), group in sorted(
-            groups, key=lambda g: (order[g[0][0]], g[0][1] != CLEAN, g[0][1], g[0][2])):
+            groups, key=lambda g: (order[g[0][0]], rank.get(g[0][1], len(rank)), g[0][1],
+                                   g[0][2])):
         fakes = group.filter(pl.col("label") == "fake")["score"]
         reals = group.filter(pl.col("label") == "real")["score"]
         target = (group["label"] == "fake").cast(pl.Int8).to_numpy()
@@ -154,6 +156,11 @@ def published_plot(table: pl.DataFrame, path: str | Path, title: str) -> None:
     clean = table.filter(pl.col("alteration") == CLEAN)
     fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 3.0), squeeze=False,
                              sharey=True, constrained_layout=True)
+    # the fusion in red and blue; the networks in colours that are neither
+    palette = iter(["tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:olive",
+                    "tab:cyan", "tab:pink", "tab:gray"] * 4)
+    colours = {n: "tab:red" if n == FUSION else next(palette)
+               for n in table["network"].unique(maintain_order=True)}
     for ax, name in zip(axes[0], names, strict=True):
         for (network,), line in table.group_by("network", maintain_order=True):
             line = pl.concat([clean.filter(pl.col("network") == network),
@@ -162,7 +169,7 @@ def published_plot(table: pl.DataFrame, path: str | Path, title: str) -> None:
             x = line["parameter"].to_list()
             bold = network == FUSION
             ax.plot(x, line["fake_mean"].to_list(), marker="o", lw=2.2 if bold else 0.9,
-                    color="tab:red" if bold else None, alpha=1.0 if bold else 0.6,
+                    color=colours[network], alpha=1.0 if bold else 0.7,
                     label=f"{network} fakes")
             if bold:
                 ax.plot(x, line["real_mean"].to_list(), marker="s", lw=2.2, ls="--",
