@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-from scipy.special import expit
 from torch import nn
 from torch.nn import functional as F
 
@@ -123,8 +122,9 @@ def published_table(scores: pl.DataFrame) -> pl.DataFrame:
     """Per network (and fusion), alteration and parameter: mean score of fakes and of reals,
     the reals' range, ROC AUC with FAKE the positive class, videos counted."""
     rows = []
+    # the sigmoid as exp(-log(1 + exp(-x))): no overflow for logits of any size
     scored = with_fusion(scores).with_columns(pl.col("logit").map_batches(
-        lambda s: pl.Series(expit(s.to_numpy()))).alias("score"))
+        lambda s: pl.Series(np.exp(-np.logaddexp(0.0, -s.to_numpy())))).alias("score"))
     networks = [*dict.fromkeys(scores["network"].to_list()), FUSION]
     order = {n: i for i, n in enumerate(networks)}
     groups = scored.group_by(["network", "alteration", "parameter"])
