@@ -257,6 +257,9 @@ def test_ensemble_robustness_attention_on_the_tiny_demo(tmp_path, tiny_demo):
     assert ens["test_videos"].to_list() == [test.height // 2] * 10
     assert ens["frame_auc"].is_between(0, 1).all() and ens["video_acc"].is_between(0, 100).all()
     assert "sigmoid of the mean of the networks' logits" in (tables / "ensemble.md").read_text()
+    for name in ("ensemble", "robustness"):  # each table says how its scores read
+        assert "P(real) = the sigmoid of the network's logit of REAL" in (
+            tables / f"{name}.md").read_text()
     rob = pl.read_csv(tables / "robustness.csv")
     # default models: table3's (mesoinception4 in the demo) and the four networks
     assert set(rob["model"]) == {"mesoinception4", *ENSEMBLE}

@@ -20,7 +20,7 @@ from dfmnist.train.published.crops import (
     spread_indices,
     square_box,
 )
-from dfmnist.train.published.scores import FUSION, published_table, with_fusion
+from dfmnist.train.published.scores import FUSION, published_table, score_videos, with_fusion
 from dfmnist.vision.faces import FaceDetector
 
 from published_weights import face_batch, random_published, save_original
@@ -98,6 +98,11 @@ def test_each_alteration_changes_the_frame_as_named(face_frame):
                           alter_video(video, "random_noise", 5, seed=3))
     assert set(ALTERATIONS) == {"downscale", "rotation", "gaussian_blur", "random_noise",
                                 "eyes_mouth_covered"}
+
+
+def test_no_test_videos_is_an_error():
+    with pytest.raises(ValueError, match="no test videos to score"):
+        score_videos([], pl.DataFrame(), 256, {}, detector=None)
 
 
 @pytest.mark.parametrize(("name", "parameter"), [("rotation", 25), ("rotation", -40),

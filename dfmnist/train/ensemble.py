@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from dfmnist.train.metrics import summarize
+from dfmnist.train.metrics import sigmoid, summarize
 
 FUSION = "fusion"
 #: How far inside (0, 1) a stored probability is held before its logit is taken.
@@ -35,8 +35,7 @@ def fuse(preds: pl.DataFrame, models: list[str]) -> pl.DataFrame:
     if missing.height:
         raise ValueError(f"{missing.height} test frames lack the scores of some of "
                          f"{', '.join(models)}")
-    score = 1 / (1 + (-pl.col("logit")).exp())
-    return fused.with_columns(score.alias("score")).drop("n_models", "logit")
+    return fused.with_columns(sigmoid(pl.col("logit")).alias("score")).drop("n_models", "logit")
 
 
 def ensemble_table(preds: pl.DataFrame, models: list[str], variants: list[str],

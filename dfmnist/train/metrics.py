@@ -17,6 +17,12 @@ VIDEO_SCORES = {"mean": pl.col("score").mean(), "median": pl.col("score").median
                 "max": pl.col("score").max()}
 
 
+def sigmoid(logit: pl.Expr) -> pl.Expr:
+    """The probability of a logit column. exp(-x) overflows to inf for very negative logits,
+    which gives exactly 0, so no logit is out of range."""
+    return 1 / (1 + (-logit).exp())
+
+
 def accuracy(scores: np.ndarray, targets: np.ndarray, threshold: float = 0.5) -> float:
     """Share of items whose thresholded score (P(real)) matches the target; NaN when empty."""
     scores, targets = np.asarray(scores, float), np.asarray(targets, int)

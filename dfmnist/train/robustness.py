@@ -27,12 +27,19 @@ def read_frames(row: dict, size: int, root: str | Path = ".") -> np.ndarray:
                            row["frame_indices"], size)
 
 
+def detector_input(frames: np.ndarray, side: int) -> torch.Tensor:
+    """RGB uint8 frames (T, H, W, 3) as a dfmnist detector takes them: (T, 3, side, side) in
+    [0, 1], resized (bilinear, antialiased) where the stored size differs."""
+    x = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))).float() / 255.0
+    if x.shape[-1] != side:
+        x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True,
+                          align_corners=False)
+    return x
+
+
 @torch.no_grad()
 def _score(model: Detector, frames: np.ndarray, batch: int) -> np.ndarray:
-    x = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))).float() / 255.0
-    if x.shape[-1] != model.input_size:
-        x = F.interpolate(x, size=(model.input_size,) * 2, mode="bilinear", antialias=True,
-                          align_corners=False)
+    x = detector_input(frames, model.input_size)
     out = [torch.sigmoid(model(x[i:i + batch])) for i in range(0, len(x), batch)]
     return torch.cat(out).numpy().astype(float)
 

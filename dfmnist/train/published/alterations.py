@@ -72,13 +72,17 @@ def cover_eyes_mouth(frame: np.ndarray, landmarks: np.ndarray, scale: float = 1.
     return out
 
 
+def downscaled_size(height: int, width: int, factor: float) -> tuple[int, int]:
+    """(width, height) of a frame shrunk by `factor`, at least one pixel each."""
+    return max(1, round(width / factor)), max(1, round(height / factor))
+
+
 def alter_frame(frame: np.ndarray, name: str, parameter: float, rng: np.random.Generator,
                 landmarks: np.ndarray | None = None) -> np.ndarray:
     """One RGB uint8 frame with one alteration (landmarks: the clean frame's five points,
     needed by `eyes_mouth_covered`)."""
     if name == "downscale":
-        h, w = frame.shape[:2]
-        size = (max(1, round(w / parameter)), max(1, round(h / parameter)))
+        size = downscaled_size(*frame.shape[:2], parameter)
         return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
     if name == "rotation":
         h, w = frame.shape[:2]
@@ -102,7 +106,7 @@ def moved_boxes(boxes: np.ndarray, name: str, parameter: float, height: int, wid
     """Face boxes (T, 4) of the clean frames where the alteration puts them: shrunk with the
     frame, or the bounding box of the rotated box; unmoved by the others."""
     if name == "downscale":
-        new_w, new_h = max(1, round(width / parameter)), max(1, round(height / parameter))
+        new_w, new_h = downscaled_size(height, width, parameter)
         return boxes * np.array([new_w / width, new_h / height, new_w / width, new_h / height])
     if name == "rotation":
         matrix = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0),

@@ -22,13 +22,14 @@ import numpy as np
 import polars as pl
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from dfmnist.targets.annotations import face_geometry
 from dfmnist.targets.frames import read_frames
-from dfmnist.train.metrics import roc_auc
+from dfmnist.train.metrics import roc_auc, sigmoid
 from dfmnist.train.published.alterations import ALTERATIONS, alter_video, moved_boxes
 from dfmnist.train.published.crops import MARGIN, published_batch, spread_indices
+from dfmnist.train.published.detector import video_logit
+from dfmnist.train.robustness import detector_input
 from dfmnist.vision.faces import FaceDetector, track_from_detections
 
 FUSION = "fusion"
@@ -54,12 +55,7 @@ class Scorer:
         if self.published:
             x = published_batch(frames, boxes, margin)
         else:
-            x = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))).float()
-            x = x / 255.0
-            side = self.model.input_size
-            if x.shape[-1] != side:
-                x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True,
-                                  align_corners=False)
+            x = detector_input(frames, self.model.input_size)
         out = torch.cat([self.model(x[i:i + batch]).reshape(-1) for i in range(0, len(x), batch)])
         logits = out.double().numpy()
         return logits if self.published else -logits
@@ -81,6 +77,8 @@ def score_videos(scorers: list[Scorer], videos: pl.DataFrame, size: int,
                  seed: int = 0, root: str | Path = ".", progress=None) -> pl.DataFrame:
     """One row per (video, network, alteration, parameter): its video logit of FAKE; the clean
     frames are alteration `none`, parameter 0."""
+    if videos.height == 0:
+        raise ValueError("no test videos to score")
     rows = []
     for index, row in enumerate(videos.sort("video_id").iter_rows(named=True)):
         indices = [row["frame_indices"][i] for i in spread_indices(len(row["frame_indices"]),
@@ -103,7 +101,7 @@ def score_videos(scorers: list[Scorer], videos: pl.DataFrame, size: int,
                 logits = scorer.fake_logits(frames, frame_boxes, margin)
                 rows.append({**base, "network": scorer.name, "alteration": name,
                              "parameter": parameter, "detected": found,
-                             "logit": float(np.mean(logits))})
+                             "logit": video_logit(logits)})
         if progress:
             progress(index + 1, videos.height)
     return pl.DataFrame(rows, schema=SCHEMA)
@@ -122,9 +120,7 @@ def published_table(scores: pl.DataFrame) -> pl.DataFrame:
     """Per network (and fusion), alteration and parameter: mean score of fakes and of reals,
     the reals' range, ROC AUC with FAKE the positive class, videos counted."""
     rows = []
-    # the sigmoid as exp(-log(1 + exp(-x))): no overflow for logits of any size
-    scored = with_fusion(scores).with_columns(pl.col("logit").map_batches(
-        lambda s: pl.Series(np.exp(-np.logaddexp(0.0, -s.to_numpy())))).alias("score"))
+    scored = with_fusion(scores).with_columns(sigmoid(pl.col("logit")).alias("score"))
     networks = [*dict.fromkeys(scores["network"].to_list()), FUSION]
     order = {n: i for i, n in enumerate(networks)}
     groups = scored.group_by(["network", "alteration", "parameter"])
