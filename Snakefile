@@ -33,4 +33,5 @@ rule all:
         DATASET_CARD,
         DEEPFAKEBENCH,
         FACEFORENSICS,
+        REPORT_SWAP_RECIPES if SWAP_COUPLES and config["faceswap"]["recipe_figure"] else [],
     default_target: True

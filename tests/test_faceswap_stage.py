@@ -20,7 +20,7 @@ from dfmnist.vision.faces import FaceDetector
 CROPS = {"crop_size": 64, "coverage": 0.75, "per_identity": 4}
 FACES = {"min_prob": 0.9, "min_face_size": 20}
 CONVERT = {"scenes": 1, "crop_size": 64, "coverage": 0.75,
-           "blend": {"mask": "landmarks", "erode": 0.0, "blur": 0.02, "colour": "avg_color"}}
+           "blend": {"mask": "extended", "erode": 0.0, "blur": 0.02, "colour": "avg_color"}}
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +106,11 @@ def test_a_killed_training_resumes_and_ends_where_a_straight_one_does(clips, ast
             progress = model_key("lightweight", 0.125, a, b, {**settings, "iterations": None},
                                  float_platform("cpu"))
             partial.mkdir(parents=True)
-            train_swap("lightweight", 0.125, load_crops(store, a["key"]),
-                       load_crops(store, b["key"]), TrainSettings(**{**settings, "iterations": 2}),
-                       partial / f"{progress}.pt", coverage=CROPS["coverage"])
+            (crops_a, marks_a), (crops_b, marks_b) = (load_crops(store, a["key"]),
+                                                      load_crops(store, b["key"]))
+            train_swap("lightweight", 0.125, crops_a, crops_b,
+                       TrainSettings(**{**settings, "iterations": 2}), partial / f"{progress}.pt",
+                       coverage=CROPS["coverage"], landmarks_a=marks_a, landmarks_b=marks_b)
         trained = train_couple("lightweight", 0.125, a, b, settings, store, partial,
                                coverage=CROPS["coverage"])
         assert trained["resumed_from"] == (2 if run == "killed" else 0)

@@ -121,3 +121,29 @@ def test_one_models_iterations_retrain_only_that_model(swapped: Path):
     new_fakes = manifest.filter(pl.col("content_key").is_in(list(new["fake"])))
     assert set(new_fakes["model"]) == {"dfaker"}
     assert len(new["compressed"]) == 2 * manifest["variant"].n_unique()
+
+
+def test_recipe_figure_reuses_the_datasets_models_and_trains_the_other_recipe(swapped: Path):
+    """The report's figure: the couple's target frame, then each model, one row per recipe.
+    The dataset's own (faceswap-recipe) checkpoints come from the store; only the simple
+    recipe trains. Switching a model to that recipe afterwards trains nothing: its checkpoint
+    is already an item, so only that model's conversion reruns."""
+    import cv2
+
+    from dfmnist.faceswap.recipe_figure import LABEL, TILE
+
+    store = Store(swapped / "results" / "store")
+    before = store.keys("swap_model")
+    run_snakemake(swapped, "faceswap_recipes")
+    figure = cv2.imread(str(swapped / "results" / "report" / "faceswap_recipes.png"))
+    assert figure.shape == (2 * (TILE + LABEL), LABEL + (1 + len(MODELS)) * TILE, 3)
+    assert len(store.keys("swap_model") - before) == len(MODELS)
+    rows = [figure[r * (TILE + LABEL) + LABEL:(r + 1) * (TILE + LABEL), LABEL:] for r in (0, 1)]
+    assert np.array_equal(rows[0][:, :TILE], rows[1][:, :TILE])  # the same target frame
+    assert not np.array_equal(rows[0][:, TILE:], rows[1][:, TILE:])  # the recipes differ
+
+    def simple_lightweight(config: dict) -> None:
+        config["faceswap"].setdefault("per_model", {})["lightweight"] = {"recipe": "simple"}
+
+    jobs = planned_jobs(swapped, simple_lightweight)
+    assert "faceswap_train" not in jobs and jobs["faceswap_convert"] == 1

@@ -22,8 +22,8 @@ with claim_device(cfg["device"], params.gpu_locks) as claim:
     except NoFaces as exc:  # a data problem: the couple's fakes become failure rows
         log.error("%s on %s: not trained: %s", wc.autoencoder, wc.couple, exc)
         write_json(snakemake.output[0], {"couple": wc.couple, "model": wc.autoencoder,
-                                         "error": str(exc)})
+                                         "recipe": wc.recipe, "error": str(exc)})
         raise SystemExit(0) from None
 log.info("%s: loss %.4f -> %.4f (%s)", trained["key"][:12], trained["first_loss"],
          trained["last_loss"], "trained" if trained["computed"] else "reused")
-write_json(snakemake.output[0], {"couple": wc.couple, **trained})
+write_json(snakemake.output[0], {"couple": wc.couple, "recipe": wc.recipe, **trained})

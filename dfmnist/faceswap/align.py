@@ -10,14 +10,19 @@ own order (left eye, right eye, nose, mouth left, mouth right; image left/right)
 Here they are kept in face units: origin at the eye midpoint, x along the eye line, unit = the
 inter-ocular distance (IOD), so only the face's shape is taken from that crop, not its framing.
 
-The framing is ours: the *template square* is `TEMPLATE_SIDE` = 4 IOD wide, centred
-`TEMPLATE_CENTRE_DROP` = 0.4 IOD below the eye midpoint (half way between the brows, about
-0.4 IOD above the eyes, and the chin, about 1.8 IOD below them), so at coverage 1.0 it holds
-most of the head (from 1.6 IOD above the eyes, most of the way to the crown, to 2.4 below,
-past the chin) like faceswap's full "face"-centred extract (its mean face puts about 3.8 IOD
-across that crop). `coverage` shows the central fraction of
-that square: 0.75 (`DEFAULT_COVERAGE`, 3 IOD) runs from mid-forehead to chin and ear to ear,
-faceswap's legacy "mugshot" framing (about 3 IOD at its 100 %).
+The framing is faceswap's: the *template square* is its "face"-centred extract of a frontal
+face (lib/align/aligned_face.py at `losses.FACESWAP_COMMIT`), computed from its 51-point mean
+face (``_MEAN_FACE``; eye centre = mean of a six-point eye contour, IOD 0.5293 units): the
+legacy square (the mean face's unit square, ``_EXTRACT_RATIOS["legacy"]`` 0.375 padding) is
+moved by the pose offset of its 3D point (0, -1.5, 4.2) (``PoseEstimate._get_offset``, solved
+by ``cv2.solvePnP`` on the mean face's own 3D points, those of the jaw left out as its 2D mean
+face has none) and grown to ratio 0.5 (``_EXTRACT_RATIOS["face"]``): `TEMPLATE_SIDE` = 3.779
+IOD wide, centred `TEMPLATE_CENTRE_DROP` = 0.220 IOD below the eye midpoint. `coverage` shows
+the central fraction of it, as faceswap's ``coverage`` does: its default 87.5 %
+(`DEFAULT_COVERAGE`) is 3.31 IOD, from 1.43 IOD above the eyes (mid-forehead) to 1.87 below
+(the chin), ear to ear. faceswap moves the
+face-centred square with the head's yaw and pitch (the skull's centre); ours stays at the
+frontal place, so a turned head sits off centre by that much.
 """
 
 from __future__ import annotations
@@ -45,12 +50,12 @@ def _face_units(points: np.ndarray) -> np.ndarray:
 
 
 TEMPLATE_IOD: np.ndarray = _face_units(_ARCFACE_112)
-#: Side of the template square (coverage 1.0), in IOD.
-TEMPLATE_SIDE: float = 4.0
+#: Side of the template square (coverage 1.0), in IOD: faceswap's face-centred extract.
+TEMPLATE_SIDE: float = 3.779
 #: The template square's centre lies this many IOD below the eye midpoint.
-TEMPLATE_CENTRE_DROP: float = 0.4
-#: Crops of 3 IOD: mid-forehead to chin (see the module docstring).
-DEFAULT_COVERAGE: float = 0.75
+TEMPLATE_CENTRE_DROP: float = 0.220
+#: faceswap's default coverage, 87.5 % (plugins/train/_config.py 59): crops of 3.31 IOD.
+DEFAULT_COVERAGE: float = 0.875
 #: Landmarks whose eyes are closer than this (frame pixels) cannot be aligned.
 MIN_IOD_PX: float = 2.0
 

@@ -2,8 +2,8 @@
 
 Everything here works in aligned-crop pixels (one face at a time); `convert.py` warps the
 results back into the frame. Defaults follow what faceswap's convert step does unless told
-otherwise: a landmark mask (its default mask type is landmark based), no erosion, a light
-feather, and average-colour matching (its default colour adjustment).
+otherwise: its default mask type, "extended" (`dfmnist.faceswap.extended_mask`), no erosion, a
+light feather, and average-colour matching (its default colour adjustment).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dfmnist.faceswap.extended_mask import extended_mask
 from dfmnist.vision.face_geometry import LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, NOSE, RIGHT_EYE
 
-MASK_SOURCES = ("model", "landmarks")
+MASK_SOURCES = ("extended", "landmarks", "model")
 COLOUR_METHODS = ("none", "avg_color", "rgb_mean_std", "lab_mean_std", "match_hist")
 
 #: The landmark mask: an ellipse in the face frame, horizontal unit = the inter-ocular
@@ -32,8 +33,9 @@ ELLIPSE_HALF_WIDTH = 0.95
 class BlendSettings:
     """How a swapped face is blended into the target frame.
 
-    mask: "model" uses the swap model's own mask (a model without one falls back to the
-    landmark mask); "landmarks" always uses the landmark ellipse.
+    mask: "extended" is faceswap's default hull (the face from the jaw to the lower forehead,
+    placed from the five landmarks); "landmarks" a face ellipse from the five landmarks;
+    "model" the swap model's own learned mask (a model without one falls back to "extended").
     erode: move the mask's edge inward (positive) or outward (negative) by this fraction of
     the crop side (faceswap's default is 0).
     blur: Gaussian feather of the mask edge, sigma as a fraction of the crop side; 0.02 is
@@ -46,7 +48,7 @@ class BlendSettings:
     channel's histogram onto the target's; "none" keeps the model's colours.
     """
 
-    mask: str = "landmarks"
+    mask: str = "extended"
     erode: float = 0.0
     blur: float = 0.02
     colour: str = "avg_color"
@@ -120,8 +122,10 @@ def face_mask(settings: BlendSettings, crop_landmarks: np.ndarray, model_mask: n
     statistics are taken over (the mask before erosion and feathering)."""
     if settings.mask == "model" and model_mask is not None:
         raw = np.clip(np.asarray(model_mask, dtype=np.float32), 0.0, 1.0)
-    else:
+    elif settings.mask == "landmarks":
         raw = landmark_mask(crop_landmarks, size)
+    else:  # faceswap's default; the fallback of a model without a mask
+        raw = extended_mask(crop_landmarks, size, finish=False)
     return feather(raw, settings), raw > 0.5
 
 

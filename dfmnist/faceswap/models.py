@@ -14,10 +14,11 @@ dfaker        64->128   4 conv + 1 upscale   4 upscale + 3 residual + 1 conv
 dfl_h128      128->128  4 conv + 1 upscale   3 upscale + 1 conv
 ============  ========  ===================  ==============================
 
-Masks: faceswap makes a learned mask a global option ("learn_mask", off by default) that adds
-a separate branch of upscales to each decoder. We learn one where the model's own project
-did: dfaker (the dfaker repository trains an RGB face plus a mask) and DFL-H128 (DeepFaceLab's
-H128 decoder always has the mask branch). The other three convert with a landmark mask.
+Masks: faceswap makes a learned mask one switch for every model ("learn_mask", off by
+default, plugins/train/_config.py 422): each decoder gains a separate branch of the face's
+upscales (without dfaker's residual blocks) and a 1-channel output, trained against the
+training mask. `build_swap_model(..., learn_mask=True)` adds it; without it conversion blends
+with a landmark mask.
 """
 
 from __future__ import annotations
@@ -40,24 +41,22 @@ SIDES: tuple[str, ...] = ("a", "b")
 @dataclass(frozen=True)
 class SwapSpec:
     """What a face-swap model takes and gives: square RGB faces of `input_size`, faces (and a
-    mask when `has_mask`) of `output_size`; `lr` is faceswap's default Adam learning rate."""
+    mask, when built with one) of `output_size`."""
 
     name: str
     input_size: int
     output_size: int
-    has_mask: bool
     description: str = ""
-    lr: float = 5e-5
 
 
 SWAP_MODELS: dict[str, SwapSpec] = {
     spec.name: spec
     for spec in (
-        SwapSpec("faceswap", 64, 64, False, "the original deepfakes autoencoder"),
-        SwapSpec("lightweight", 64, 64, False, "the original with 3 convolutions, 512-d code"),
-        SwapSpec("iae", 64, 64, False, "improved autoencoder: shared decoder, intermediates"),
-        SwapSpec("dfaker", 64, 128, True, "128 px output, residual decoder, learned mask"),
-        SwapSpec("dfl_h128", 128, 128, True, "DeepFaceLab H128: 128 px, learned mask"),
+        SwapSpec("faceswap", 64, 64, "the original deepfakes autoencoder"),
+        SwapSpec("lightweight", 64, 64, "the original with 3 convolutions, 512-d code"),
+        SwapSpec("iae", 64, 64, "improved autoencoder: shared decoder, intermediates"),
+        SwapSpec("dfaker", 64, 128, "128 px output, residual decoder"),
+        SwapSpec("dfl_h128", 128, 128, "DeepFaceLab H128: 128 px input and output"),
     )
 }
 
@@ -83,6 +82,11 @@ class SwapModel(nn.Module):
         self.decoders = nn.ModuleDict(decoders)
         self.intermediates = nn.ModuleDict(intermediates) if intermediates else None
 
+    @property
+    def has_mask(self) -> bool:
+        """Whether the decoders learn a mask (built with ``learn_mask``)."""
+        return any(decoder.mask is not None for decoder in self.decoders.values())
+
     def decode(
         self, features: torch.Tensor, side: Side
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -106,39 +110,41 @@ class SwapModel(nn.Module):
         return self.decode(self.encoder(faces), side)
 
 
-def _shapes(name: str, width: float) -> tuple[EncoderShape, DecoderShape]:
+def _shapes(name: str, width: float, learn_mask: bool) -> tuple[EncoderShape, DecoderShape]:
     def c(channels: int) -> int:
         return scaled(channels, width)
 
+    def decoder(upscales: tuple[int, ...], residual: int = 0) -> DecoderShape:
+        return DecoderShape(upscales, residual, mask=upscales if learn_mask else None)
+
     if name == "faceswap":
         encoder = EncoderShape((c(128), c(256), c(512), c(1024)), c(1024), (4, c(1024)), c(512))
-        return encoder, DecoderShape((c(256), c(128), c(64)))
+        return encoder, decoder((c(256), c(128), c(64)))
     if name == "lightweight":
         encoder = EncoderShape((c(128), c(256), c(512)), c(512), (4, c(512)), c(256))
-        return encoder, DecoderShape((c(512), c(256), c(128)))
+        return encoder, decoder((c(512), c(256), c(128)))
     if name == "iae":
         encoder = EncoderShape((c(128), c(256), c(512), c(1024)))
-        return encoder, DecoderShape((c(512), c(256), c(128), c(64)))
+        return encoder, decoder((c(512), c(256), c(128), c(64)))
     if name == "dfaker":
         encoder = EncoderShape((c(128), c(256), c(512), c(1024)), c(1024), (4, c(1024)), c(512))
-        upscales = (c(512), c(256), c(128), c(64))
-        return encoder, DecoderShape(upscales, residual=3, mask=upscales)
+        return encoder, decoder((c(512), c(256), c(128), c(64)), residual=3)
     if name == "dfl_h128":
         dim = c(512)
         encoder = EncoderShape((c(128), c(256), c(512), c(1024)), dim, (8, dim), dim)
-        upscales = (dim, c(256), c(128))
-        return encoder, DecoderShape(upscales, mask=upscales)
+        return encoder, decoder((dim, c(256), c(128)))
     raise KeyError(name)
 
 
-def build_swap_model(name: str, width: float = 1.0) -> SwapModel:
-    """A freshly initialised model `name` (a key of SWAP_MODELS) with channels times `width`."""
+def build_swap_model(name: str, width: float = 1.0, learn_mask: bool = False) -> SwapModel:
+    """A freshly initialised model `name` (a key of SWAP_MODELS) with channels times `width`,
+    with a learned mask branch in each decoder when `learn_mask`."""
     if name not in SWAP_MODELS:
         raise ValueError(f"unknown face-swap model {name!r}; known: {', '.join(SWAP_MODELS)}")
     if not (isinstance(width, (int, float)) and 0 < width <= 4):
         raise ValueError(f"width must be in (0, 4], got {width!r}")
     spec = SWAP_MODELS[name]
-    encoder_shape, decoder_shape = _shapes(name, float(width))
+    encoder_shape, decoder_shape = _shapes(name, float(width), bool(learn_mask))
     encoder = Encoder(spec.input_size, encoder_shape)
     if name == "iae":
         half = scaled(512, width)

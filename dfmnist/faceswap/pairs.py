@@ -19,6 +19,8 @@ DFDM_MODELS = ("faceswap", "lightweight", "iae", "dfaker", "dfl_h128")
 FACE_SWAP = "face_swap"
 #: Joins a couple's two identities in its id (identity names never hold it, see `check`).
 COUPLE_SEP = "+"
+#: How a model trains (`dfmnist.faceswap.training`): faceswap's defaults, or the quick MAE one.
+RECIPES = ("faceswap", "simple")
 
 
 def couple_id(a: str, b: str) -> str:

@@ -29,9 +29,10 @@ from dfmnist.vision.faces import FaceTrack
 log = logging.getLogger(__name__)
 
 FACES, MODEL, FAKE = "swap_faces", "swap_model", "fake"
-CROPS, TRACKS, CHECKPOINT = "crops.npy", "tracks.parquet", "checkpoint.pt"
-#: Bump when a faces item's layout changes.
-FACES_LAYOUT = 1
+CROPS, CROP_LANDMARKS = "crops.npy", "crop_landmarks.npy"
+TRACKS, CHECKPOINT = "tracks.parquet", "checkpoint.pt"
+#: Bump when a faces item's layout changes (2: each crop's five landmarks in its pixels).
+FACES_LAYOUT = 2
 
 #: One row per converted clip (the face-swap part of the accepted fakes).
 SWAP_SCHEMA = {
@@ -68,7 +69,7 @@ def identity_faces(clips: pl.DataFrame, detector, crops: dict, faces: dict, stor
 
     key = faces_key(clips, crops, faces, detector.identity())
     if not store.has(FACES, key):
-        tracks, crop_batches, faceless = [], [], []
+        tracks, crop_batches, landmark_batches, faceless = [], [], [], []
         # the crops are spread evenly over the clips, one clip in memory at a time
         per_clip = -(-int(crops["per_identity"]) // max(clips.height, 1))
         for clip_id, path in clips.sort("clip_id").select("clip_id", "path").iter_rows():
@@ -83,15 +84,19 @@ def identity_faces(clips: pl.DataFrame, detector, crops: dict, faces: dict, stor
                 aligned = align_faces(frames[usable], track.landmarks[usable],
                                       int(crops["crop_size"]), float(crops["coverage"]))
                 crop_batches.append(aligned.crops)
+                landmark_batches.append(aligned.crop_landmarks(track.landmarks[usable]))
             log.info("%s: %d frames, face in %d, %d training crops", clip_id, len(frames),
                      int(track.found.sum()), usable.size)
         size = int(crops["crop_size"])
         all_crops = (np.concatenate(crop_batches) if crop_batches
                      else np.zeros((0, size, size, 3), np.uint8))
+        all_landmarks = (np.concatenate(landmark_batches) if landmark_batches
+                         else np.zeros((0, 5, 2)))
         meta = {"clips": sorted(clips["clip_id"]), "crops": len(all_crops),
                 "faceless": faceless}
         with store.build(FACES, key, meta) as tmp:
             np.save(tmp / CROPS, all_crops)
+            np.save(tmp / CROP_LANDMARKS, all_landmarks)
             if tracks:
                 table = pl.concat(tracks)
             else:  # an identity without a selected clip has no tracks (its couple cannot train)
@@ -104,11 +109,15 @@ def identity_faces(clips: pl.DataFrame, detector, crops: dict, faces: dict, stor
     # by them are float results (dfmnist.vision.faces, dfmnist.numerics)
     return {"key": key, "crops": meta["crops"], "clips": meta["clips"],
             "faceless": meta["faceless"], "crops_sha256": store.file_sha256(FACES, key, CROPS),
+            "landmarks_sha256": store.file_sha256(FACES, key, CROP_LANDMARKS),
             "tracks_sha256": store.file_sha256(FACES, key, TRACKS)}
 
 
-def load_crops(store: Store, key: str) -> np.ndarray:
-    return np.load(store.item_dir(FACES, key) / CROPS)
+def load_crops(store: Store, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """An identity's training crops (N, S, S, 3) uint8 and their five landmarks (N, 5, 2) in
+    crop pixels."""
+    folder = store.item_dir(FACES, key)
+    return np.load(folder / CROPS), np.load(folder / CROP_LANDMARKS)
 
 
 def identity_tracks(store: Store, key: str) -> pl.DataFrame:
@@ -122,12 +131,14 @@ def clip_track(tracks: pl.DataFrame, clip_id: str) -> FaceTrack:
 
 def model_key(model: str, width: float, faces_a: dict, faces_b: dict, settings: dict,
               numerics: dict) -> str:
-    """A checkpoint's key: the crops it was trained on (their bytes), how (not how often it was
+    """A checkpoint's key: the crops it was trained on and their landmarks (their bytes), how
+    (the recipe included; not how often it was
     saved), and where: float32 training's bits depend on the float platform (threads and
     instruction set change the gradients' sums), which `numerics` describes."""
     science = {k: v for k, v in settings.items() if k != "checkpoint_every"}
     return content_key(MODEL, model, float(width), faces_a["crops_sha256"],
-                       faces_b["crops_sha256"], science, numerics)
+                       faces_b["crops_sha256"], faces_a["landmarks_sha256"],
+                       faces_b["landmarks_sha256"], science, numerics)
 
 
 def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, settings: dict,
@@ -155,9 +166,11 @@ def train_couple(model: str, width: float, faces_a: dict, faces_b: dict, setting
         partial = Path(partial_dir) / f"{resume}.pt"
         partial.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        history = train_swap(model, width, load_crops(store, faces_a["key"]),
-                             load_crops(store, faces_b["key"]), TrainSettings(**settings),
-                             partial, log=log.info, device=device, coverage=coverage)
+        crops_a, landmarks_a = load_crops(store, faces_a["key"])
+        crops_b, landmarks_b = load_crops(store, faces_b["key"])
+        history = train_swap(model, width, crops_a, crops_b, TrainSettings(**settings),
+                             partial, log=log.info, device=device, coverage=coverage,
+                             landmarks_a=landmarks_a, landmarks_b=landmarks_b)
         meta = {"model": model, "width": width, "settings": settings, "device": device,
                 "numerics": numerics,
                 "faces": [faces_a["key"], faces_b["key"]], "seconds": time.perf_counter() - start,

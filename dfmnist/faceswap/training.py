@@ -3,8 +3,16 @@ the trained model as a swapper (A's faces in, B's identity out).
 
 One iteration draws a batch of each identity, augments it (`dfmnist.faceswap.augment`),
 reconstructs A through decoder A and B through decoder B from the shared encoder, and takes
-one Adam step on the sum of the face MAE losses (plus, for models with a mask, the MSE of the
-mask against the face ellipse: faceswap's default mask loss). Every random draw comes from one
+one Adam step on the sum of both sides' losses. Two recipes (`RECIPES`):
+
+* ``faceswap`` (the default): faceswap's own defaults (`dfmnist.faceswap.losses` cites each):
+  colour augmentation, SSIM + L2 inside each face's extended mask plus 3x the eye and 2x the
+  mouth areas (`penalized_mask_loss`), Adam with beta_1 0.5, beta_2 0.99, epsilon 1e-7; a
+  learned mask trains by MSE against the extended mask.
+* ``simple``: MAE over the whole crop, Adam with torch's betas, no colour augmentation; a
+  learned mask trains by MSE against the template's landmark ellipse.
+
+Every random draw comes from one
 seeded numpy Generator; the checkpoint holds the model, the optimiser, the iteration, the
 losses and both RNG states, so a resumed run ends with the same weights as an unbroken one
 (same device and thread count: float sums are not reproducible across them).
@@ -24,13 +32,15 @@ import torch
 import torch.nn.functional as F
 
 from dfmnist.faceswap.align import DEFAULT_COVERAGE
-from dfmnist.faceswap.augment import resize_faces, training_batch
+from dfmnist.faceswap.augment import BatchRecipe, TrainingBatch, resize_faces, training_batch
+from dfmnist.faceswap.losses import FACESWAP_DEFAULTS, penalized_mask_loss
 from dfmnist.faceswap.models import SWAP_MODELS, SwapModel, SwapSpec, build_swap_model
+from dfmnist.faceswap.pairs import RECIPES
 from dfmnist.gpus import resolve_device
 from dfmnist.storage.files import atomic_path
 
 LOG = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the recipe and the learn_mask switch in the identity
 
 
 @dataclass(frozen=True)
@@ -42,9 +52,14 @@ class TrainSettings:
     lr: float
     seed: int
     checkpoint_every: int
+    recipe: str = "faceswap"
+    learn_mask: bool = False
     log_every: int = 100
 
     def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"TrainSettings.recipe must be one of {', '.join(RECIPES)}, got "
+                             f"{self.recipe!r}")
         for name in ("iterations", "batch_size", "checkpoint_every", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -62,6 +77,17 @@ def _check_faces(faces: np.ndarray, side: str) -> None:
         raise ValueError(f"faces_{side} is empty: no aligned crops to train on")
 
 
+def _check_landmarks(landmarks: np.ndarray | None, faces: np.ndarray, side: str
+                     ) -> np.ndarray | None:
+    if landmarks is None:
+        return None
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (len(faces), 5, 2) or not np.isfinite(lm).all():
+        raise ValueError(f"landmarks_{side} must be finite ({len(faces)}, 5, 2), one set per "
+                         f"crop, got {lm.shape}")
+    return lm
+
+
 def _faces_digest(faces: np.ndarray) -> str:
     """Which crops a checkpoint was trained on: a resume on other crops is refused."""
     digest = hashlib.sha256(str(faces.shape).encode())
@@ -69,10 +95,26 @@ def _faces_digest(faces: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
-def _new_model(name: str, width: float, seed: int) -> SwapModel:
+def _new_model(name: str, width: float, seed: int, learn_mask: bool) -> SwapModel:
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG stays untouched
         torch.manual_seed(seed)
-        return build_swap_model(name, width)
+        return build_swap_model(name, width, learn_mask)
+
+
+def _optimiser(net: SwapModel, settings: TrainSettings) -> torch.optim.Optimizer:
+    if settings.recipe == "faceswap":
+        recipe = FACESWAP_DEFAULTS
+        return torch.optim.Adam(net.parameters(), lr=settings.lr, eps=recipe.epsilon,
+                                betas=(recipe.adam_beta_1, recipe.adam_beta_2))
+    return torch.optim.Adam(net.parameters(), lr=settings.lr, eps=1e-7)
+
+
+def batch_recipe(settings: TrainSettings, source_size: int) -> BatchRecipe:
+    """What a training batch holds for `settings`' recipe (stored crops of `source_size`)."""
+    if settings.recipe == "faceswap":
+        return BatchRecipe(face_mask="extended", regions=True, colour=True,
+                           source_size=source_size)
+    return BatchRecipe(face_mask="ellipse" if settings.learn_mask else None)
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -90,15 +132,22 @@ def _read_checkpoint(path: Path) -> dict:
     return state
 
 
-def _step_loss(
-    model: SwapModel, batch: tuple, side: str, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    inputs, targets, masks = (None if b is None else torch.from_numpy(b).to(device) for b in batch)
+def _step_loss(model: SwapModel, batch: TrainingBatch, side: str, recipe: str,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+        return None if array is None else torch.from_numpy(array).to(device)
+
+    inputs, targets = tensor(batch.inputs), tensor(batch.targets)
+    masks = tensor(batch.face_masks)
     face, mask = model(inputs, side)
-    reconstruction = F.l1_loss(face, targets)
+    if recipe == "faceswap":
+        reconstruction = penalized_mask_loss(face, targets, masks, tensor(batch.eye_masks),
+                                             tensor(batch.mouth_masks))
+    else:
+        reconstruction = F.l1_loss(face, targets)
     loss = reconstruction
     if mask is not None and masks is not None:
-        loss = loss + F.mse_loss(mask, masks)
+        loss = loss + F.mse_loss(mask, masks)  # faceswap's mask_loss_function, mse
     return loss, reconstruction
 
 
@@ -112,9 +161,13 @@ def train_swap(
     log: Callable[[str], None] | None = None,
     device: str | None = None,
     coverage: float = DEFAULT_COVERAGE,
+    landmarks_a: np.ndarray | None = None,
+    landmarks_b: np.ndarray | None = None,
 ) -> dict:
     """Train `model` at `width` to rebuild identity A (`faces_a`) and B (`faces_b`), crops
-    that `align_faces` made at `coverage` (where a learned mask's target ellipse lies).
+    that `align_faces` made at `coverage` (where the template's landmarks lie), with
+    `settings.recipe`. `landmarks_a`, `landmarks_b` (N, 5, 2): each crop's five points in its
+    pixels, which place its extended mask and eye and mouth areas (not given: the template's).
 
     Crops are any square size S; they are resized once to the model's output size and
     augmented per batch. Resumes from `checkpoint` when it exists (same model, width, settings
@@ -131,12 +184,16 @@ def train_swap(
     checkpoint = Path(checkpoint)
     spec: SwapSpec = SWAP_MODELS[model]
     torch_device = torch.device(resolve_device(device or "auto"))
+    marks = [_check_landmarks(lm, faces, side)
+             for lm, faces, side in ((landmarks_a, faces_a, "a"), (landmarks_b, faces_b, "b"))]
     identity = {"model": model, "width": float(width), "seed": settings.seed,
                 "batch_size": settings.batch_size, "lr": settings.lr,
-                "faces": [_faces_digest(faces_a), _faces_digest(faces_b)]}
+                "recipe": settings.recipe, "learn_mask": settings.learn_mask,
+                "faces": [_faces_digest(faces_a), _faces_digest(faces_b)]
+                + [_faces_digest(lm) for lm in marks if lm is not None]}
 
-    net = _new_model(model, width, settings.seed).to(torch_device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=settings.lr, eps=1e-7)
+    net = _new_model(model, width, settings.seed, settings.learn_mask).to(torch_device)
+    optimiser = _optimiser(net, settings)
     rng = np.random.default_rng(settings.seed)
     losses: list[float] = []
     reconstruction: list[float] = []
@@ -159,6 +216,9 @@ def train_swap(
         say(f"{model}: resuming from {checkpoint} at iteration {start}")
 
     pools = [resize_faces(faces, spec.output_size) for faces in (faces_a, faces_b)]
+    scale = spec.output_size / faces_a.shape[1]
+    pool_marks = [None if lm is None else (lm + 0.5) * scale - 0.5 for lm in marks]
+    recipe = batch_recipe(settings, faces_a.shape[1])
 
     def save(iteration: int) -> None:
         _save_checkpoint(checkpoint, {
@@ -178,11 +238,11 @@ def train_swap(
         step_began = time.perf_counter()
         total = torch.zeros((), device=torch_device)
         face_losses = []
-        for side, pool in zip(("a", "b"), pools, strict=True):
+        for side, pool, pool_lm in zip(("a", "b"), pools, pool_marks, strict=True):
             indices = rng.integers(0, len(pool), size=settings.batch_size)
             batch = training_batch(pool, indices, spec.input_size, spec.output_size, rng,
-                                   with_mask=spec.has_mask, coverage=coverage)
-            loss, face_loss = _step_loss(net, batch, side, torch_device)
+                                   recipe, landmarks=pool_lm, coverage=coverage)
+            loss, face_loss = _step_loss(net, batch, side, settings.recipe, torch_device)
             total = total + loss
             face_losses.append(face_loss.detach())  # read after the step: no wait per side
         optimiser.zero_grad(set_to_none=True)
@@ -223,6 +283,7 @@ class Swapper:
         self.model, self.device, self.batch_size = model.eval(), device, batch_size
         self.side = side
         self.spec: SwapSpec = model.spec
+        self.has_mask = model.has_mask
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -242,7 +303,7 @@ class Swapper:
                 masks_out.append(np.clip(resize_faces(masks, size), 0, 1))
         if not faces_out:
             empty = np.zeros((0, size, size, 3), np.uint8)
-            return empty, (np.zeros((0, size, size), np.float32) if self.spec.has_mask else None)
+            return empty, (np.zeros((0, size, size), np.float32) if self.has_mask else None)
         return np.concatenate(faces_out), (np.concatenate(masks_out) if masks_out else None)
 
 
@@ -251,7 +312,7 @@ def load_swapper(checkpoint: Path, device: str = "cpu", side: str = "b") -> Swap
     (the default: A's crops into B's identity)."""
     state = _read_checkpoint(Path(checkpoint))
     identity = state["identity"]
-    model = build_swap_model(identity["model"], identity["width"])
+    model = build_swap_model(identity["model"], identity["width"], identity["learn_mask"])
     model.load_state_dict(state["model"])
     torch_device = torch.device(device)
     return Swapper(model.to(torch_device), torch_device, side=side)

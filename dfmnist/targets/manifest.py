@@ -90,6 +90,23 @@ def build_manifest(videos: pl.DataFrame, compressed: pl.DataFrame, frames: pl.Da
     ).sort(["variant", "video_id"])
 
 
+def _face_swap_lines(faceswap: dict) -> list[str]:
+    """How the face swaps were made: each model's training recipe and the blend mask."""
+    if not faceswap.get("models"):
+        return []
+    from dfmnist.faceswap.pairs import train_settings
+
+    recipes = []
+    for model in faceswap["models"]:
+        settings = train_settings(faceswap, model)
+        mask = " + learned mask" if settings.get("learn_mask") else ""
+        recipes.append(f"`{model}`: {settings.get('recipe', 'faceswap')}{mask}")
+    return [f"- face swaps: blend mask `{faceswap['blend']['mask']}`, crops at coverage "
+            f"{faceswap['coverage']:g} of faceswap's face-centred square; training recipe per "
+            "model: "
+            + ", ".join(recipes)]
+
+
 def dataset_card(manifest: pl.DataFrame, spoof_rates: pl.DataFrame, config: dict,
                  generator: dict, encodes: dict[str, str]) -> str:
     """A markdown card: counts per action, split and variant, and how the data was made."""
@@ -116,6 +133,7 @@ def dataset_card(manifest: pl.DataFrame, spoof_rates: pl.DataFrame, config: dict
         "- fakes per model: " + (", ".join(
             f"`{m}` {n}" for m, n in one_variant.filter(pl.col("label") == "fake")
             .group_by("model").len().sort("model").iter_rows()) or "none"),
+        *_face_swap_lines(config.get("faceswap") or {}),
         f"- liveness policy: `{json.dumps(config['liveness']['policy'], sort_keys=True)}`"
         + (" (face swaps are not liveness-filtered, as DFDM)"
            if (config.get("faceswap") or {}).get("models") else ""),
