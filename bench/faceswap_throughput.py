@@ -126,23 +126,34 @@ def median_seconds(run, device: str, passes: int = 3) -> float:
     return statistics.median(times)
 
 
+def train_rates(name: str, width: float, args: argparse.Namespace, device: str,
+                faces: tuple[np.ndarray, np.ndarray], checkpoint: Path) -> dict[str, float]:
+    """Training iterations/s (median step) per recipe, the recipes timed in turn in this
+    process on the same faces; the first recipe's checkpoint is left at `checkpoint`."""
+    rates = {}
+    for recipe in reversed(args.recipes):
+        checkpoint.unlink(missing_ok=True)
+        warm = TrainSettings(iterations=1, batch_size=args.batch, lr=5e-5, seed=0,
+                             checkpoint_every=10**9, log_every=10**9, recipe=recipe)
+        train_swap(name, width, *faces, warm, checkpoint, log=lambda _: None, device=device)
+        timed = TrainSettings(iterations=1 + args.iters, batch_size=args.batch, lr=5e-5,
+                              seed=0, checkpoint_every=10**9, log_every=10**9, recipe=recipe)
+        result = train_swap(name, width, *faces, timed, checkpoint, log=lambda _: None,
+                            device=device)
+        rates[recipe] = 1.0 / statistics.median(result["step_seconds"])
+    return rates
+
+
 def time_model(name: str, width: float, args: argparse.Namespace, device: str,
                faces: tuple[np.ndarray, np.ndarray], video: tuple[np.ndarray, np.ndarray],
-               workdir: Path) -> tuple[float, float, float]:
-    """Training iterations/s (median step), swapper frames/s and whole-conversion frames/s
+               workdir: Path) -> tuple[dict[str, float], float, float]:
+    """Training iterations/s per recipe, swapper frames/s and whole-conversion frames/s
     (medians of 3 passes)."""
     from dfmnist.faceswap.blend import BlendSettings
     from dfmnist.faceswap.convert import swap_frames
 
     checkpoint = workdir / f"{name}-{width}-{device}.pt"
-    warm = TrainSettings(iterations=1, batch_size=args.batch, lr=5e-5, seed=0,
-                         checkpoint_every=10**9, log_every=10**9, recipe=args.recipe)
-    train_swap(name, width, *faces, warm, checkpoint, log=lambda _: None, device=device)
-    timed = TrainSettings(iterations=1 + args.iters, batch_size=args.batch, lr=5e-5, seed=0,
-                          checkpoint_every=10**9, log_every=10**9, recipe=args.recipe)
-    result = train_swap(name, width, *faces, timed, checkpoint, log=lambda _: None,
-                        device=device)
-    train_rate = 1.0 / statistics.median(result["step_seconds"])
+    rates = train_rates(name, width, args, device, faces, checkpoint)
     swapper = load_swapper(checkpoint, device=device)
     crops = np.resize(faces[0], (args.frames, *faces[0].shape[1:]))
     swapper(crops[: min(8, args.frames)])  # warm-up
@@ -152,7 +163,7 @@ def time_model(name: str, width: float, args: argparse.Namespace, device: str,
     convert_rate = len(frames) / median_seconds(
         lambda: swap_frames(frames, landmarks, swapper, 256, DEFAULT_COVERAGE, blend), device)
     checkpoint.unlink()
-    return train_rate, swap_rate, convert_rate
+    return rates, swap_rate, convert_rate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,15 +177,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=64, help="frames per conversion pass")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch CPU threads (default: torch's)")
-    parser.add_argument("--recipe", choices=RECIPES, default=RECIPES[0],
-                        help="training recipe timed (default faceswap: its masks, colour, SSIM)")
+    parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES),
+                        help="training recipes timed, in one process (default: all)")
     parser.add_argument("--no-cuda", action="store_true", help="CPU only even if CUDA is there")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_cuda else [])
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s), devices {devices}, "
           f"batch {args.batch}, {args.iters} timed iterations, {args.frames} frames, "
-          f"recipe {args.recipe}")
+          f"recipes {', '.join(args.recipes)}")
 
     print("\nparameters at width 1, learn_mask off | on: ours, faceswap's plugin by its layers;"
           f" ours at the demo width {args.demo_width:g}")
@@ -189,15 +200,17 @@ def main(argv: list[str] | None = None) -> None:
               f"{demo[0]:>11,}{demo[1]:>11,}")
 
     faces, video = real_crops(32), real_video(args.frames)
-    print(f"\nthroughput at width {args.width:g}: training it/s (both sides, batch {args.batch})"
+    print(f"\nthroughput at width {args.width:g}: training it/s per recipe (both sides, batch "
+          f"{args.batch})"
           f", swapper frames/s (256 px crops), conversion frames/s ({len(video[0])} frames of "
           f"a {video[0].shape[2]}x{video[0].shape[1]} video, align + swap + blend)")
     with tempfile.TemporaryDirectory() as tmp:
         for device in devices:
             for name in args.models:
-                train_rate, fps, convert = time_model(name, args.width, args, device, faces,
-                                                      video, Path(tmp))
-                print(f"{device:<5} {name:<12} {train_rate:8.2f} it/s {fps:9.1f} frames/s "
+                rates, fps, convert = time_model(name, args.width, args, device, faces,
+                                                 video, Path(tmp))
+                trains = " ".join(f"{r} {rates[r]:7.2f} it/s" for r in args.recipes)
+                print(f"{device:<5} {name:<12} {trains} {fps:9.1f} frames/s "
                       f"{convert:9.1f} frames/s", flush=True)
 
 
