@@ -61,9 +61,11 @@ def device_gpus(requested: str) -> int:
 
 
 def generator_gpus(generate: dict) -> int:
-    """GPUs one generator job takes (the rule's ``gpu`` resource): 1 for a GPU generator
-    whose device is, or resolves to, CUDA; else 0."""
-    if generate["generator"] not in GPU_GENERATORS:
+    """GPUs one generator job takes (the rule's ``gpu`` resource): 1 when one of its
+    generators (`generate.generator`, or those of `generate.generators`) runs on a GPU and the
+    device is, or resolves to, CUDA; else 0."""
+    names = set(generate.get("generators") or [generate["generator"]])
+    if not names & set(GPU_GENERATORS):
         return 0
     return device_gpus(generate["device"])
 

@@ -46,27 +46,60 @@ def make_detector(faces: dict):
                         detect_max_side=faces["detect_max_side"])
 
 
-def build_generator(generate: dict, device: str = "cpu", threads: int | None = None):
-    """The configured generator (config `generate` section); `device`/`threads` only reach
-    generators that take them (they do not change the output, so not the content keys)."""
+def build_generator(generate: dict, device: str = "cpu", threads: int | None = None,
+                    name: str | None = None):
+    """The configured generator `name` (default `generate.generator`; config `generate`
+    section); `device`/`threads` only reach generators that take them (they do not change the
+    output, so not the content keys)."""
     from dfmnist.generators import make_generator
     from dfmnist.gpus import GPU_GENERATORS
 
-    name = generate["generator"]
+    name = name or generate["generator"]
     options = dict(generate.get(name) or {})
     if name in GPU_GENERATORS:
         options.update(device=device, threads=threads)
     return make_generator(name, **options)
 
 
-def fakes_generator(fake_manifests: list[str], store: Store, name: str | None = None) -> dict:
-    """The generator identity (name, weights sha256, params) recorded with the fakes; `name`
-    alone when none of them is a store item (no fakes, or tables written by another tool)."""
+def generator_shares(generate: dict) -> dict[str, float]:
+    """Each animation generator's share of the fakes: `generate.generators`, or
+    `generate.generator` alone when that is empty."""
+    return dict(generate.get("generators") or {generate["generator"]: 1.0})
+
+
+def build_mix(generate: dict):
+    """The plan's `GeneratorMix`: every configured generator's identity and share."""
+    from dfmnist.generators.shard import generator_identity
+    from dfmnist.plan import GeneratorMix
+
+    shares = generator_shares(generate)
+    identities = {n: generator_identity(build_generator(generate, name=n)) for n in shares}
+    return GeneratorMix(identities, {n: float(v) for n, v in shares.items()})
+
+
+def fakes_generators(fake_manifests: list[str], store: Store, names: list[str] | None = None
+                     ) -> list[dict]:
+    """The identities (name, weights sha256, params) of the generators that made the fakes,
+    one per name, as their store items record them; `names` alone (no weights, no params)
+    for a generator none of whose fakes is a store item."""
     import polars as pl
 
     tables = [pl.read_parquet(p) for p in fake_manifests]
-    keys = [k for t in tables if "key" in t.columns for k in t["key"].drop_nulls()]
-    stored = next((k for k in keys if store.has("fake", k)), None)
-    if stored is None:
-        return {"name": name, "weights_sha256": None, "params": {}}
-    return store.meta("fake", stored)["generator"]
+    found: dict[str, dict] = {}
+    for table in tables:
+        if "key" not in table.columns:
+            continue
+        # one stored fake per generator tells its identity (tables before the generator
+        # column: the first stored fake)
+        groups = (table.group_by("generator") if "generator" in table.columns
+                  else [((None,), table)])
+        for (name,), group in groups:
+            if name in found:
+                continue
+            stored = next((k for k in group["key"].drop_nulls() if store.has("fake", k)), None)
+            if stored is not None:
+                identity = store.meta("fake", stored)["generator"]
+                found.setdefault(identity["name"], identity)
+    for name in names or []:
+        found.setdefault(name, {"name": name, "weights_sha256": None, "params": {}})
+    return [found[n] for n in sorted(found)]

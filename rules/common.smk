@@ -29,6 +29,7 @@ from dfmnist.faceswap.pairs import (
 from dfmnist.liveness.policy import expand_policy
 from dfmnist.gpus import device_gpus, generator_gpus
 from dfmnist.plan import shard_of
+from dfmnist.workflow import generator_shares
 from dfmnist.train import ensemble_runs, train_config
 from dfmnist.storage.shard_inputs import write_lists
 

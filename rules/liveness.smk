@@ -148,7 +148,7 @@ rule filter_fakes:
         policy={a: config["liveness"]["policy"][a] for a in ACTIONS},
         per_action=config["plan"]["per_action"],
         max_rounds=MAX_ROUNDS,
-        generator=config["generate"]["generator"],  # the fakes' store items say the rest
+        generators=sorted(generator_shares(config["generate"])),  # the fakes' items say the rest
         store=STORE,
     log:
         f"{LOGS}/filter_fakes.log",

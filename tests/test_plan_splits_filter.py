@@ -98,3 +98,27 @@ def test_accept_keeps_first_passing_in_rank_order_per_policy():
     with pytest.raises(ValueError, match="no verdicts"):
         accept(fakes, verdicts.filter(pl.col("provider") == "local"), {"blink": ["other"],
                                                                        "yaw": ["local"]}, 1)
+
+
+def test_a_generator_mix_draws_each_candidate_by_its_shares():
+    """Several generators: each candidate draws one from its id (stable across plans and
+    top-up rounds), in proportion to the shares; its key holds that generator's identity."""
+    from dfmnist.plan import GeneratorMix
+
+    warp = GEN
+    fomm = {"name": "fomm", "weights_sha256": "ab" * 32, "params": {"relative": True}}
+    mix = GeneratorMix({"landmark_warp": warp, "fomm": fomm}, {"landmark_warp": 1, "fomm": 3})
+    picks = [mix.pick(0, f"blink/id{i}/v/00001/take00")["name"] for i in range(4000)]
+    assert 0.72 < picks.count("fomm") / len(picks) < 0.78
+    assert mix.pick(0, "blink/x") == mix.pick(0, "blink/x")
+    plan = build_plan(sources(), driving(), ["blink", "yaw"], 8, 1.0, 0, mix, 2)
+    assert set(plan["generator"]) == {"landmark_warp", "fomm"}
+    for name, identity in (("landmark_warp", warp), ("fomm", fomm)):
+        alone = build_plan(sources(), driving(), ["blink", "yaw"], 8, 1.0, 0, identity, 2)
+        mine = plan.filter(pl.col("generator") == name)
+        same = mine.join(alone, on="candidate_id")
+        assert same.height == mine.height and (same["key"] == same["key_right"]).all()
+    with pytest.raises(ValueError, match="positive"):
+        GeneratorMix({"fomm": fomm}, {"fomm": 0})
+    with pytest.raises(ValueError, match="one share per generator"):
+        GeneratorMix({"fomm": fomm}, {"landmark_warp": 1})

@@ -171,6 +171,19 @@ def test_generate_shard_computes_once_then_reuses(tmp_path: Path, detector, astr
     assert second["sha256"].equals(first["sha256"])
     meta = store.meta("fake", "c0ffee" * 10 + "c0de")
     assert meta["generator"] == generator_identity(generator)
+    assert first["generator"].to_list() == ["landmark_warp"]
+
+    # a shard of a generator mix: each row's generator makes it and is recorded with it
+    copier = make_generator("source_copy")
+    mixed = pl.concat([plan.with_columns(generator=pl.lit("landmark_warp")),
+                       plan.with_columns(candidate_id=pl.lit("yaw/g/v/1/take00"),
+                                         key=pl.lit("5c" * 32), generator=pl.lit("source_copy"))])
+    both, _ = generate_shard(mixed, {"landmark_warp": generator, "source_copy": copier}, store)
+    assert both["generator"].to_list() == ["landmark_warp", "source_copy"]
+    assert both["computed"].to_list() == [False, True]
+    assert store.meta("fake", "5c" * 32)["generator"]["name"] == "source_copy"
+    with pytest.raises(ValueError, match="names generator 'source_copy'"):
+        generate_shard(mixed, {"landmark_warp": generator}, store)
 
     # items that raise (a damaged driving video, a track that does not fit its video) are
     # failure rows with the error; the shard's other items are kept

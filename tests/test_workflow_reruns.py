@@ -176,3 +176,30 @@ def test_fomm_generator_inside_the_workflow(built: Path):
     assert (results / "dataset" / "dataset.parquet").is_file()
     proc = run_snakemake(built, "-n", *shortcut)
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_a_generator_mix_reuses_each_generators_fakes(built: Path):
+    """generate.generators {fomm: 1, landmark_warp: 1} after builds with each alone: every
+    candidate draws one of the two, and its fake is the item that generator already made (no
+    new fake), so only the plan and what reads it rerun; `model` in the dataset names each
+    fake's generator, the attribution classes. (Random-weight FOMM draws no face the local
+    liveness check accepts: the policy is `unchecked` here.)"""
+    checkpoint = built / "fomm-small.pth.tar"
+    assert checkpoint.is_file()  # the FOMM test's, above
+    config = yaml.safe_load((built / "config.yaml").read_text())
+    config["generate"].update(generator="fomm", generators={"fomm": 1, "landmark_warp": 1})
+    config["generate"]["fomm"]["checkpoint"] = str(checkpoint)
+    config["liveness"]["policy"] = {action: ["unchecked"] for action in config["actions"]}
+    (built / "config.yaml").write_text(yaml.safe_dump(config))
+    before = store_keys(built)
+    run_snakemake(built)
+    after = store_keys(built)
+    assert after["fake"] == before["fake"]
+    dataset = pl.read_parquet(built / "results" / "dataset" / "dataset.parquet")
+    fakes = dataset.filter(pl.col("label") == "fake")
+    assert set(fakes["model"]) == {"fomm", "landmark_warp"}
+    assert (fakes["generator"] == fakes["model"]).all()
+    sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert set(fakes.filter(pl.col("model") == "fomm")["weights_sha256"]) == {sha}
+    card = (built / "results" / "dataset" / "README.md").read_text()
+    assert "animation generator: `fomm`" in card and "animation generator: `landmark_warp`" in card

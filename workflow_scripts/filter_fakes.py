@@ -10,7 +10,7 @@ from dfmnist.liveness.acceptance import VERDICT_SCHEMA, accept, with_face_swaps
 from dfmnist.liveness.spoof_rates import plot_spoof_rates, spoof_rates
 from dfmnist.storage.files import atomic_path
 from dfmnist.storage.store import Store
-from dfmnist.workflow import fakes_generator, setup_logging
+from dfmnist.workflow import fakes_generators, setup_logging
 
 log = setup_logging(snakemake.log[0])
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
@@ -30,8 +30,8 @@ swaps = [pl.read_parquet(p) for p in inp.swaps]
 if swaps:
     log.info("face swaps: %d fakes from %d couple/model jobs (not liveness-filtered)",
              sum(s.height for s in swaps), len(swaps))
-generator = fakes_generator(inp.fakes, Store(params.store), params.generator)
-accepted = with_face_swaps(accepted, generator, swaps)
+generators = fakes_generators(inp.fakes, Store(params.store), params.generators)
+accepted = with_face_swaps(accepted, generators, swaps)
 swap_failures = pl.concat([pl.read_parquet(p) for p in inp.swap_failures],
                           how="vertical") if inp.swap_failures else pl.DataFrame(
                               schema=SWAP_FAILURE_SCHEMA)

@@ -15,12 +15,14 @@ params = snakemake.params
 cfg = snakemake.config["generate"]  # params.generate: the same without device and threads
 shard = int(snakemake.wildcards.shard)
 plan = pl.read_parquet(snakemake.input[0]).filter(pl.col("shard") == shard)
-device = cfg["device"] if cfg["generator"] in GPU_GENERATORS else "cpu"
+names = sorted(set(plan["generator"])) or [cfg["generator"]]
+device = cfg["device"] if set(names) & set(GPU_GENERATORS) else "cpu"
 with claim_device(device, params.gpu_locks) as claim:
-    log.info("shard %d: %d candidates with %s on %s", shard, plan.height, cfg["generator"],
+    log.info("shard %d: %d candidates with %s on %s", shard, plan.height, ", ".join(names),
              claim.label)
-    generator = build_generator(cfg, device=claim.device, threads=snakemake.threads)
-    fakes, failures = generate_shard(plan, generator, Store(params.store), device=claim.label)
+    generators = {n: build_generator(cfg, device=claim.device, threads=snakemake.threads,
+                                     name=n) for n in names}
+    fakes, failures = generate_shard(plan, generators, Store(params.store), device=claim.label)
 log.info("shard %d: %d computed, %d reused, %d failed", shard, fakes["computed"].sum(),
          (~fakes["computed"]).sum(), failures.height)
 with atomic_path(snakemake.output.failures) as tmp:

@@ -2,11 +2,10 @@
 
 import polars as pl
 
-from dfmnist.generators.shard import generator_identity
 from dfmnist.liveness.acceptance import VERDICT_SCHEMA, accept
 from dfmnist.liveness.topup import shortfalls, topup_plan
 from dfmnist.storage.files import atomic_path
-from dfmnist.workflow import build_generator, setup_logging
+from dfmnist.workflow import build_mix, setup_logging
 
 log = setup_logging(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
@@ -17,7 +16,7 @@ missing = shortfalls(summary)
 planned = pl.concat([pl.read_parquet(p) for p in inp.plans])
 new = topup_plan(pl.read_parquet(inp.sources).filter("selected"),
                  pl.read_parquet(inp.driving), planned, missing, params.oversample,
-                 params.seed, generator_identity(build_generator(params.generate)),
+                 params.seed, build_mix(params.generate),
                  params.generate["shards"])
 log.info("round %s: short %s; %d new candidates", snakemake.wildcards.round,
          missing or "nothing", new.height)

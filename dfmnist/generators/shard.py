@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 import cv2
 import numpy as np
@@ -44,7 +45,7 @@ FAKE_SCHEMA = {
     "candidate_id": pl.String, "action": pl.String, "rank": pl.Int64,
     "source_id": pl.String, "identity": pl.String, "take": pl.String, "key": pl.String,
     "video_path": pl.String, "sha256": pl.String, "computed": pl.Boolean,
-    "device": pl.String,
+    "device": pl.String, "generator": pl.String, "weights_sha256": pl.String,
 }
 #: The failures manifest of a shard: one row per candidate whose generation raised.
 FAILURE_SCHEMA = {
@@ -76,19 +77,30 @@ def _release_device_memory(exc: BaseException) -> None:
 
 def generate_shard(plan: pl.DataFrame, generator, store: Store, device: str = "cpu"
                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Animate every candidate of `plan` missing from the store.
+    """Animate every candidate of `plan` missing from the store, each with the generator its
+    plan row names: `generator` is that generator, or a mapping name -> generator when the
+    plan draws from several.
 
     Returns (fakes, failures): a row per fake in the store, and a row per candidate whose
     generation raised (an odd input, a NaN, a CUDA out-of-memory error), with the error. A
     failed candidate is simply not a fake: the shard's other items are kept, and top-up rounds
     may replace it.
     """
+    makers = generator if isinstance(generator, Mapping) else {generator.name: generator}
+    numerics_of: dict[str, dict] = {}
     rows, failures = [], []
     total = plan.height
-    numerics = generator_numerics(generator)
-    if numerics:
-        log.info("float platform (part of every key): %s", numerics)
     for i, item in enumerate(plan.iter_rows(named=True), start=1):
+        name = item.get("generator") or next(iter(makers))
+        generator = makers.get(name)
+        if generator is None:
+            raise ValueError(f"the plan names generator {name!r}, not one of "
+                             f"{', '.join(sorted(makers))}")
+        if name not in numerics_of:
+            numerics_of[name] = generator_numerics(generator)
+            if numerics_of[name]:
+                log.info("%s: float platform (part of every key): %s", name, numerics_of[name])
+        numerics = numerics_of[name]
         key = item_key(item["key"], numerics)
         ids = {k: item[k] for k in ("candidate_id", "action", "rank", "source_id", "identity",
                                     "take")}
@@ -123,6 +135,7 @@ def generate_shard(plan: pl.DataFrame, generator, store: Store, device: str = "c
             **ids, "key": key, "video_path": str(store.item_dir(FAKE, key) / "video.mp4"),
             "sha256": store.file_sha256(FAKE, key, "video.mp4"), "computed": computed,
             "device": store.meta(FAKE, key).get("device", device),
+            "generator": generator.name, "weights_sha256": generator.weights_sha256,
         })
     return (pl.DataFrame(rows, schema=FAKE_SCHEMA),
             pl.DataFrame(failures, schema=FAILURE_SCHEMA))

@@ -41,20 +41,23 @@ def accept(fakes: pl.DataFrame, verdicts: pl.DataFrame, policy: dict[str, list[s
     return accepted, pl.DataFrame(summary).sort("action")
 
 
-def with_face_swaps(accepted: pl.DataFrame, generator: dict,
+def with_face_swaps(accepted: pl.DataFrame, generators: list[dict],
                     swaps: list[pl.DataFrame]) -> pl.DataFrame:
-    """The dataset's fakes: the accepted animations, each labelled with its generator (the
-    `generator` and `model` columns hold its name), then every face-swap fake, which no
-    liveness check filters (DFDM did not; its `generator` is face_swap, its `model` the
-    autoencoder, its `donor` the identity whose face it shows)."""
+    """The dataset's fakes: the accepted animations, each labelled with the generator that
+    made it (the `generator` and `model` columns hold its name, `weights_sha256` its weights),
+    then every face-swap fake, which no liveness check filters (DFDM did not; its `generator`
+    is face_swap, its `model` the autoencoder, its `donor` the identity whose face it shows).
+    `generators`: the identities of the animation generators; fakes tables without a
+    generator column (written before it existed) take the first."""
     from dfmnist.faceswap.stage import SWAP_SCHEMA
 
-    animations = accepted.with_columns(
-        generator=pl.lit(generator.get("name"), pl.String),
-        model=pl.lit(generator.get("name"), pl.String),
-        donor=pl.lit(None, pl.String),
-        weights_sha256=pl.lit(generator.get("weights_sha256"), pl.String),
-    )
+    first = generators[0] if generators else {}
+    if "generator" not in accepted.columns:
+        accepted = accepted.with_columns(
+            generator=pl.lit(first.get("name"), pl.String),
+            weights_sha256=pl.lit(first.get("weights_sha256"), pl.String))
+    animations = accepted.with_columns(model=pl.col("generator"),
+                                       donor=pl.lit(None, pl.String))
     typed = {c: t for c, t in SWAP_SCHEMA.items() if c in animations.columns}
     return pl.concat([animations.cast(typed), *(s.cast(SWAP_SCHEMA) for s in swaps)],
                      how="diagonal_relaxed")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import polars as pl
 
-from dfmnist.plan import build_plan, candidate_id, stable_int
+from dfmnist.plan import GeneratorMix, build_plan, candidate_id, stable_int
 
 
 def shortfalls(summary: pl.DataFrame) -> dict[str, int]:
@@ -52,8 +52,8 @@ def pair_indices(pairs: int, needed: int, rng: np.random.Generator) -> Iterator[
 
 
 def topup_plan(sources: pl.DataFrame, driving: pl.DataFrame, planned: pl.DataFrame,
-               missing: dict[str, int], oversample: float, seed: int, generator: dict,
-               shards: int) -> pl.DataFrame:
+               missing: dict[str, int], oversample: float, seed: int,
+               generator: dict | GeneratorMix, shards: int) -> pl.DataFrame:
     """New candidates (the plan's schema) for every action in `missing`.
 
     `planned`: every candidate of the earlier rounds. Each action gets up to

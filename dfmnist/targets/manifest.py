@@ -108,8 +108,9 @@ def _face_swap_lines(faceswap: dict) -> list[str]:
 
 
 def dataset_card(manifest: pl.DataFrame, spoof_rates: pl.DataFrame, config: dict,
-                 generator: dict, encodes: dict[str, str]) -> str:
-    """A markdown card: counts per action, split and variant, and how the data was made."""
+                 generators: list[dict], encodes: dict[str, str]) -> str:
+    """A markdown card: counts per action, split and variant, and how the data was made
+    (`generators`: the identities of the animation generators, one line each)."""
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     one_variant = manifest.filter(pl.col("variant") == manifest["variant"].min())
     counts = (one_variant.with_columns(pl.col("action").fill_null("(real)"))
@@ -127,9 +128,9 @@ def dataset_card(manifest: pl.DataFrame, spoof_rates: pl.DataFrame, config: dict
         f"- identities: {manifest['identity'].n_unique()}, split identity-disjoint "
         f"({', '.join(f'{k} {v:g}' for k, v in config['targets']['splits'].items())})",
         "- labels: real = 1 (the positive class, as in DeepFake MNIST+), fake = 0",
-        f"- animation generator: `{generator['name']}`, weights sha256 "
-        f"`{generator.get('weights_sha256') or 'none (no weights)'}`, params "
-        f"`{json.dumps(generator.get('params', {}), sort_keys=True)}`",
+        *(f"- animation generator: `{g['name']}`, weights sha256 "
+          f"`{g.get('weights_sha256') or 'none (no weights)'}`, params "
+          f"`{json.dumps(g.get('params', {}), sort_keys=True)}`" for g in generators),
         "- fakes per model: " + (", ".join(
             f"`{m}` {n}" for m, n in one_variant.filter(pl.col("label") == "fake")
             .group_by("model").len().sort("model").iter_rows()) or "none"),
