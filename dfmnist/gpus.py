@@ -25,7 +25,7 @@ __all__ = ["DeviceClaim", "claim_device", "cuda_device_count", "device_gpus", "g
            "resolve_device"]
 
 #: Generators that take `device`/`threads` and run on a GPU when one is configured or visible.
-GPU_GENERATORS = ("fomm",)
+GPU_GENERATORS = ("fomm", "tpsmm", "liveportrait")
 
 
 @dataclass(frozen=True)

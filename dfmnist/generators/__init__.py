@@ -7,12 +7,16 @@ from typing import Any
 from dfmnist.generators.base import Generator, check_inputs
 from dfmnist.generators.fomm import FommGenerator
 from dfmnist.generators.landmark_warp import LandmarkWarpGenerator
+from dfmnist.generators.liveportrait import LivePortraitGenerator
 from dfmnist.generators.source_copy import SourceCopyGenerator
+from dfmnist.generators.tpsmm import TpsmmGenerator
 
 #: Generator classes by registry name.
 GENERATORS: dict[str, type[Generator]] = {
     LandmarkWarpGenerator.name: LandmarkWarpGenerator,
     FommGenerator.name: FommGenerator,
+    TpsmmGenerator.name: TpsmmGenerator,
+    LivePortraitGenerator.name: LivePortraitGenerator,
     SourceCopyGenerator.name: SourceCopyGenerator,  # benchmarks only: no animation
 }
 
