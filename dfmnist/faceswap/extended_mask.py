@@ -29,7 +29,13 @@ import cv2
 import numpy as np
 
 from dfmnist.faceswap.align import TEMPLATE_SIDE
-from dfmnist.vision.face_geometry import LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE
+from dfmnist.vision.face_geometry import (
+    LEFT_EYE,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    RIGHT_EYE,
+    face_axes,
+)
 
 #: The right half of the extended hull (x >= 0), top to chin: x in IOD, y in eye-to-mouth
 #: drops below the eye line (see the module docstring). The left half mirrors it.
@@ -57,12 +63,9 @@ def extended_hull(landmarks: np.ndarray) -> np.ndarray:
     if lm.shape != (5, 2) or not np.isfinite(lm).all():
         raise ValueError(f"landmarks must be five finite (x, y) points, got {lm.shape}")
     eyes = (lm[LEFT_EYE] + lm[RIGHT_EYE]) / 2
-    eye_line = lm[RIGHT_EYE] - lm[LEFT_EYE]
-    iod = float(np.hypot(*eye_line))
+    ux, uy, iod = face_axes(lm)  # uy: image-down on an upright face
     if iod < 1e-6:
         raise ValueError("the eyes are at one point: no face frame")
-    ux = eye_line / iod
-    uy = np.array([-ux[1], ux[0]])  # image-down on an upright face
     drop = float(((lm[MOUTH_LEFT] + lm[MOUTH_RIGHT]) / 2 - eyes) @ uy)
     drop = max(drop, MIN_DROP_IOD * iod)
     return eyes + np.outer(EXTENDED_HULL[:, 0] * iod, ux) + np.outer(EXTENDED_HULL[:, 1] * drop, uy)

@@ -33,7 +33,13 @@ import torch
 import torch.nn.functional as F
 
 from dfmnist.faceswap.align import TEMPLATE_IOD
-from dfmnist.vision.face_geometry import LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE
+from dfmnist.vision.face_geometry import (
+    LEFT_EYE,
+    MOUTH_LEFT,
+    MOUTH_RIGHT,
+    RIGHT_EYE,
+    face_axes,
+)
 
 FACESWAP_COMMIT = "09c7d8aca3c608d1afad941ea78e9fd9b64d9219"
 
@@ -245,10 +251,8 @@ def landmark_regions(landmarks: np.ndarray, shape: int | tuple[int, int]
     if lm.shape != (5, 2) or not np.isfinite(lm).all():
         raise ValueError(f"landmarks must be five finite (x, y) points, got {lm.shape}")
     height, width = (shape, shape) if isinstance(shape, int) else shape
-    eye_line = lm[RIGHT_EYE] - lm[LEFT_EYE]
-    iod = max(float(np.hypot(*eye_line)), 1e-6)
-    ux = eye_line / iod
-    uy = np.array([-ux[1], ux[0]])  # image-down on an upright face
+    ux, uy, iod = face_axes(lm)  # uy: image-down on an upright face
+    iod = max(iod, 1e-6)
     corners = (lm[MOUTH_LEFT] + lm[MOUTH_RIGHT]) / 2
     drop = float((corners - (lm[LEFT_EYE] + lm[RIGHT_EYE]) / 2) @ uy)
     unit_y = max(iod, drop / _TEMPLATE_DROP)

@@ -57,6 +57,7 @@ __all__ = [
     "adapt_movement_scale",
     "hull_area",
     "relative_keypoints",
+    "resize_frame",
     "state_sha256",
 ]
 
@@ -77,7 +78,7 @@ def state_sha256(*modules: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`image` (H, W, 3) uint8 resized to `size` = (height, width)."""
     h, w = image.shape[:2]
     if (h, w) == size:
@@ -340,7 +341,7 @@ class FommGenerator(Generator):
         out = None if sink is not None else np.empty((len(driving), *size, 3),
                                                     np.float64 if self.dtype == torch.float64
                                                     else np.float32)
-        src = self._to_tensor(_resize(source, size)[None])
+        src = self._to_tensor(resize_frame(source, size)[None])
 
         def keypoints(images: torch.Tensor) -> Keypoints:
             # at least float32: the temperature-0.1 softmax amplifies logit errors 10x
@@ -354,7 +355,7 @@ class FommGenerator(Generator):
             scale = 1.0
             for start in range(0, len(driving), self.batch_size):
                 chunk = driving[start:start + self.batch_size]
-                frames = self._to_tensor(np.stack([_resize(f, size) for f in chunk]))
+                frames = self._to_tensor(np.stack([resize_frame(f, size) for f in chunk]))
                 kp_driving = keypoints(frames)
                 if kp_initial is None:
                     kp_initial = kp_driving.select(0)
@@ -391,7 +392,7 @@ class FommGenerator(Generator):
             frames = frames.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
             batch = frames.permute(0, 2, 3, 1).cpu().numpy()
             for i, frame in enumerate(batch):
-                result[start + i] = _resize(frame, (h, w))
+                result[start + i] = resize_frame(frame, (h, w))
 
         self.render(source, driving, sink=store)
         return result

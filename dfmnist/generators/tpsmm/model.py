@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from dfmnist.generators.base import Generator, check_inputs
-from dfmnist.generators.fomm.model import _resize, state_sha256
+from dfmnist.generators.fomm.model import resize_frame, state_sha256
 from dfmnist.generators.fomm.precision import tf32_mode
 from dfmnist.generators.fomm.winograd import TILES
 from dfmnist.generators.tpsmm.checkpoint import (
@@ -298,19 +298,19 @@ class TpsmmGenerator(Generator):
             def sink(start: int, frames: torch.Tensor) -> None:
                 out[start:start + len(frames)] = frames.permute(0, 2, 3, 1).cpu().numpy()
         with torch.inference_mode(), self._math_mode():
-            src = self._to_tensor(_resize(source, size)[None])
+            src = self._to_tensor(resize_frame(source, size)[None])
             kp_source = nets.kp_detector(src)
             levels = nets.inpainting_network.encode_source(src)
             small = nets.dense_motion_network.downscale(src)
             kp_initial, scale = None, 1.0
             if self.mode == "relative":  # detected on its own, as the demo does
-                kp_initial = nets.kp_detector(self._to_tensor(_resize(driving[initial],
+                kp_initial = nets.kp_detector(self._to_tensor(resize_frame(driving[initial],
                                                                       size)[None]))
                 scale = adapt_movement_scale(kp_source[0].cpu().numpy(),
                                              kp_initial[0].cpu().numpy())
             for start in range(0, len(driving), self.batch_size):
                 chunk = driving[start:start + self.batch_size]
-                frames = self._to_tensor(np.stack([_resize(f, size) for f in chunk]))
+                frames = self._to_tensor(np.stack([resize_frame(f, size) for f in chunk]))
                 kp_driving = nets.kp_detector(frames)
                 if kp_initial is not None:
                     kp_driving = relative_keypoints(kp_source, kp_driving, kp_initial, scale)
@@ -343,7 +343,7 @@ class TpsmmGenerator(Generator):
         def store(start: int, frames: torch.Tensor) -> None:
             pixels = (frames * 255.0).round_().clamp_(0, 255).byte()
             for offset, frame in enumerate(pixels.permute(0, 2, 3, 1).cpu().numpy()):
-                result[start + offset] = _resize(frame, size)
+                result[start + offset] = resize_frame(frame, size)
 
         self.render(source, driving, initial=initial, sink=store)
         return result
