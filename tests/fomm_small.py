@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import torch
 
-from dfmnist.generators.fomm import build_networks, save_checkpoint
+from dfmnist.generators.fomm.random_weights import write_random_checkpoint
 
 SIZE = 64  # the small config's frame size
 
@@ -37,29 +37,8 @@ def to_batch(images: np.ndarray) -> torch.Tensor:
 
 
 def write_small_checkpoint(path: Path, faces: tuple[np.ndarray, np.ndarray]) -> Path:
-    """A seeded random small model in the original checkpoint layout (legacy torch format,
-    with optimizer states and an epoch like the published file). Batch-norm statistics are
-    calibrated on real faces so eval-mode activations are well scaled, and the Jacobian head
-    is perturbed so Jacobians are not all identity."""
-    torch.manual_seed(1234)
-    kp_detector, generator = build_networks("small")
-    with torch.no_grad():
-        kp_detector.jacobian.weight.normal_(0.0, 0.01)
-        for module in [*kp_detector.modules(), *generator.modules()]:
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.momentum = None  # cumulative average over the calibration passes
-        kp_detector.train()
-        generator.train()
-        images = to_batch(np.concatenate([faces[0][None], faces[1][None],
-                                          moving_clip(faces[1], 4)]))
-        for _ in range(2):
-            kps = kp_detector(images)
-            generator(images, kps, kps.select(slice(0, len(images))))
-    optimizer = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    save_checkpoint(path, kp_detector, generator, legacy_format=True, extra={
-        "optimizer_generator": optimizer.state_dict(),
-        "optimizer_kp_detector": {"state": {}, "param_groups": []},
-        "discriminator": {"down_blocks.0.conv.weight": torch.zeros(4, 3, 4, 4)},
-        "epoch": 99,
-    })
-    return path
+    """A seeded random small model in the original checkpoint layout
+    (`dfmnist.generators.fomm.random_weights`), batch norms calibrated on the two faces and
+    the second one moving."""
+    images = np.concatenate([faces[0][None], faces[1][None], moving_clip(faces[1], 4)])
+    return write_random_checkpoint(path, "small", images)

@@ -186,12 +186,18 @@ def _constructors() -> dict[str, tuple[Any, dict[str, str]]]:
     from dfmnist.faceswap.align import DEFAULT_COVERAGE
     from dfmnist.generators.fomm.model import FommGenerator
     from dfmnist.generators.landmark_warp import LandmarkWarpGenerator
+    from dfmnist.generators.liveportrait.model import LivePortraitGenerator
+    from dfmnist.generators.tpsmm.model import TpsmmGenerator
     from dfmnist.liveness.baidu import BaiduProvider
     from dfmnist.liveness.tianyan import TianyanProvider
     from dfmnist.vision.faces import FaceDetector
 
     fomm = ("checkpoint", "sha256", "config", "batch_size", "precision", "winograd",
             "relative", "adapt_scale")
+    tpsmm = ("checkpoint", "sha256", "config", "batch_size", "precision", "mode",
+             "find_best_frame", "background")
+    liveportrait = ("checkpoint", "config", "stitching", "driving_option", "driving_multiplier",
+                    "batch_size", "precision")
     return {
         "FaceDetector": (FaceDetector, {k: f"faces.{k}" for k in (
             "device", "batch_size", "min_face_size", "detect_max_side")}),
@@ -204,6 +210,9 @@ def _constructors() -> dict[str, tuple[Any, dict[str, str]]]:
             k: f"generate.landmark_warp.{k}" for k in ("relative", "adapt_scale")}),
         # not `device`: the workflow resolves generate.device (auto) before building one
         "FommGenerator": (FommGenerator, {k: f"generate.fomm.{k}" for k in fomm}),
+        "TpsmmGenerator": (TpsmmGenerator, {k: f"generate.tpsmm.{k}" for k in tpsmm}),
+        "LivePortraitGenerator": (LivePortraitGenerator, {
+            k: f"generate.liveportrait.{k}" for k in liveportrait}),
         "BaiduProvider": (BaiduProvider, {k: f"liveness.providers.baidu.{k}" for k in (
             "token_url", "verify_url", "api_key_env", "secret_key_env", "token_margin")}),
         "TianyanProvider": (TianyanProvider, {k: f"liveness.providers.tianyan.{k}" for k in (
@@ -222,9 +231,11 @@ def test_constructor_defaults_equal_the_schema():
 
 def test_name_lists_equal_the_schema():
     from dfmnist import ACTIONS
+    from dfmnist.generators import GENERATORS
     from dfmnist.train import ATTRIBUTION_METHODS, DETECTORS, ENSEMBLE
 
     assert list(ACTIONS) == SCHEMA["$defs"]["action"]["enum"]
+    assert sorted(GENERATORS) == sorted(SCHEMA["$defs"]["generator"]["enum"])
     assert list(DETECTORS) == SCHEMA["$defs"]["detector"]["enum"]
     assert list(ENSEMBLE) == schema_default("train.ensemble.models")
     assert list(ATTRIBUTION_METHODS) == schema_default("train.attribution.methods")

@@ -27,7 +27,15 @@ def test_bad_config_fails_with_one_line_naming_the_key(tmp_path: Path):
         (lambda c: c["generate"].update(generator="fomm", fomm={
             "checkpoint": str(tmp_path / "missing" / "vox-cpk.pth.tar")}),
          "missing/vox-cpk.pth.tar"),
+        # every generator of a mix is checked, each pointing at where its weights are published
+        (lambda c: c["generate"].update(generators={"landmark_warp": 1, "tpsmm": 1}),
+         "generate.tpsmm.checkpoint"),
+        (lambda c: c["generate"].update(generator="liveportrait",
+                                        liveportrait={"checkpoint": str(tmp_path)}),
+         "generate.liveportrait.checkpoint"),
     ]
+    published = {"fomm": "first-order-model", "tpsmm": "Thin-Plate-Spline-Motion-Model",
+                 "liveportrait": "KwaiVGI/LivePortrait"}
     for case, (mutate, needle) in enumerate(cases):
         config = yaml.safe_load(yaml.safe_dump(base))
         mutate(config)
@@ -38,6 +46,7 @@ def test_bad_config_fails_with_one_line_naming_the_key(tmp_path: Path):
         assert proc.returncode != 0
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("config error")]
         assert len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
-        if "fomm" in needle:  # says where the original checkpoint is published
-            assert "first-order-model" in lines[0]
+        for name, where in published.items():  # says where the original is published
+            if f"generate.{name}." in needle or name == "fomm" and "vox-cpk" in needle:
+                assert where in lines[0], lines[0]
     shutil.rmtree(tmp_path, ignore_errors=True)

@@ -56,6 +56,8 @@ def schema_error_line(error: Exception) -> str:
 SHORTCUTS = {
     "generator": ("generate", "generator"),
     "fomm_checkpoint": ("generate", "fomm", "checkpoint"),
+    "tpsmm_checkpoint": ("generate", "tpsmm", "checkpoint"),
+    "liveportrait_checkpoint": ("generate", "liveportrait", "checkpoint"),
 }
 
 
@@ -154,15 +156,39 @@ def check_config(config: dict) -> None:
         _check_photo_spec("demo.driving_performer", config["demo"]["driving_performer"])
 
 
-def _check_generator(generate: dict) -> None:
-    if generate["generator"] != "fomm":
-        return
-    from dfmnist.generators.fomm.checkpoint import checkpoint_missing_message
+def _checkpoint_problem(name: str, checkpoint: str | None) -> str | None:
+    """Why generator `name` cannot use `checkpoint` (a missing file or folder), else None."""
+    if name == "liveportrait":
+        from dfmnist.generators.liveportrait.checkpoint import checkpoint_files
 
-    checkpoint = (generate.get("fomm") or {}).get("checkpoint")
-    if not checkpoint or not Path(checkpoint).is_file():
-        raise ConfigError("config error at generate.fomm.checkpoint: "
-                          + checkpoint_missing_message(checkpoint or "(not set)"))
+        try:
+            checkpoint_files(checkpoint or "(not set)")
+        except FileNotFoundError as exc:
+            return str(exc)
+        return None
+    if checkpoint and Path(checkpoint).is_file():
+        return None
+    if name == "fomm":
+        from dfmnist.generators.fomm.checkpoint import checkpoint_missing_message
+    else:
+        from dfmnist.generators.tpsmm.checkpoint import checkpoint_missing_message
+    return checkpoint_missing_message(checkpoint or "(not set)")
+
+
+#: Generators that need the original's weights (`generate.<name>.checkpoint`).
+WITH_CHECKPOINT = ("fomm", "tpsmm", "liveportrait")
+
+
+def _check_generator(generate: dict) -> None:
+    """Every generator the config uses (`generate.generators`, else `generate.generator`)
+    that needs weights has them."""
+    names = list(generate.get("generators") or [generate["generator"]])
+    for name in names:
+        if name not in WITH_CHECKPOINT:
+            continue
+        problem = _checkpoint_problem(name, (generate.get(name) or {}).get("checkpoint"))
+        if problem:
+            raise ConfigError(f"config error at generate.{name}.checkpoint: {problem}")
 
 
 def _check_photo_spec(key: str, spec: str) -> None:

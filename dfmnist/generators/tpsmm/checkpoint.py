@@ -153,8 +153,8 @@ def checkpoint_missing_message(path: str | Path) -> str:
     """The error text for a checkpoint path that does not exist."""
     return (f"TPSMM checkpoint not found: {path}. The original vox weights (vox.pth.tar) are "
             f"published with the Thin-Plate-Spline-Motion-Model repository ({ORIGINAL_REPO}, "
-            f"'Pre-trained models' in its README); download it and pass its path as "
-            f"checkpoint=")
+            f"'Pre-trained models' in its README); download it and set "
+            f"generate.tpsmm.checkpoint in config.yaml (or --config tpsmm_checkpoint=FILE)")
 
 
 def check_sha256(path: str | Path, expected: str) -> None:
