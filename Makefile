@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 CORES ?= all
 
-.PHONY: setup demo test test-slurm lint docs clean-results
+.PHONY: setup demo reenact-demo test test-slurm lint docs clean-results
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,13 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	. $(VENV)/bin/activate && snakemake --cores $(CORES)
+
+# FOMM, TPSMM and LivePortrait on seeded random weights in one dataset, with attribution
+# (config/reenact-demo.yaml)
+reenact-demo: setup
+	$(PY) -m dfmnist.demo.reenact_weights results-reenact/random-weights
+	. $(VENV)/bin/activate && snakemake --cores $(CORES) all attribution \
+		--configfile config/reenact-demo.yaml
 
 test: setup
 	. $(VENV)/bin/activate && python -m pytest
