@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from dfmnist.generators.checkout import passthrough, stand_in
 from dfmnist.generators.fomm.checkpoint import FommConfig
 
 __all__ = ["OriginalFomm", "load_original"]
@@ -84,10 +85,7 @@ class OriginalFomm:
 
 
 def _stand_in(name: str, **attributes: Any) -> None:
-    module = types.ModuleType(name)
-    module.__dict__.update(attributes)
-    module.__dict__["__doc__"] = "stand-in: imported by first-order-model, unused at inference"
-    sys.modules[name] = module
+    stand_in(name, "imported by first-order-model, unused at inference", **attributes)
 
 
 def load_original(path: str | Path) -> OriginalFomm:
@@ -105,11 +103,8 @@ def load_original(path: str | Path) -> OriginalFomm:
                              f"({loaded.__file__}); one checkout per process")
         return OriginalFomm(root, loaded)
     if importlib.util.find_spec("tqdm") is None:
-        def tqdm(iterable: Any, *args: Any, **kwargs: Any) -> Any:
-            return iterable
-
-        _stand_in("tqdm", tqdm=tqdm)
-        _stand_in("tqdm.auto", tqdm=tqdm)
+        _stand_in("tqdm", tqdm=passthrough)
+        _stand_in("tqdm.auto", tqdm=passthrough)
     _stand_in("frames_dataset", PairedDataset=None)
     _stand_in("logger", Logger=None, Visualizer=None)
     sys.path.insert(0, str(root))

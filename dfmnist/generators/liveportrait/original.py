@@ -34,23 +34,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from dfmnist.generators.checkout import passthrough, stand_in
+
 __all__ = ["OriginalLivePortrait", "load_original"]
 
 #: Files of the checkout that are used (checked up front, for a clear error).
 REQUIRED = ("src/live_portrait_wrapper.py", "src/live_portrait_pipeline.py",
             "src/config/models.yaml", "src/config/inference_config.py",
             "src/modules/warping_network.py", "src/utils/camera.py", "src/utils/helper.py")
-
-
-def _stand_in(name: str, **attributes: Any) -> None:
-    module = types.ModuleType(name)
-    module.__dict__.update(attributes)
-    module.__dict__["__doc__"] = "stand-in: imported by LivePortrait, unused on this path"
-    sys.modules[name] = module
-
-
-def _passthrough(iterable: Any, *args: Any, **kwargs: Any) -> Any:
-    return iterable
 
 
 @dataclass(frozen=True)
@@ -201,7 +192,7 @@ def load_original(path: str | Path) -> OriginalLivePortrait:
               if top not in sys.modules and importlib.util.find_spec(top) is None}
     for name, attributes in _stand_ins().items():
         if name == "src.utils.cropper" or name.split(".")[0] in absent:
-            _stand_in(name, **attributes)
+            stand_in(name, "imported by LivePortrait, unused on this path", **attributes)
     sys.path.insert(0, str(root))
     names = ("live_portrait_wrapper", "live_portrait_pipeline", "utils.camera", "utils.helper",
              "config.inference_config")
@@ -216,7 +207,7 @@ def _stand_ins() -> dict[str, dict[str, Any]]:
     return {
         "src.utils.cropper": {"Cropper": None},  # InsightFace + ONNX face cropping
         "rich": {},
-        "rich.progress": {"track": _passthrough},
+        "rich.progress": {"track": passthrough},
         "tyro": {"conf": types.SimpleNamespace(arg=arg)},
         "pykalman": {"KalmanFilter": None},
     }

@@ -17,7 +17,6 @@ model's has: one checkout per process (run the original in a process of its own)
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -28,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from dfmnist.generators.checkout import passthrough, stand_in
 from dfmnist.generators.tpsmm.checkpoint import TpsmmConfig
 
 __all__ = ["OriginalTpsmm", "REQUIRED", "load_original"]
@@ -94,13 +94,7 @@ class OriginalTpsmm:
 
 
 def _stand_in(name: str, **attributes: Any) -> None:
-    module = types.ModuleType(name)
-    module.__dict__.update(attributes)
-    module.__dict__["__doc__"] = "stand-in: imported by the TPSMM demo, unused at inference"
-    # a spec without origin: importlib.util.find_spec (torch._dynamo calls it on tqdm when
-    # torchvision is first imported) then treats it as a module without a file
-    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
-    sys.modules[name] = module
+    stand_in(name, "imported by the TPSMM demo, unused at inference", **attributes)
 
 
 def _unused(*args: Any, **kwargs: Any) -> Any:
@@ -110,10 +104,7 @@ def _unused(*args: Any, **kwargs: Any) -> Any:
 def _install_stand_ins() -> None:
     """Stand-ins for the demo's module-level imports that are not installed."""
     if importlib.util.find_spec("tqdm") is None:
-        def tqdm(iterable: Any, *args: Any, **kwargs: Any) -> Any:
-            return iterable
-
-        _stand_in("tqdm", tqdm=tqdm)
+        _stand_in("tqdm", tqdm=passthrough)
     if importlib.util.find_spec("imageio") is None:
         _stand_in("imageio", imread=_unused, get_reader=_unused, mimsave=_unused)
     if importlib.util.find_spec("skimage") is None:
