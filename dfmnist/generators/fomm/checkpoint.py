@@ -7,8 +7,6 @@ the three optimizer states and ``'epoch'``. Only the two state dicts are used.
 
 from __future__ import annotations
 
-import pickle
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,12 @@ from torch import nn
 
 from dfmnist.generators.fomm.generator import OcclusionAwareGenerator
 from dfmnist.generators.fomm.keypoint_detector import KeypointDetector
-from dfmnist.storage.files import sha256_file
+from dfmnist.generators.state_files import (
+    CheckpointError,
+    check_sha256,
+    check_state_dict,
+    read_state_file,
+)
 
 __all__ = [
     "CONFIGS",
@@ -34,10 +37,8 @@ __all__ = [
 ]
 
 ORIGINAL_REPO = "https://github.com/AliaksandrSiarohin/first-order-model"
-
-
-class CheckpointError(ValueError):
-    """A file that is not a usable FOMM checkpoint (unreadable, wrong layout, wrong weights)."""
+#: The state dicts a checkpoint must hold (the published file has optimizers and more).
+REQUIRED = ("kp_detector", "generator")
 
 
 @dataclass(frozen=True)
@@ -113,90 +114,12 @@ def checkpoint_missing_message(path: str | Path) -> str:
 
 
 def read_checkpoint(path: str | Path, unsafe_load: bool = False) -> dict[str, Any]:
-    """Read a checkpoint file into a dict on the CPU.
-
-    Uses ``torch.load(weights_only=True)`` (tensors, containers and plain numbers only: enough
-    for the original file, optimizer states included) unless `unsafe_load` (full unpickling:
-    only for files you trust). Raises FileNotFoundError for a missing file and CheckpointError
-    for anything that is not a readable dict with ``'kp_detector'`` and ``'generator'``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(checkpoint_missing_message(path))
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=not unsafe_load)
-    except pickle.UnpicklingError as exc:
-        if not unsafe_load and "weights_only" in str(exc).lower():
-            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-            what = f" ({found.group(1)})" if found else ""
-            raise CheckpointError(
-                f"not an FOMM checkpoint: {path} holds objects other than tensors and plain "
-                f"containers{what}, refused by the safe loader (torch.load weights_only=True); "
-                f"pass unsafe_load=True only for a file you trust"
-            ) from exc
-        raise CheckpointError(f"not an FOMM checkpoint: {path} is not a readable torch file "
-                              f"({type(exc).__name__}: {_first_line(exc)})") from exc
-    except (EOFError, RuntimeError, OSError, KeyError, ValueError, AttributeError,
-            IndexError, TypeError) as exc:
-        raise CheckpointError(
-            f"not an FOMM checkpoint: {path} is not a readable torch file, or is truncated "
-            f"({path.stat().st_size} bytes; {type(exc).__name__}: {_first_line(exc)})"
-        ) from exc
-    if not isinstance(data, Mapping):
-        raise CheckpointError(f"not an FOMM checkpoint: {path} holds a {type(data).__name__}, "
-                              f"expected a dict with 'kp_detector' and 'generator'")
-    lacking = [k for k in ("kp_detector", "generator") if not isinstance(data.get(k), Mapping)]
-    if lacking:
-        keys = ", ".join(map(repr, list(data)[:8]))
-        raise CheckpointError(f"not an FOMM checkpoint: {path} has no {' or '.join(lacking)} "
-                              f"state dict (top-level keys: {keys})")
-    return dict(data)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else repr(exc)
-
-
-def _shape_text(shape: torch.Size | tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(int(s)) for s in shape) + ")"
-
-
-def check_state_dict(module: nn.Module, state: Mapping[str, Any], label: str,
-                     limit: int = 5) -> dict[str, torch.Tensor]:
-    """Check `state` against `module`'s own state dict: same keys, same shapes.
-
-    ``num_batches_tracked`` counters (unused at inference; absent from checkpoints written
-    before PyTorch 0.4.1) may be missing and are then filled with 0. Returns the state dict to
-    load; raises CheckpointError listing the first `limit` missing, unexpected and mismatched
-    keys.
-    """
-    expected = module.state_dict()
-    state = dict(state)
-    for key, ref in expected.items():
-        if key.endswith("num_batches_tracked") and key not in state:
-            state[key] = torch.zeros_like(ref)
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = []
-    for key in expected:
-        if key not in state:
-            continue
-        value = state[key]
-        if not isinstance(value, torch.Tensor):
-            mismatched.append(f"{key}: {type(value).__name__} instead of a tensor")
-        elif value.shape != expected[key].shape:
-            mismatched.append(f"{key}: checkpoint {_shape_text(value.shape)}, "
-                              f"model {_shape_text(expected[key].shape)}")
-    if missing or unexpected or mismatched:
-        parts = []
-        for title, items in (("missing", missing), ("unexpected", unexpected),
-                             ("shape mismatch", mismatched)):
-            if items:
-                more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-                parts.append(f"{len(items)} {title}: {', '.join(items[:limit])}{more}")
-        raise CheckpointError(f"{label} state dict does not match the model: " + "; ".join(parts))
-    return state
+    """Read a checkpoint file into a dict on the CPU (`state_files.read_state_file`: the safe
+    loader unless `unsafe_load`). Raises FileNotFoundError for a missing file and
+    CheckpointError for anything that is not a readable dict with ``'kp_detector'`` and
+    ``'generator'``."""
+    return read_state_file(path, "an FOMM checkpoint", REQUIRED, unsafe_load,
+                           checkpoint_missing_message(path))
 
 
 def load_state_dicts(
@@ -230,10 +153,7 @@ def load_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(checkpoint_missing_message(path))
     if expected_sha256 is not None:
-        actual = sha256_file(path)
-        if actual != expected_sha256.lower():
-            raise CheckpointError(f"checkpoint {path} has sha256 {actual}, expected "
-                                  f"{expected_sha256.lower()}")
+        check_sha256(path, expected_sha256)
     data = read_checkpoint(path, unsafe_load=unsafe_load)
     kp_detector, generator = build_networks(config, align_corners=align_corners)
     load_state_dicts(kp_detector, generator, data, source=str(path))

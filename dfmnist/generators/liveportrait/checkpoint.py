@@ -30,7 +30,6 @@ or in the published ``base_models``/``retargeting_models`` layout.
 from __future__ import annotations
 
 import hashlib
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +37,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from dfmnist.generators.fomm.checkpoint import CheckpointError, check_state_dict
 from dfmnist.generators.liveportrait.appearance import AppearanceFeatureExtractor
 from dfmnist.generators.liveportrait.motion_extractor import MotionExtractor
 from dfmnist.generators.liveportrait.spade import SPADEDecoder
 from dfmnist.generators.liveportrait.stitching import StitchingRetargetingNetwork
 from dfmnist.generators.liveportrait.warping import WarpingNetwork
+from dfmnist.generators.state_files import CheckpointError, check_state_dict, read_state_file
 from dfmnist.storage.files import sha256_file
 
 __all__ = [
@@ -207,15 +206,7 @@ def checkpoint_sha256(files: dict[str, Path]) -> str:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [repr(exc)])[0][:200]
-        raise CheckpointError(f"{path} is not a readable torch file, or is truncated "
-                              f"({type(exc).__name__}: {first})") from exc
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} holds a {type(data).__name__}, expected a state dict")
-    return data
+    return read_state_file(path, "a LivePortrait checkpoint file")
 
 
 def _load(module: nn.Module, state: dict[str, Any], label: str) -> None:

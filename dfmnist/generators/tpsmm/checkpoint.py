@@ -18,7 +18,6 @@ Loading is strict: a missing, unexpected or misshapen key is an error naming it.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +26,13 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from dfmnist.generators.fomm.checkpoint import CheckpointError, check_state_dict
+from dfmnist.generators import state_files
+from dfmnist.generators.state_files import CheckpointError, check_state_dict
 from dfmnist.generators.tpsmm.avd_network import AVDNetwork
 from dfmnist.generators.tpsmm.bg_motion import BGMotionPredictor
 from dfmnist.generators.tpsmm.dense_motion import DenseMotionNetwork
 from dfmnist.generators.tpsmm.inpainting_network import InpaintingNetwork
 from dfmnist.generators.tpsmm.keypoint_detector import KeypointDetector
-from dfmnist.storage.files import sha256_file
 
 __all__ = [
     "CONFIGS",
@@ -159,47 +158,17 @@ def checkpoint_missing_message(path: str | Path) -> str:
 
 def check_sha256(path: str | Path, expected: str) -> None:
     """Raise CheckpointError unless the file's sha256 is `expected` (hex, any case)."""
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise FileNotFoundError(checkpoint_missing_message(path))
-    found, wanted = sha256_file(path), expected.lower()
-    if found != wanted:
-        raise CheckpointError(f"checkpoint {path} has sha256 {found}, expected {wanted}")
+    state_files.check_sha256(path, expected)
 
 
 def read_checkpoint(path: str | Path, unsafe_load: bool = False) -> dict[str, Any]:
-    """Read a checkpoint file into a dict on the CPU.
-
-    ``torch.load(weights_only=True)`` (tensors, containers, numbers: enough for the original
-    files, optimizer states included) unless `unsafe_load` (full unpickling, for trusted files
-    only). Raises FileNotFoundError for a missing file and CheckpointError for anything but a
-    readable dict holding the required state dicts.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(checkpoint_missing_message(path))
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=not unsafe_load)
-    except Exception as exc:  # torch.load raises many types for damaged or foreign files
-        text = (str(exc).strip().splitlines() or [repr(exc)])[0][:200]
-        if isinstance(exc, pickle.UnpicklingError) and not unsafe_load \
-                and "weights_only" in str(exc):
-            raise CheckpointError(
-                f"not a TPSMM checkpoint: {path} holds objects other than tensors and plain "
-                f"containers, refused by the safe loader (torch.load weights_only=True: "
-                f"{text}); pass unsafe_load=True only for a file you trust") from exc
-        raise CheckpointError(f"not a TPSMM checkpoint: {path} is not a readable torch file, "
-                              f"or is truncated ({path.stat().st_size} bytes; "
-                              f"{type(exc).__name__}: {text})") from exc
-    if not isinstance(data, Mapping):
-        raise CheckpointError(f"not a TPSMM checkpoint: {path} holds a {type(data).__name__}, "
-                              f"expected a dict with {', '.join(map(repr, REQUIRED))}")
-    lacking = [k for k in REQUIRED if not isinstance(data.get(k), Mapping)]
-    if lacking:
-        keys = ", ".join(map(repr, list(data)[:8]))
-        raise CheckpointError(f"not a TPSMM checkpoint: {path} has no {' or '.join(lacking)} "
-                              f"state dict (top-level keys: {keys})")
-    return dict(data)
+    """Read a checkpoint file into a dict on the CPU (`state_files.read_state_file`: the safe
+    loader unless `unsafe_load`). Raises FileNotFoundError for a missing file and
+    CheckpointError for anything but a readable dict holding the required state dicts."""
+    return state_files.read_state_file(path, "a TPSMM checkpoint", REQUIRED, unsafe_load,
+                                       checkpoint_missing_message(path))
 
 
 def load_state_dicts(networks: TpsmmNetworks, checkpoint: Mapping[str, Any],
