@@ -6,7 +6,8 @@ config) and ``demo.make_animation`` (``--mode``, default relative), which render
 frame with its own ``modules/`` networks, re-encoding the source for every frame
 (`dfmnist.generators.tpsmm.original`). Ours is `TpsmmGenerator` with its defaults (source
 keypoints and encoding computed once, batches of ``--batch`` frames, inference mode, folded
-ResNet batch norms, up blocks as transposed convolutions, row-split 7x7 heads).
+ResNet batch norms, up blocks as transposed convolutions computed by phases, row-split 7x7
+heads, NCHW Winograd F(4x4, 3x3) in the inpainting decoder's residual blocks).
 
 Same weights, inputs and thread count for both: a seeded random model in the original
 checkpoint layout (batch norms calibrated on the inputs; no published checkpoint offline),

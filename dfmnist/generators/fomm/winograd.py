@@ -85,11 +85,24 @@ def _combine(matrix: torch.Tensor, parts: Sequence[torch.Tensor],
             out.add_(part, alpha=coef)
 
 
-def _plain_3x3(conv: nn.Conv2d) -> bool:
+def plain_3x3(conv: nn.Conv2d) -> bool:
     """A 3x3 convolution with stride 1, zero padding 1, no dilation and no groups."""
     return tuple(conv.kernel_size) == (3, 3) and tuple(conv.stride) == (1, 1) \
         and tuple(conv.padding) == (1, 1) and tuple(conv.dilation) == (1, 1) \
         and conv.groups == 1 and conv.padding_mode == "zeros"
+
+
+def transformed_weights(conv: nn.Conv2d, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`conv`'s weights in the transform domain, U[i, j] = G w G^T per (out, in) pair, as
+    (a*a, K, C) (one linear layer per point; computed in float64, rounded once to the
+    weights' dtype), and its bias (zeros without one), both on the weights' device."""
+    weight = conv.weight.detach()
+    with torch.no_grad():
+        u = torch.einsum("ik,ockl,jl->ijoc", g, weight.double().cpu(), g)
+        u = u.reshape(len(g) ** 2, conv.out_channels, conv.in_channels)
+        bias = conv.bias.detach().clone() if conv.bias is not None \
+            else torch.zeros(conv.out_channels, dtype=weight.dtype, device=weight.device)
+    return u.to(dtype=weight.dtype, device=weight.device).contiguous(), bias
 
 
 def _onednn_linear_available() -> bool:
@@ -109,7 +122,7 @@ class WinogradConv2d(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, tile: int = 2, chunk_bytes: int = 16 << 20) -> None:
         super().__init__()
-        if not _plain_3x3(conv):
+        if not plain_3x3(conv):
             raise ValueError("WinogradConv2d needs a 3x3 convolution with stride 1, padding 1, "
                              "no dilation and no groups")
         if chunk_bytes < 1:
@@ -119,15 +132,9 @@ class WinogradConv2d(nn.Module):
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
         self.register_buffer("b_t", b_t, persistent=False)
         self.register_buffer("a_t", a_t, persistent=False)
-        with torch.no_grad():
-            weight = conv.weight.detach()
-            # U[i, j] = G g G^T per (out, in) pair, as (a*a, K, C): one linear layer per point
-            u = torch.einsum("ik,ockl,jl->ijoc", g, weight.double(), g)
-            u = u.reshape(self.side**2, self.out_channels, self.in_channels).to(weight.dtype)
-            bias = conv.bias.detach() if conv.bias is not None \
-                else torch.zeros(self.out_channels, dtype=weight.dtype, device=weight.device)
-        self.register_buffer("weight", u.contiguous())
-        self.register_buffer("bias", bias.clone())
+        weight, bias = transformed_weights(conv, g)
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
         self._packed: list[torch.Tensor] | None = None
         self._zero: torch.Tensor | None = None  # the products' (absent) bias, for oneDNN
         self._onednn = _onednn_linear_available()
@@ -213,6 +220,6 @@ def winograd_convolutions(module: nn.Module, tile: int = 2, min_channels: int = 
     products, dominate. Measured per convolution on one core, 8 maps of 32x32: 64 -> 128
     channels 5.1 ms direct, 5.6 ms F(2x2); 128 -> 256 channels 18.3 ms vs 15.6 ms."""
     return replace_modules(module, lambda child: WinogradConv2d(child, tile, chunk_bytes)
-                           if isinstance(child, nn.Conv2d) and _plain_3x3(child)
+                           if isinstance(child, nn.Conv2d) and plain_3x3(child)
                            and min(child.in_channels, child.out_channels) >= min_channels
                            else None)
