@@ -17,20 +17,17 @@ The driving clip may have any size (it is resized on its own). Landmarks are ign
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-from dfmnist.generators.base import Generator, check_inputs
+from dfmnist.generators.base import check_inputs
 from dfmnist.generators.fomm.blocks import full_precision, full_width
 from dfmnist.generators.fomm.checkpoint import (
-    CheckpointError,
     FommConfig,
     checkpoint_missing_message,
     get_config,
@@ -50,7 +47,11 @@ from dfmnist.generators.fomm.relative import (
     relative_keypoints,
 )
 from dfmnist.generators.fomm.winograd import TILES, winograd_convolutions
-from dfmnist.storage.files import sha256_file
+from dfmnist.generators.network import (
+    NetworkGenerator,
+    resize_frame,
+    state_sha256,
+)
 
 __all__ = [
     "FommGenerator",
@@ -64,31 +65,7 @@ __all__ = [
 #: Bump when the rendering changes, so content keys change with it.
 ALGORITHM_VERSION = 1
 
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def state_sha256(*modules: torch.nn.Module) -> str:
-    """sha256 over the modules' state dicts (key names, dtypes, shapes and bytes, in order)."""
-    digest = hashlib.sha256()
-    for module in modules:
-        for key, value in module.state_dict().items():
-            tensor = value.detach().cpu().contiguous()
-            digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-            digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`image` (H, W, 3) uint8 resized to `size` = (height, width)."""
-    h, w = image.shape[:2]
-    if (h, w) == size:
-        return image
-    shrink = size[0] * size[1] < h * w
-    return cv2.resize(image, (size[1], size[0]),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-
-
-class FommGenerator(Generator):
+class FommGenerator(NetworkGenerator):
     """First Order Motion Model animation with a checkpoint in the original format.
 
     Options:
@@ -131,7 +108,7 @@ class FommGenerator(Generator):
     """
 
     name = "fomm"
-    float_kernels = True  # float32 kernels decide the bytes: keys carry dfmnist.numerics
+    label = "FOMM"
 
     def __init__(
         self,
@@ -157,30 +134,14 @@ class FommGenerator(Generator):
         unsafe_load: bool = False,
         networks: tuple[KeypointDetector, OcclusionAwareGenerator] | None = None,
     ) -> None:
-        if networks is not None:
-            if checkpoint is not None or sha256 is not None:
-                raise ValueError("pass either checkpoint= or networks=, not both")
-        elif checkpoint is None:
-            raise ValueError("FommGenerator needs checkpoint=<path>: "
-                             + checkpoint_missing_message("(none given)").split(". ", 1)[1])
-        self.checkpoint = None if checkpoint is None else Path(checkpoint)
-        if self.checkpoint is not None and not self.checkpoint.is_file():
-            raise FileNotFoundError(checkpoint_missing_message(self.checkpoint))
+        self._setup(checkpoint=checkpoint, networks=networks, sha256=sha256,
+                    missing=checkpoint_missing_message, device=device, batch_size=batch_size,
+                    precision=precision, precisions=tuple(PRECISIONS), threads=threads,
+                    resize=resize)
         self.config: FommConfig = get_config(config)
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {precision!r}")
-        self.device = torch.device(device)
-        self.batch_size = int(batch_size)
-        self.precision = precision
-        #: Dtype of weights and activations (autocast aside).
-        self.dtype = torch.float64 if precision == "fp64" else torch.float32
         self.relative = bool(relative)
         self.adapt_scale = bool(adapt_scale)
         self.align_corners = bool(align_corners)
-        self.resize = bool(resize)
         if channels_last is None:  # measured: faster on CPU and for CUDA bf16/fp16 only
             channels_last = self.device.type == "cpu" or precision in ("bf16", "fp16")
         self.channels_last = bool(channels_last)
@@ -194,19 +155,11 @@ class FommGenerator(Generator):
         self.winograd_min_channels = int(winograd_min_channels)
         self.row_split = self.device.type == "cpu" if row_split is None else bool(row_split)
         self.cudnn_benchmark = bool(cudnn_benchmark)
-        if threads is not None and int(threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        self.threads = None if threads is None else int(threads)
         self.unsafe_load = bool(unsafe_load)
         self._nets: tuple[KeypointDetector, OcclusionAwareGenerator] | None = None
         if networks is not None:
             self.weights_sha256 = state_sha256(*networks)
             self._nets = self._place(*networks)
-            return
-        self.weights_sha256 = self._hash_checkpoint(self.checkpoint)
-        if sha256 is not None and sha256.lower() != self.weights_sha256:
-            raise CheckpointError(f"checkpoint {self.checkpoint} has sha256 "
-                                  f"{self.weights_sha256}, expected {sha256.lower()}")
 
     @classmethod
     def from_networks(
@@ -216,14 +169,6 @@ class FommGenerator(Generator):
         `weights_sha256` hashes their state dicts (not a checkpoint file). The networks are
         copied, not modified."""
         return cls(networks=(copy.deepcopy(kp_detector), copy.deepcopy(generator)), **options)
-
-    @staticmethod
-    def _hash_checkpoint(path: Path) -> str:
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if key not in _SHA_CACHE:
-            _SHA_CACHE[key] = sha256_file(path)
-        return _SHA_CACHE[key]
 
     def params(self) -> dict[str, Any]:
         return {
@@ -235,11 +180,6 @@ class FommGenerator(Generator):
             "align_corners": self.align_corners,
             "resize": self.resize,
         }
-
-    @property
-    def frame_size(self) -> int:
-        """The model's square frame side in pixels."""
-        return self.config.frame_size
 
     def networks(self) -> tuple[KeypointDetector, OcclusionAwareGenerator]:
         """The loaded (kp_detector, generator), in eval mode on `device` (loaded on first use)."""
@@ -256,9 +196,7 @@ class FommGenerator(Generator):
     ) -> tuple[KeypointDetector, OcclusionAwareGenerator]:
         """The networks in eval mode on the device, in the chosen memory format, batch norms
         folded with `fold_bn` (modifies them)."""
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device={str(self.device)!r} requested but CUDA is not "
-                               f"available")
+        self._check_device()
         if self.precision not in ("fp32", "fp64") and self.device.type != "cuda":
             raise ValueError(f"precision={self.precision!r} is only supported on CUDA devices, "
                              f"got device={str(self.device)!r}; use 'fp32' or 'fp64'")
@@ -305,20 +243,6 @@ class FommGenerator(Generator):
         finally:
             torch.backends.cudnn.benchmark = saved
 
-    def _to_tensor(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1] on the device."""
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        return x.contiguous(memory_format=fmt)
-
-    def _check_size(self, label: str, shape: tuple[int, ...]) -> None:
-        size = self.frame_size
-        if not self.resize and tuple(shape[:2]) != (size, size):
-            raise ValueError(f"{label} frames are {shape[1]}x{shape[0]} but the FOMM "
-                             f"{self.config.name!r} model works at {size}x{size} "
-                             f"(resize=False)")
-
     def render(
         self,
         source: np.ndarray,
@@ -336,11 +260,10 @@ class FommGenerator(Generator):
         self._check_size("source", source.shape)
         self._check_size("driving", driving.shape[1:])
         kp_detector, generator = self.networks()
-        if self.threads is not None and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
-        out = None if sink is not None else np.empty((len(driving), *size, 3),
-                                                    np.float64 if self.dtype == torch.float64
-                                                    else np.float32)
+        self._use_threads()
+        out = None
+        if sink is None:  # collect the frames as arrays
+            out, sink = self._collector(len(driving), size)
         src = self._to_tensor(resize_frame(source, size)[None])
 
         def keypoints(images: torch.Tensor) -> Keypoints:
@@ -354,8 +277,7 @@ class FommGenerator(Generator):
             kp_initial = None
             scale = 1.0
             for start in range(0, len(driving), self.batch_size):
-                chunk = driving[start:start + self.batch_size]
-                frames = self._to_tensor(np.stack([resize_frame(f, size) for f in chunk]))
+                _, frames = self._frames_at(driving, start)
                 kp_driving = keypoints(frames)
                 if kp_initial is None:
                     kp_initial = kp_driving.select(0)
@@ -364,12 +286,7 @@ class FommGenerator(Generator):
                                                      kp_initial.value[0].cpu().numpy())
                 kp_norm = relative_keypoints(kp_source, kp_driving, kp_initial,
                                              relative=self.relative, scale=scale)
-                pred = full_width(generator.render(encoding, kp_norm, kp_source))
-                if sink is not None:
-                    sink(start, pred)
-                else:
-                    assert out is not None
-                    out[start:start + len(chunk)] = pred.permute(0, 2, 3, 1).cpu().numpy()
+                sink(start, full_width(generator.render(encoding, kp_norm, kp_source)))
         return out
 
     def animate(
@@ -385,14 +302,6 @@ class FommGenerator(Generator):
         """
         source, _, driving, _ = check_inputs(source, source_landmarks, driving,
                                              driving_landmarks)
-        h, w = source.shape[:2]
-        result = np.empty((len(driving), h, w, 3), dtype=np.uint8)
-
-        def store(start: int, frames: torch.Tensor) -> None:
-            frames = frames.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
-            batch = frames.permute(0, 2, 3, 1).cpu().numpy()
-            for i, frame in enumerate(batch):
-                result[start + i] = resize_frame(frame, (h, w))
-
-        self.render(source, driving, sink=store)
+        result = np.empty((len(driving), *source.shape[:2], 3), dtype=np.uint8)
+        self.render(source, driving, sink=self._quantiser(result))
         return result

@@ -109,7 +109,28 @@ def _onednn_linear_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
-class WinogradConv2d(nn.Module):
+class WinogradLayer(nn.Module):
+    """What every Winograd form of a plain 3x3 convolution keeps: its tile, its chunk size
+    and its weights and bias in the transform domain (`transformed_weights`, buffers: for
+    inference only). Returns the matrices (B^T, G, A^T) for the subclass's transforms."""
+
+    def _init_weights(self, conv: nn.Conv2d, tile: int, chunk_bytes: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if not plain_3x3(conv):
+            raise ValueError(f"{type(self).__name__} needs a 3x3 convolution with stride 1, "
+                             f"padding 1, no dilation and no groups")
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+        b_t, g, a_t = winograd_matrices(tile)
+        self.tile, self.side, self.chunk_bytes = tile, tile + 2, int(chunk_bytes)
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        weight, bias = transformed_weights(conv, g)
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+        return b_t, g, a_t
+
+
+class WinogradConv2d(WinogradLayer):
     """A 3x3, stride-1, padding-1 `nn.Conv2d` (no groups, no dilation) computed by
     F(tile x tile, 3 x 3). Takes and returns (N, C, H, W) tensors; the output is in
     channels-last memory. Inference only: the transformed weights are buffers, not
@@ -122,19 +143,9 @@ class WinogradConv2d(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, tile: int = 2, chunk_bytes: int = 16 << 20) -> None:
         super().__init__()
-        if not plain_3x3(conv):
-            raise ValueError("WinogradConv2d needs a 3x3 convolution with stride 1, padding 1, "
-                             "no dilation and no groups")
-        if chunk_bytes < 1:
-            raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
-        b_t, g, a_t = winograd_matrices(tile)
-        self.tile, self.side, self.chunk_bytes = tile, tile + 2, int(chunk_bytes)
-        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        b_t, _, a_t = self._init_weights(conv, tile, chunk_bytes)
         self.register_buffer("b_t", b_t, persistent=False)
         self.register_buffer("a_t", a_t, persistent=False)
-        weight, bias = transformed_weights(conv, g)
-        self.register_buffer("weight", weight)
-        self.register_buffer("bias", bias)
         self._packed: list[torch.Tensor] | None = None
         self._zero: torch.Tensor | None = None  # the products' (absent) bias, for oneDNN
         self._onednn = _onednn_linear_available()

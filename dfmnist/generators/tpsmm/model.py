@@ -17,7 +17,6 @@ used only by ``find_best_frame``.
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from dfmnist.generators.base import Generator, check_inputs
-from dfmnist.generators.fomm.model import resize_frame, state_sha256
+from dfmnist.generators.base import check_inputs
 from dfmnist.generators.fomm.precision import tf32_mode
 from dfmnist.generators.fomm.winograd import TILES
+from dfmnist.generators.network import NetworkGenerator, resize_frame, state_sha256
 from dfmnist.generators.tpsmm.checkpoint import (
     CheckpointError,
     TpsmmConfig,
@@ -45,7 +44,6 @@ from dfmnist.generators.tpsmm.modes import (
     best_frame,
     relative_keypoints,
 )
-from dfmnist.storage.files import sha256_file
 
 __all__ = ["PRECISIONS", "TpsmmGenerator"]
 
@@ -56,15 +54,7 @@ ALGORITHM_VERSION = 1
 PRECISIONS = ("fp32", "fp64", "tf32")
 
 
-@functools.lru_cache(maxsize=16)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of a file, remembered per (path, size, mtime): hashing vox.pth.tar takes
-    seconds and a job builds its generator more than once."""
-    del size, mtime_ns  # part of the cache key only
-    return sha256_file(Path(path))
-
-
-class TpsmmGenerator(Generator):
+class TpsmmGenerator(NetworkGenerator):
     """TPSMM animation with a checkpoint in the original format.
 
     Options:
@@ -98,7 +88,7 @@ class TpsmmGenerator(Generator):
     """
 
     name = "tpsmm"
-    float_kernels = True  # float32 kernels decide the bytes: keys carry dfmnist.numerics
+    label = "TPSMM"
 
     def __init__(
         self,
@@ -123,33 +113,18 @@ class TpsmmGenerator(Generator):
         unsafe_load: bool = False,
         networks: TpsmmNetworks | None = None,
     ) -> None:
-        if networks is not None:
-            if checkpoint is not None or sha256 is not None:
-                raise ValueError("pass either checkpoint= or networks=, not both")
-        elif checkpoint is None:
-            raise ValueError("TpsmmGenerator needs checkpoint=<path>: "
-                             + checkpoint_missing_message("(none given)").split(". ", 1)[1])
-        self.checkpoint = None if checkpoint is None else Path(checkpoint)
-        if self.checkpoint is not None and not self.checkpoint.is_file():
-            raise FileNotFoundError(checkpoint_missing_message(self.checkpoint))
-        self.config: TpsmmConfig = get_config(config)
-        self.device = torch.device(device)
         if batch_size is None:  # measured on the CPU: batches only enlarge the working set
-            batch_size = 1 if self.device.type == "cpu" else 8
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {precision!r}")
+            batch_size = 1 if torch.device(device).type == "cpu" else 8
+        self._setup(checkpoint=checkpoint, networks=networks, sha256=sha256,
+                    missing=checkpoint_missing_message, device=device, batch_size=batch_size,
+                    precision=precision, precisions=PRECISIONS, threads=threads,
+                    resize=resize)
+        self.config: TpsmmConfig = get_config(config)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        self.batch_size = int(batch_size)
-        self.precision = precision
-        self.dtype = torch.float64 if precision == "fp64" else torch.float32
         self.mode = mode
         self.find_best_frame = bool(find_best_frame)
         self.background = bool(background)
-        self.resize = bool(resize)
         cpu = self.device.type == "cpu"
         self.channels_last = False if channels_last is None else bool(channels_last)
         self.fold_bn = bool(fold_bn)
@@ -160,22 +135,11 @@ class TpsmmGenerator(Generator):
         self.winograd = winograd
         self.winograd_min_channels = int(winograd_min_channels)
         self.row_split = cpu if row_split is None else bool(row_split)
-        if threads is not None and int(threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        self.threads = None if threads is None else int(threads)
         self.unsafe_load = bool(unsafe_load)
         self._nets: TpsmmNetworks | None = None
         if networks is not None:
             self.weights_sha256 = state_sha256(*networks.present().values())
             self._nets = self._place(networks)
-            return
-        assert self.checkpoint is not None
-        stat = self.checkpoint.stat()
-        self.weights_sha256 = _file_sha256(str(self.checkpoint.resolve()), stat.st_size,
-                                           stat.st_mtime_ns)
-        if sha256 is not None and sha256.lower() != self.weights_sha256:
-            raise CheckpointError(f"checkpoint {self.checkpoint} has sha256 "
-                                  f"{self.weights_sha256}, expected {sha256.lower()}")
 
     @classmethod
     def from_networks(cls, networks: TpsmmNetworks, **options: Any) -> TpsmmGenerator:
@@ -194,11 +158,6 @@ class TpsmmGenerator(Generator):
             "resize": self.resize,
         }
 
-    @property
-    def frame_size(self) -> int:
-        """The model's square frame side in pixels."""
-        return self.config.frame_size
-
     def networks(self) -> TpsmmNetworks:
         """The networks this generator uses (the AVD network only in 'avd' mode, the background
         predictor only with `background`), rewritten for inference, on `device` (loaded on
@@ -212,9 +171,7 @@ class TpsmmGenerator(Generator):
     def _place(self, networks: TpsmmNetworks) -> TpsmmNetworks:
         """The networks in eval mode, in the working dtype, rewritten, on the device, in the
         chosen memory format (modifies them)."""
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device={str(self.device)!r} requested but CUDA is not "
-                               f"available")
+        self._check_device()
         if self.precision == "tf32" and self.device.type != "cuda":
             raise ValueError(f"precision='tf32' is only supported on CUDA devices, got "
                              f"device={str(self.device)!r}; use 'fp32' or 'fp64'")
@@ -245,20 +202,6 @@ class TpsmmGenerator(Generator):
             return
         with tf32_mode(self.precision == "tf32"):
             yield
-
-    def _to_tensor(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, 3) -> (N, 3, H, W) in [0, 1] on the device, in the working dtype
-        and memory format (uint8 -> float is exact; the division rounds once)."""
-        layout = torch.channels_last if self.channels_last else torch.contiguous_format
-        pixels = torch.as_tensor(np.ascontiguousarray(frames), device=self.device)
-        return pixels.permute(0, 3, 1, 2).to(dtype=self.dtype, memory_format=layout).div_(255.0)
-
-    def _check_size(self, label: str, shape: tuple[int, ...]) -> None:
-        size = self.frame_size
-        if not self.resize and tuple(shape[:2]) != (size, size):
-            raise ValueError(f"{label} frames are {shape[1]}x{shape[0]} but the TPSMM "
-                             f"{self.config.name!r} model works at {size}x{size} "
-                             f"(resize=False)")
 
     def initial_frame(self, source: np.ndarray, source_landmarks: np.ndarray,
                       driving: np.ndarray, driving_landmarks: np.ndarray) -> int:
@@ -292,15 +235,10 @@ class TpsmmGenerator(Generator):
         if not 0 <= initial < len(driving):
             raise ValueError(f"initial frame {initial} outside the {len(driving)} driving frames")
         nets = self.networks()
-        if self.threads is not None and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        self._use_threads()
         out = None
         if sink is None:  # collect the frames as arrays
-            out = np.empty((len(driving), *size, 3),
-                           np.float64 if self.dtype == torch.float64 else np.float32)
-
-            def sink(start: int, frames: torch.Tensor) -> None:
-                out[start:start + len(frames)] = frames.permute(0, 2, 3, 1).cpu().numpy()
+            out, sink = self._collector(len(driving), size)
         with torch.inference_mode(), self._math_mode():
             src = self._to_tensor(resize_frame(source, size)[None])
             kp_source = nets.kp_detector(src)
@@ -313,8 +251,7 @@ class TpsmmGenerator(Generator):
                 scale = adapt_movement_scale(kp_source[0].cpu().numpy(),
                                              kp_initial[0].cpu().numpy())
             for start in range(0, len(driving), self.batch_size):
-                chunk = driving[start:start + self.batch_size]
-                frames = self._to_tensor(np.stack([resize_frame(f, size) for f in chunk]))
+                _, frames = self._frames_at(driving, start)
                 kp_driving = nets.kp_detector(frames)
                 if kp_initial is not None:
                     kp_driving = relative_keypoints(kp_source, kp_driving, kp_initial, scale)
@@ -341,13 +278,6 @@ class TpsmmGenerator(Generator):
         source, src_lms, driving, drv_lms = check_inputs(source, source_landmarks, driving,
                                                          driving_landmarks)
         initial = self.initial_frame(source, src_lms, driving, drv_lms)
-        size = source.shape[:2]
-        result = np.empty((len(driving), *size, 3), dtype=np.uint8)
-
-        def store(start: int, frames: torch.Tensor) -> None:
-            pixels = (frames * 255.0).round_().clamp_(0, 255).byte()
-            for offset, frame in enumerate(pixels.permute(0, 2, 3, 1).cpu().numpy()):
-                result[start + offset] = resize_frame(frame, size)
-
-        self.render(source, driving, initial=initial, sink=store)
+        result = np.empty((len(driving), *source.shape[:2], 3), dtype=np.uint8)
+        self.render(source, driving, initial=initial, sink=self._quantiser(result))
         return result

@@ -31,35 +31,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfmnist.generators.fomm.inference import replace_modules
-from dfmnist.generators.fomm.winograd import (
-    TILES,
-    plain_3x3,
-    transformed_weights,
-    winograd_matrices,
-)
+from dfmnist.generators.fomm.winograd import TILES, WinogradLayer, plain_3x3
 
 __all__ = ["NchwWinogradConv2d", "nchw_winograd_convolutions"]
 
 
-class NchwWinogradConv2d(nn.Module):
+class NchwWinogradConv2d(WinogradLayer):
     """A plain 3x3 `nn.Conv2d` (stride 1, padding 1, no groups or dilation) computed by
     F(tile x tile, 3 x 3) on NCHW tensors (inference only: the transformed weights are
     buffers). The output is a contiguous NCHW tensor."""
 
     def __init__(self, conv: nn.Conv2d, tile: int = 4, chunk_bytes: int = 8 << 20) -> None:
         super().__init__()
-        if not plain_3x3(conv):
-            raise ValueError("NchwWinogradConv2d needs a 3x3 convolution with stride 1, "
-                             "padding 1, no dilation and no groups")
-        if chunk_bytes < 1:
-            raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
-        b_t, g, a_t = winograd_matrices(tile)
-        self.tile, self.side, self.chunk_bytes = tile, tile + 2, int(chunk_bytes)
-        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
-        weight, bias = transformed_weights(conv, g)
-        self.register_buffer("weight", weight)
-        self.register_buffer("bias", bias)
-        like = {"dtype": weight.dtype, "device": weight.device}
+        b_t, _, a_t = self._init_weights(conv, tile, chunk_bytes)
+        like = {"dtype": self.weight.dtype, "device": self.weight.device}
         # row p*a + q of B^T (x) B^T transforms the tile flattened row-major: V[p, q]
         self.register_buffer("input_transform", torch.kron(b_t, b_t).to(**like),
                              persistent=False)
