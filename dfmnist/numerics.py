@@ -21,7 +21,8 @@ from typing import Any
 #: Environment variables that force oneDNN's or ATen's instruction set below the processor's.
 ISA_OVERRIDES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
 #: A generator's settings that change its float32 kernels, not its function (each is
-#: execution-only in the config, so it stays out of the generator's params).
+#: execution-only in the config, so it stays out of the generator's params); a generator
+#: with other such settings lists its own in `kernel_options`.
 KERNEL_OPTIONS = ("batch_size", "winograd", "channels_last", "fold_bn", "subpixel",
                   "row_split")
 
@@ -65,6 +66,7 @@ def generator_numerics(generator) -> dict[str, Any]:
     if not getattr(generator, "float_kernels", False):
         return {}
     device = str(getattr(generator, "device", "cpu"))
-    options = {k: getattr(generator, k) for k in KERNEL_OPTIONS if hasattr(generator, k)}
+    names = getattr(generator, "kernel_options", KERNEL_OPTIONS)
+    options = {k: getattr(generator, k) for k in names if hasattr(generator, k)}
     return {"platform": float_platform(device, getattr(generator, "threads", None)),
             "kernels": options}

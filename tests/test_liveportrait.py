@@ -215,7 +215,7 @@ def test_batched_equals_frame_at_a_time_and_plain_networks(clip) -> None:
     nets = random_networks("small", seed=5)
     frames = {}
     for label, options in (("batched", {"batch_size": 4}), ("single", {"batch_size": 1}),
-                           ("plain", {"batch_size": 3, "fold_bn": False, "winograd": False})):
+                           ("plain", {"batch_size": 3, **PLAIN})):
         generator = LivePortraitGenerator(networks=nets, config="small", precision="fp64",
                                           **options)
         frames[label] = generator.render(source, driving)
@@ -231,3 +231,101 @@ def test_batched_equals_frame_at_a_time_and_plain_networks(clip) -> None:
                                   stitching=False).render(source, driving)
     assert np.abs(plain - stitched).max() > 1e-6  # stitching moves the keypoints
     assert math.isfinite(float(plain.sum()))
+
+
+#: Every inference rewrite switched off: the networks as loaded.
+PLAIN = {"fold_bn": False, "winograd": False, "fft_mask": False, "fast_spade": False,
+         "phase_up": False, "flush_subnormal": False}
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("rewrite", ["fold_bn", "winograd", "fft_mask", "fast_spade",
+                                     "phase_up"])
+def test_each_rewrite_is_the_plain_network_in_float64(clip, rewrite: str) -> None:
+    """Each speed rewrite alone (phase_up needs fold_bn) renders the plain networks' frames
+    and traced intermediates to 1e-12 in float64, on real frames. The small configuration
+    has no 256-channel convolution, so `winograd` is forced onto every 3x3 of 8+ channels
+    here via the module function (the generator's own threshold is for the published one).
+    """
+    source, driving = clip
+    nets = random_networks("small", seed=7)
+    options = dict(PLAIN, **{rewrite: True})
+    if rewrite == "phase_up":
+        options["fold_bn"] = True
+    generators = {
+        "plain": LivePortraitGenerator(networks=nets, config="small", precision="fp64",
+                                       batch_size=3, **PLAIN),
+        "rewritten": LivePortraitGenerator(networks=nets, config="small", precision="fp64",
+                                           batch_size=3, **options),
+    }
+    if rewrite == "winograd":  # one thread (the fixture): the Winograd branch runs
+        from dfmnist.generators.liveportrait.inference import single_thread_winograd
+
+        rewritten = generators["rewritten"].networks()
+        assert sum(single_thread_winograd(m, min_channels=8)
+                   for m in (rewritten.spade_generator, rewritten.warping_module)) > 0
+    traces: dict[str, dict] = {}
+    frames = {}
+    for label, generator in generators.items():
+        traces[label] = {}
+        frames[label] = generator.render(source, driving, trace=traces[label])
+    changed = {"fold_bn": "BatchNorm", "fft_mask": "FFTConv3d", "fast_spade": "FastSPADE",
+               "phase_up": "PhaseUpBlock3d", "winograd": "WinogradConv2d"}[rewrite]
+    modules = [type(m).__name__ for net in generators["rewritten"].networks().modules().values()
+               for m in (net.values() if isinstance(net, dict) else [net])
+               for m in m.modules()]
+    if rewrite == "fold_bn":
+        assert modules.count("BatchNorm2d") + modules.count("BatchNorm3d") < sum(
+            type(m).__name__.startswith("BatchNorm")
+            for net in nets.modules().values()
+            for m in (net.values() if isinstance(net, dict) else [net]) for m in m.modules())
+    else:
+        assert changed in modules
+    scale = np.abs(frames["plain"]).max()
+    assert np.abs(frames["rewritten"] - frames["plain"]).max() <= 1e-12 * scale
+    for key in ("warped", "occlusion", "deformation"):
+        a, b = np.stack(traces["rewritten"][key]), np.stack(traces["plain"][key])
+        assert np.abs(a - b).max() <= 1e-12 * np.abs(b).max(), key
+
+
+def test_fft_conv3d_and_phase_shapes() -> None:
+    """FFTConv3d against F.conv3d on a non-square input (float64), and the phase classes of
+    nearest upsampling: the inner phases of 4x read a single low-res row."""
+    import torch.nn.functional as F
+
+    from dfmnist.generators.liveportrait.upsampled_conv import phase_classes
+    from dfmnist.generators.liveportrait.fft_conv import FFTConv3d, fft_size
+
+    torch.manual_seed(0)
+    conv = nn.Conv3d(5, 3, kernel_size=(3, 5, 7), padding=(1, 2, 3)).double()
+    x = torch.randn(2, 5, 4, 11, 13, dtype=torch.float64)
+    with torch.no_grad():
+        expected = F.conv3d(x, conv.weight, conv.bias, padding=(1, 2, 3))
+        got = FFTConv3d(conv)(x)
+    assert (got - expected).abs().max() <= 1e-13 * expected.abs().max()
+    assert [fft_size(n) for n in (70, 17, 1)] == [72, 18, 1]
+    assert [(phases, first, m.shape[0]) for phases, first, m in phase_classes(4)] == \
+        [([0], -1, 2), ([1, 2], 0, 1), ([3], 0, 2)]
+
+
+def test_single_thread_winograd_picks_by_thread_count() -> None:
+    """Winograd with one thread, the direct convolution with more; the same in float64."""
+    from dfmnist.generators.liveportrait.inference import SingleThreadWinograd
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 16, 3, padding=1).double()
+    module = SingleThreadWinograd(conv)
+    calls = []
+    module.winograd.register_forward_hook(lambda *args: calls.append("winograd"))
+    x = torch.randn(2, 16, 9, 11, dtype=torch.float64)
+    threads = torch.get_num_threads()
+    try:
+        outputs = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            with torch.no_grad():
+                outputs.append(module(x))
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == ["winograd"]
+    assert (outputs[0] - outputs[1]).abs().max() <= 1e-13 * outputs[1].abs().max()

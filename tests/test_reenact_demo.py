@@ -93,3 +93,35 @@ def test_weights_are_kept_and_the_demo_config_plans(weights: Path, tmp_path: Pat
     proc = run_snakemake(workdir, "-n", "all", "attribution", "--configfile", str(DEMO_CONFIG))
     planned = proc.stdout + proc.stderr
     assert "train_attribution" in planned and "generate_shard" in planned
+
+
+#: Constructor options that decide neither the function nor the float32 kernels' order of
+#: sums, or that the key carries otherwise: the weights (their sha256), where and on how many
+#: threads (the float platform), how a trusted file is unpickled, cuDNN's own choice on CUDA.
+NOT_KERNELS = {"checkpoint", "networks", "sha256", "device", "threads", "unsafe_load",
+               "cudnn_benchmark"}
+#: FOMM's keys predate it: changing them would rebuild every FOMM dataset, and the workflow
+#: cannot set it (not a config key), so within a build it is always its default.
+OLDER = {"fomm": {"winograd_min_channels"}}
+
+
+@pytest.mark.parametrize("name", ["fomm", "tpsmm", "liveportrait"])
+def test_every_option_is_in_the_params_or_the_keys_kernels(name: str, weights: Path):
+    """A fake's key holds its generator's params and, for a float32 network, the options that
+    order its sums (`dfmnist.numerics`): every constructor option is one or the other, so two
+    settings that can give other bytes never share a key."""
+    import inspect
+
+    from dfmnist.generators import GENERATORS
+    from dfmnist.numerics import generator_numerics
+
+    cls = GENERATORS[name]
+    options = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    generator = build_generator(_generate_section(weights), name=name)
+    kernels = set(generator_numerics(generator)["kernels"])
+    left = options - set(generator.params()) - kernels - NOT_KERNELS - OLDER.get(name, set())
+    assert not left, f"{name}: options neither in params() nor in the kernels: {sorted(left)}"
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    section = schema["properties"]["generate"]["properties"][name]["properties"]
+    schema_keys = set(section) - {"checkpoint", "sha256"}
+    assert schema_keys <= set(generator.params()) | kernels

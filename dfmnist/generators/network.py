@@ -94,9 +94,7 @@ class NetworkGenerator(Generator):
                              + missing("(none given)").split(". ", 1)[1])
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         if self.checkpoint is not None:
-            if not self.checkpoint.is_file():
-                raise FileNotFoundError(missing(self.checkpoint))
-            self.weights_sha256 = file_sha256(self.checkpoint)
+            self.weights_sha256 = self._checkpoint_sha256(self.checkpoint, missing)
             if sha256 is not None and sha256.lower() != self.weights_sha256:
                 raise CheckpointError(f"checkpoint {self.checkpoint} has sha256 "
                                       f"{self.weights_sha256}, expected {sha256.lower()}")
@@ -110,6 +108,14 @@ class NetworkGenerator(Generator):
         self.dtype = torch.float64 if precision == "fp64" else torch.float32
         self.threads = _positive("threads", threads)
         self.resize = bool(resize)
+
+    @staticmethod
+    def _checkpoint_sha256(path: Path, missing: Callable[[str | Path], str]) -> str:
+        """The weights' identity: the checkpoint file's sha256 (a model whose checkpoint is
+        several files overrides this)."""
+        if not path.is_file():
+            raise FileNotFoundError(missing(path))
+        return file_sha256(path)
 
     @property
     def frame_size(self) -> int:

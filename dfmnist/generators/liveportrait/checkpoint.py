@@ -178,6 +178,14 @@ def build_networks(config: str | LivePortraitConfig = "human") -> LivePortraitNe
     )
 
 
+def checkpoint_missing_message(path: str | Path) -> str:
+    """The error text for a checkpoint folder that does not exist."""
+    return (f"LivePortrait checkpoint not found: {path}. The published weights "
+            f"(pretrained_weights/liveportrait/ of {ORIGINAL_REPO}'s README) are five .pth "
+            f"files; point generate.liveportrait.checkpoint at their folder (or --config "
+            f"liveportrait_checkpoint=FOLDER)")
+
+
 def checkpoint_files(path: str | Path) -> dict[str, Path]:
     """Module name -> file, found in `path` itself or in its ``base_models`` /
     ``retargeting_models`` sub-folders (the published layout). FileNotFoundError names every

@@ -36,8 +36,8 @@ import cv2
 import numpy as np
 import torch
 
-from dfmnist.generators.base import Generator, check_inputs
-from dfmnist.generators.fomm.winograd import winograd_convolutions
+from dfmnist.generators.base import check_inputs
+from dfmnist.generators.fomm.winograd import WinogradConv2d
 from dfmnist.generators.liveportrait.camera import (
     KeypointInfo,
     hull_volume,
@@ -50,16 +50,23 @@ from dfmnist.generators.liveportrait.checkpoint import (
     LivePortraitConfig,
     LivePortraitNetworks,
     checkpoint_files,
+    checkpoint_missing_message,
     checkpoint_sha256,
     get_config,
     load_checkpoint,
 )
+from dfmnist.generators.liveportrait.fft_conv import FFTConv3d
+from dfmnist.generators.liveportrait.fft_conv import supported as fft_supported
 from dfmnist.generators.liveportrait.inference import (
     depth_chunked_conv3d,
     fold_batch_norms,
+    phase_up_blocks,
     plain_convolutions,
+    single_thread_winograd,
 )
 from dfmnist.generators.liveportrait.stitching import apply_stitching
+from dfmnist.generators.liveportrait.upsampled_conv import fast_spade as use_fast_spade
+from dfmnist.generators.network import NetworkGenerator, state_sha256
 
 __all__ = ["DRIVING_OPTIONS", "PRECISIONS", "LivePortraitGenerator"]
 
@@ -85,7 +92,7 @@ def _resize(image: np.ndarray, size: tuple[int, int], linear: bool = False) -> n
     return cv2.resize(image, (size[1], size[0]), interpolation=mode)
 
 
-class LivePortraitGenerator(Generator):
+class LivePortraitGenerator(NetworkGenerator):
     """LivePortrait animation with weights in the original five-file layout.
 
     Options:
@@ -101,13 +108,23 @@ class LivePortraitGenerator(Generator):
       'fp64' (everything in float64: slow; for equivalence checks), 'fp16' (CUDA only:
       autocast around the networks as the original; keypoint arithmetic stays float32);
     * `device`, `batch_size` (frames per forward), `threads` (``torch.set_num_threads``),
-      `fold_bn`, `winograd` (F(2x2, 3x3) for 3x3 convolutions of 128+ channels on the CPU:
-      default on for CPU float32/float64, off on CUDA). These do not change the output
+      `fold_bn`, `winograd` (F(2x2, 3x3) for 3x3 convolutions of 256+ channels on the CPU
+      when PyTorch runs one thread, `inference.SingleThreadWinograd`: default on for CPU
+      float32/float64, off on CUDA), `fft_mask` (the dense motion's
+      7x7x7 mask convolution by 2D FFTs, `fft_conv`: default as `winograd`), `fast_spade`
+      (SPADE's shared convolution at the segmentation map's resolution, gamma and beta as
+      one convolution, `upsampled_conv`: default on), `flush_subnormal` (zero the dense
+      motion's subnormal heatmap values, at most 1.2e-38 each: 3-4x faster hourglass
+      convolutions on the CPU; default on), `phase_up` (the dense motion hourglass's
+      upsampling blocks convolved at the low resolution, one output phase at a time: 2.25x
+      fewer multiply-adds; needs `fold_bn`; default on). These do not change the output
       beyond float rounding and are not in `params()`.
     """
 
     name = "liveportrait"
-    float_kernels = True  # float32 kernels decide the bytes: keys carry dfmnist.numerics
+    label = "LivePortrait"
+    kernel_options = ("batch_size", "fold_bn", "winograd", "fft_mask", "fast_spade",
+                      "flush_subnormal", "phase_up")
 
     def __init__(
         self,
@@ -124,56 +141,55 @@ class LivePortraitGenerator(Generator):
         threads: int | None = None,
         fold_bn: bool = True,
         winograd: bool | None = None,
+        fft_mask: bool | None = None,
+        fast_spade: bool = True,
+        flush_subnormal: bool = True,
+        phase_up: bool = True,
     ) -> None:
-        if (checkpoint is None) == (networks is None):
-            raise ValueError("LivePortraitGenerator needs exactly one of checkpoint=<folder of "
-                             "the five original .pth files> or networks=")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                             f"got {precision!r}")
         if driving_option not in DRIVING_OPTIONS:
             raise ValueError(f"driving_option must be one of {', '.join(DRIVING_OPTIONS)}, "
                              f"got {driving_option!r}")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.config = get_config(config)
-        self.device = torch.device(device)
+        self._setup(checkpoint=checkpoint, networks=networks, sha256=None,
+                    missing=checkpoint_missing_message, device=device, batch_size=batch_size,
+                    precision=precision, precisions=PRECISIONS, threads=threads, resize=True)
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("precision='fp16' is CUDA autocast, as the original's "
                              f"flag_use_half_precision; got device={device!r}")
-        self.precision = precision
-        self.dtype = torch.float64 if precision == "fp64" else torch.float32
+        self.config = get_config(config)
         self.stitching = bool(stitching)
         self.driving_option = driving_option
         self.driving_multiplier = float(driving_multiplier)
-        self.batch_size = int(batch_size)
-        self.threads = None if threads is None else int(threads)
         self.fold_bn = bool(fold_bn)
-        self.winograd = (self.device.type == "cpu" and precision != "fp16"
-                         if winograd is None else bool(winograd))
+        on_cpu = self.device.type == "cpu" and precision != "fp16"
+        self.winograd = on_cpu if winograd is None else bool(winograd)
+        self.fft_mask = on_cpu if fft_mask is None else bool(fft_mask)
+        self.fast_spade = bool(fast_spade)
+        self.flush_subnormal = bool(flush_subnormal)
+        self.phase_up = bool(phase_up)
         self._nets: LivePortraitNetworks | None = None
-        self.checkpoint = None if checkpoint is None else Path(checkpoint)
         if networks is not None:
-            self.weights_sha256 = _state_sha256(networks)
+            self.weights_sha256 = state_sha256(*networks.modules().values(),
+                                               names=list(networks.modules()))
             self._nets = self._place(copy.deepcopy(networks))
-            return
-        files = checkpoint_files(self.checkpoint)
+
+    @staticmethod
+    def _checkpoint_sha256(path: Path, missing: Callable[[str | Path], str]) -> str:
+        """One sha256 of the five files (`checkpoint.checkpoint_sha256`), remembered per
+        (path, size, mtime) of each."""
+        if not path.is_dir():
+            raise FileNotFoundError(missing(path))
+        files = checkpoint_files(path)
         key = tuple(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
                     for p in files.values())
         if key not in _SHA_CACHE:
             _SHA_CACHE[key] = checkpoint_sha256(files)
-        self.weights_sha256 = _SHA_CACHE[key]
+        return _SHA_CACHE[key]
 
     def params(self) -> dict[str, Any]:
         return {"version": ALGORITHM_VERSION, "config": self.config.name,
                 "stitching": self.stitching,
                 "driving_option": self.driving_option,
                 "driving_multiplier": self.driving_multiplier, "precision": self.precision}
-
-    @property
-    def frame_size(self) -> int:
-        """The networks' square input side in pixels."""
-        return self.config.frame_size
 
     def networks(self) -> LivePortraitNetworks:
         """The inference networks on the device (loaded and rewritten on first use)."""
@@ -183,30 +199,41 @@ class LivePortraitGenerator(Generator):
         return self._nets
 
     def _place(self, nets: LivePortraitNetworks) -> LivePortraitNetworks:
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device={str(self.device)!r} requested but CUDA is not available")
+        self._check_device()
         for module in nets.modules().values():
             module.eval().to(self.dtype)
             plain_convolutions(module)
             if self.fold_bn:
                 fold_batch_norms(module)
+        if self.fold_bn and self.phase_up:
+            phase_up_blocks(nets.warping_module)
+        dense_motion = nets.warping_module.dense_motion_network
+        dense_motion.flush_subnormal = self.flush_subnormal
+        if self.fft_mask and fft_supported(dense_motion.mask):
+            dense_motion.mask = FFTConv3d(dense_motion.mask)
+            side = self.config.frame_size // 2 ** self.config.appearance["num_down_blocks"]
+            dense_motion.mask.prepare(side, side, self.dtype)
         if self.dtype == torch.float64 and self.device.type == "cpu":
             depth_chunked_conv3d(nets.warping_module)
+        if self.fast_spade:
+            use_fast_spade(nets.spade_generator)
         if self.winograd:
+            # only where both widths are 256+: measured per layer on one core (two frames,
+            # oneDNN -> F(2x2, 3x3)): 512->512 at 64x64 0.20 -> 0.15 s, 512->256 at 128x128
+            # 0.42 -> 0.36 s, 256->256 at 128x128 0.24 -> 0.18 s; but 128 -> 512/1024 (the
+            # SPADE modulations) 1.05-1.36x slower and 256 -> 128 or 64 1.1-1.3x slower.
+            # One thread only: see `SingleThreadWinograd`
             for module in (nets.spade_generator, nets.warping_module):
-                winograd_convolutions(module, tile=2, min_channels=128)
+                single_thread_winograd(module, min_channels=256)
         for module in nets.modules().values():
             module.to(self.device)
+        _warm_up(nets)
         return nets
 
     def _autocast(self) -> Any:
         if self.precision != "fp16":
             return nullcontext()
         return torch.autocast(device_type="cuda", dtype=torch.float16)
-
-    def _to_tensor(self, frames: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        return x.permute(0, 3, 1, 2).to(self.dtype).div_(255.0).contiguous()
 
     def _info(self, nets: LivePortraitNetworks, images: torch.Tensor) -> KeypointInfo:
         with self._autocast():
@@ -224,8 +251,7 @@ class LivePortraitGenerator(Generator):
         'feature', 'kp_source', 'source_pitch' ... 'source_kp' (equivalence checks)."""
         size = (self.frame_size, self.frame_size)
         nets = self.networks()
-        if self.threads is not None and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        self._use_threads()
         out: np.ndarray | None = None
         with torch.inference_mode():
             src = self._to_tensor(_resize(source, size, linear=True)[None])
@@ -297,21 +323,21 @@ class LivePortraitGenerator(Generator):
         return result
 
 
+def _warm_up(nets: LivePortraitNetworks) -> None:
+    """Run each Winograd convolution once on a tiny input: it packs its transformed weights
+    for oneDNN on first use, which would otherwise land in the first render."""
+    for network in (nets.spade_generator, nets.warping_module):
+        for module in network.modules():
+            if isinstance(module, WinogradConv2d):
+                weight = module.weight
+                with torch.inference_mode():
+                    module(torch.zeros(1, module.in_channels, 2, 2, dtype=weight.dtype,
+                                       device=weight.device))
+
+
 def _np(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().float().cpu().numpy() if tensor.dtype == torch.float16 \
         else tensor.detach().cpu().numpy()
-
-
-def _state_sha256(nets: LivePortraitNetworks) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, module in nets.modules().items():
-        for key, value in module.state_dict().items():
-            tensor = value.detach().cpu().contiguous()
-            digest.update(f"{name}.{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-            digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 __all__ += ["CheckpointError"]

@@ -89,6 +89,8 @@ class TpsmmGenerator(NetworkGenerator):
 
     name = "tpsmm"
     label = "TPSMM"
+    kernel_options = ("batch_size", "channels_last", "fold_bn", "transposed_up", "winograd",
+                      "winograd_min_channels", "row_split")
 
     def __init__(
         self,
