@@ -258,11 +258,11 @@ def test_each_rewrite_is_the_plain_network_in_float64(clip, rewrite: str) -> Non
         "rewritten": LivePortraitGenerator(networks=nets, config="small", precision="fp64",
                                            batch_size=3, **options),
     }
-    if rewrite == "winograd":  # one thread (the fixture): the Winograd branch runs
-        from dfmnist.generators.liveportrait.inference import single_thread_winograd
+    if rewrite == "winograd":
+        from dfmnist.generators.tpsmm.winograd_nchw import nchw_winograd_convolutions
 
         rewritten = generators["rewritten"].networks()
-        assert sum(single_thread_winograd(m, min_channels=8)
+        assert sum(nchw_winograd_convolutions(m, tile=4, min_channels=8)
                    for m in (rewritten.spade_generator, rewritten.warping_module)) > 0
     traces: dict[str, dict] = {}
     frames = {}
@@ -270,7 +270,7 @@ def test_each_rewrite_is_the_plain_network_in_float64(clip, rewrite: str) -> Non
         traces[label] = {}
         frames[label] = generator.render(source, driving, trace=traces[label])
     changed = {"fold_bn": "BatchNorm", "fft_mask": "FFTConv3d", "fast_spade": "FastSPADE",
-               "phase_up": "PhaseUpBlock3d", "winograd": "WinogradConv2d"}[rewrite]
+               "phase_up": "PhaseUpBlock3d", "winograd": "NchwWinogradConv2d"}[rewrite]
     modules = [type(m).__name__ for net in generators["rewritten"].networks().modules().values()
                for m in (net.values() if isinstance(net, dict) else [net])
                for m in m.modules()]
@@ -293,8 +293,8 @@ def test_fft_conv3d_and_phase_shapes() -> None:
     nearest upsampling: the inner phases of 4x read a single low-res row."""
     import torch.nn.functional as F
 
-    from dfmnist.generators.liveportrait.upsampled_conv import phase_classes
     from dfmnist.generators.liveportrait.fft_conv import FFTConv3d, fft_size
+    from dfmnist.generators.liveportrait.upsampled_conv import phase_classes
 
     torch.manual_seed(0)
     conv = nn.Conv3d(5, 3, kernel_size=(3, 5, 7), padding=(1, 2, 3)).double()
@@ -306,26 +306,3 @@ def test_fft_conv3d_and_phase_shapes() -> None:
     assert [fft_size(n) for n in (70, 17, 1)] == [72, 18, 1]
     assert [(phases, first, m.shape[0]) for phases, first, m in phase_classes(4)] == \
         [([0], -1, 2), ([1, 2], 0, 1), ([3], 0, 2)]
-
-
-def test_single_thread_winograd_picks_by_thread_count() -> None:
-    """Winograd with one thread, the direct convolution with more; the same in float64."""
-    from dfmnist.generators.liveportrait.inference import SingleThreadWinograd
-
-    torch.manual_seed(0)
-    conv = nn.Conv2d(16, 16, 3, padding=1).double()
-    module = SingleThreadWinograd(conv)
-    calls = []
-    module.winograd.register_forward_hook(lambda *args: calls.append("winograd"))
-    x = torch.randn(2, 16, 9, 11, dtype=torch.float64)
-    threads = torch.get_num_threads()
-    try:
-        outputs = []
-        for count in (1, 2):
-            torch.set_num_threads(count)
-            with torch.no_grad():
-                outputs.append(module(x))
-    finally:
-        torch.set_num_threads(threads)
-    assert calls == ["winograd"]
-    assert (outputs[0] - outputs[1]).abs().max() <= 1e-13 * outputs[1].abs().max()

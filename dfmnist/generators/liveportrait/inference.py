@@ -11,8 +11,9 @@
   whole input first (for the dense motion's 7x7x7 mask convolution over 142 x 16 x 64 x 64,
   25 GB); computed over slices of the output depth it needs a bounded amount, with the same
   products and sums per output value.
-* Winograd F(2x2, 3x3) for the wide 3x3 convolutions of the decoder and warping head on the
-  CPU, by `dfmnist.generators.fomm.winograd` (0.44x the multiply-adds; see there).
+* (in `LivePortraitGenerator`) Winograd F(4x4, 3x3) computed in NCHW for the 3x3
+  convolutions of 256 or more channels of the decoder and the warping head on the CPU, by
+  `dfmnist.generators.tpsmm.winograd_nchw` (0.25x the multiply-adds; see there).
 
 In float64 the rewritten networks agree with the plain ones to ~1e-13 (the rewrites are exact
 in real arithmetic); in float32 they change only the rounding. They no longer have the
@@ -26,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfmnist.generators.fomm.inference import replace_modules
-from dfmnist.generators.fomm.winograd import WinogradConv2d, plain_3x3
 from dfmnist.generators.liveportrait.blocks import (
     DownBlock2d,
     DownBlock3d,
@@ -39,8 +39,8 @@ from dfmnist.generators.liveportrait.dense_motion import DenseMotionNetwork
 from dfmnist.generators.liveportrait.spade import SpectralConv2d
 from dfmnist.generators.liveportrait.upsampled_conv import phase_kernels, upsampled_conv
 
-__all__ = ["PhaseUpBlock3d", "SingleThreadWinograd", "conv3d_by_depth", "depth_chunked_conv3d",
-           "fold_batch_norms", "phase_up_blocks", "plain_convolutions", "single_thread_winograd"]
+__all__ = ["PhaseUpBlock3d", "conv3d_by_depth", "depth_chunked_conv3d", "fold_batch_norms",
+           "phase_up_blocks", "plain_convolutions"]
 
 _Conv = nn.Conv2d | nn.Conv3d
 _Norm = nn.BatchNorm2d | nn.BatchNorm3d
@@ -169,38 +169,3 @@ def phase_up_blocks(module: nn.Module) -> int:
     """Replace every folded `UpBlock3d` of `module` by its `PhaseUpBlock3d` (in place; after
     `fold_batch_norms`); returns how many."""
     return replace_modules(module, _phase_up)
-
-
-class SingleThreadWinograd(nn.Module):
-    """A 3x3 convolution run by F(2x2, 3x3) Winograd (`fomm.winograd.WinogradConv2d`) when
-    PyTorch uses one thread, else by the direct convolution (oneDNN).
-
-    Why both: Winograd computes a convolution as a few hundred small tensor operations, and
-    with more than one thread each is a parallel region that waits for every thread. On a
-    shared CPU a thread descheduled by another process then stalls each of them: measured
-    with 2 threads on 2 busy cores (load 3.4), the decoder took 34.7 s for two frames with
-    Winograd and 11.0 s without. With one thread nothing waits, and it is the faster one
-    (one core, two 64x64 frames, 512 -> 512 channels: 0.15 s vs 0.20 s)."""
-
-    def __init__(self, conv: nn.Conv2d, tile: int = 2) -> None:
-        super().__init__()
-        self.direct = conv
-        self.winograd = WinogradConv2d(conv, tile)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and torch.get_num_threads() == 1:
-            return self.winograd(x)
-        return self.direct(x)
-
-
-def _wide_3x3(conv: nn.Module, min_channels: int) -> bool:
-    return isinstance(conv, nn.Conv2d) and plain_3x3(conv) \
-        and min(conv.in_channels, conv.out_channels) >= min_channels
-
-
-def single_thread_winograd(module: nn.Module, min_channels: int = 256) -> int:
-    """Wrap every 3x3, stride-1, padding-1 convolution of `module` with at least
-    `min_channels` input and output channels in a `SingleThreadWinograd` (in place);
-    returns how many."""
-    return replace_modules(module, lambda child: SingleThreadWinograd(child)
-                           if _wide_3x3(child, min_channels) else None)

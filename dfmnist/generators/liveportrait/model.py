@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 from dfmnist.generators.base import check_inputs
-from dfmnist.generators.fomm.winograd import WinogradConv2d
 from dfmnist.generators.liveportrait.camera import (
     KeypointInfo,
     hull_volume,
@@ -62,11 +61,11 @@ from dfmnist.generators.liveportrait.inference import (
     fold_batch_norms,
     phase_up_blocks,
     plain_convolutions,
-    single_thread_winograd,
 )
 from dfmnist.generators.liveportrait.stitching import apply_stitching
 from dfmnist.generators.liveportrait.upsampled_conv import fast_spade as use_fast_spade
 from dfmnist.generators.network import NetworkGenerator, state_sha256
+from dfmnist.generators.tpsmm.winograd_nchw import nchw_winograd_convolutions
 
 __all__ = ["DRIVING_OPTIONS", "PRECISIONS", "LivePortraitGenerator"]
 
@@ -108,17 +107,16 @@ class LivePortraitGenerator(NetworkGenerator):
       'fp64' (everything in float64: slow; for equivalence checks), 'fp16' (CUDA only:
       autocast around the networks as the original; keypoint arithmetic stays float32);
     * `device`, `batch_size` (frames per forward), `threads` (``torch.set_num_threads``),
-      `fold_bn`, `winograd` (F(2x2, 3x3) for 3x3 convolutions of 256+ channels on the CPU
-      when PyTorch runs one thread, `inference.SingleThreadWinograd`: default on for CPU
-      float32/float64, off on CUDA), `fft_mask` (the dense motion's
-      7x7x7 mask convolution by 2D FFTs, `fft_conv`: default as `winograd`), `fast_spade`
-      (SPADE's shared convolution at the segmentation map's resolution, gamma and beta as
-      one convolution, `upsampled_conv`: default on), `flush_subnormal` (zero the dense
-      motion's subnormal heatmap values, at most 1.2e-38 each: 3-4x faster hourglass
-      convolutions on the CPU; default on), `phase_up` (the dense motion hourglass's
-      upsampling blocks convolved at the low resolution, one output phase at a time: 2.25x
-      fewer multiply-adds; needs `fold_bn`; default on). These do not change the output
-      beyond float rounding and are not in `params()`.
+      `fold_bn`, `winograd` (F(4x4, 3x3) in NCHW for the 3x3 convolutions of 256+
+      channels, `tpsmm.winograd_nchw`: default on for CPU float32/float64, off on CUDA),
+      `fft_mask` (the dense motion's 7x7x7 mask convolution by 2D FFTs, `fft_conv`:
+      default as `winograd`), `fast_spade` (SPADE's shared convolution at the segmentation
+      map's resolution, gamma and beta as one convolution, `upsampled_conv`: default on),
+      `flush_subnormal` (zero the dense motion's subnormal heatmap values, at most 1.2e-38
+      each: 3-4x faster hourglass convolutions on the CPU; default on), `phase_up` (the
+      dense motion hourglass's upsampling blocks convolved at the low resolution, one
+      output phase at a time: 2.25x fewer multiply-adds; needs `fold_bn`; default on).
+      These do not change the output beyond float rounding and are not in `params()`.
     """
 
     name = "liveportrait"
@@ -218,16 +216,15 @@ class LivePortraitGenerator(NetworkGenerator):
         if self.fast_spade:
             use_fast_spade(nets.spade_generator)
         if self.winograd:
-            # only where both widths are 256+: measured per layer on one core (two frames,
-            # oneDNN -> F(2x2, 3x3)): 512->512 at 64x64 0.20 -> 0.15 s, 512->256 at 128x128
-            # 0.42 -> 0.36 s, 256->256 at 128x128 0.24 -> 0.18 s; but 128 -> 512/1024 (the
-            # SPADE modulations) 1.05-1.36x slower and 256 -> 128 or 64 1.1-1.3x slower.
-            # One thread only: see `SingleThreadWinograd`
+            # 256+ channels, measured on the published model, 2 frames, interleaved, in one
+            # process: the decoder and warping head's 16 such convolutions by F(4x4) in NCHW
+            # made the whole render 1.21x faster at 1 thread and 1.12x at 2 than oneDNN's
+            # direct kernel (F(2x2) in channels-last: slower than direct below 256 channels,
+            # and 3x slower with 2 threads on a busy machine: many small parallel steps)
             for module in (nets.spade_generator, nets.warping_module):
-                single_thread_winograd(module, min_channels=256)
+                nchw_winograd_convolutions(module, tile=4, min_channels=256)
         for module in nets.modules().values():
             module.to(self.device)
-        _warm_up(nets)
         return nets
 
     def _autocast(self) -> Any:
@@ -321,18 +318,6 @@ class LivePortraitGenerator(NetworkGenerator):
 
         self.render(source, driving, sink=store)
         return result
-
-
-def _warm_up(nets: LivePortraitNetworks) -> None:
-    """Run each Winograd convolution once on a tiny input: it packs its transformed weights
-    for oneDNN on first use, which would otherwise land in the first render."""
-    for network in (nets.spade_generator, nets.warping_module):
-        for module in network.modules():
-            if isinstance(module, WinogradConv2d):
-                weight = module.weight
-                with torch.inference_mode():
-                    module(torch.zeros(1, module.in_channels, 2, 2, dtype=weight.dtype,
-                                       device=weight.device))
 
 
 def _np(tensor: torch.Tensor) -> np.ndarray:
