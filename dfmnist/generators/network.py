@@ -10,7 +10,7 @@ motion arithmetic and its `params()`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +23,7 @@ from dfmnist.generators.base import Generator
 from dfmnist.generators.state_files import CheckpointError
 from dfmnist.storage.files import sha256_file
 
-__all__ = ["NetworkGenerator", "file_sha256", "resize_frame", "state_sha256"]
+__all__ = ["NetworkGenerator", "config_by_name", "file_sha256", "resize_frame", "state_sha256"]
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
@@ -61,6 +61,18 @@ def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     shrink = size[0] * size[1] < h * w
     return cv2.resize(image, (size[1], size[0]),
                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def config_by_name(config: Any, configs: Mapping[str, Any], label: str) -> Any:
+    """`config` itself when it is one of the model's config objects (the type of `configs`'
+    values), else the one it names; `label` names the model in the error."""
+    if isinstance(config, type(next(iter(configs.values())))):
+        return config
+    try:
+        return configs[config]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown {label} config {config!r}; known: "
+                         f"{', '.join(configs)}") from None
 
 
 def _positive(name: str, value: int | None) -> int | None:

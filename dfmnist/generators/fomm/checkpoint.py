@@ -17,6 +17,7 @@ from torch import nn
 
 from dfmnist.generators.fomm.generator import OcclusionAwareGenerator
 from dfmnist.generators.fomm.keypoint_detector import KeypointDetector
+from dfmnist.generators.network import config_by_name
 from dfmnist.generators.state_files import (
     CheckpointError,
     check_sha256,
@@ -87,12 +88,7 @@ CONFIGS: dict[str, FommConfig] = {c.name: c for c in (VOX_256, SMALL)}
 
 def get_config(config: str | FommConfig) -> FommConfig:
     """A config by name (``'vox-256'``, ``'small'``) or the config itself."""
-    if isinstance(config, FommConfig):
-        return config
-    try:
-        return CONFIGS[config]
-    except KeyError:
-        raise ValueError(f"unknown FOMM config {config!r}; known: {', '.join(CONFIGS)}") from None
+    return config_by_name(config, CONFIGS, "FOMM")
 
 
 def build_networks(

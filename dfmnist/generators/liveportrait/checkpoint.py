@@ -42,6 +42,7 @@ from dfmnist.generators.liveportrait.motion_extractor import MotionExtractor
 from dfmnist.generators.liveportrait.spade import SPADEDecoder
 from dfmnist.generators.liveportrait.stitching import StitchingRetargetingNetwork
 from dfmnist.generators.liveportrait.warping import WarpingNetwork
+from dfmnist.generators.network import config_by_name
 from dfmnist.generators.state_files import CheckpointError, check_state_dict, read_state_file
 from dfmnist.storage.files import sha256_file
 
@@ -135,13 +136,7 @@ CONFIGS: dict[str, LivePortraitConfig] = {c.name: c for c in (HUMAN, SMALL)}
 
 def get_config(config: str | LivePortraitConfig) -> LivePortraitConfig:
     """A config by name ('human', 'small') or the config itself."""
-    if isinstance(config, LivePortraitConfig):
-        return config
-    try:
-        return CONFIGS[config]
-    except KeyError:
-        raise ValueError(f"unknown LivePortrait config {config!r}; "
-                         f"known: {', '.join(CONFIGS)}") from None
+    return config_by_name(config, CONFIGS, "LivePortrait")
 
 
 @dataclass

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from dfmnist.generators import state_files
+from dfmnist.generators.network import config_by_name
 from dfmnist.generators.state_files import CheckpointError, check_state_dict
 from dfmnist.generators.tpsmm.avd_network import AVDNetwork
 from dfmnist.generators.tpsmm.bg_motion import BGMotionPredictor
@@ -126,12 +127,7 @@ class TpsmmNetworks(NamedTuple):
 
 def get_config(config: str | TpsmmConfig) -> TpsmmConfig:
     """A config by name (``'vox-256'``, ``'small'``) or the config itself."""
-    if isinstance(config, TpsmmConfig):
-        return config
-    try:
-        return CONFIGS[config]
-    except KeyError:
-        raise ValueError(f"unknown TPSMM config {config!r}; known: {', '.join(CONFIGS)}") from None
+    return config_by_name(config, CONFIGS, "TPSMM")
 
 
 def build_networks(config: str | TpsmmConfig = "vox-256") -> TpsmmNetworks:
